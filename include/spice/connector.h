@@ -1,0 +1,97 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Data connectors: the seed's DataConnector as a const method table (DESIGN §2). One instance is opened per
+ * dataset, with the dataset's validated params. A NULL method means "not supported"; the core calls modules
+ * only through the sp_connector_* wrappers in src/core/module.h.
+ *
+ * Adding a connector: one file in src/connectors/ exporting `const sp_connector_module sp_connector_<name>`,
+ * plus one line in src/runtime/modules.def.
+ *
+ * Threads: open/close run on the runtime's control path. get_schema/get_all_data/scan may run concurrently
+ * on several threads for one instance (a refresh and federated queries at once): keep per-call state local.
+ */
+#ifndef SPICE_CONNECTOR_H
+#define SPICE_CONNECTOR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spice/arrow_abi.h"
+#include "spice/error.h"
+#include "spice/params.h"
+#include "spice/pod.h"
+
+#define SP_CONNECTOR_ABI 1
+
+typedef enum sp_update_type { SP_UPDATE_OVERWRITE = 0, SP_UPDATE_APPEND, SP_UPDATE_CHANGES } sp_update_type;
+
+/* The seed's DataUpdate. `stream` is owned by whoever holds the update; the consumer (an accelerator's
+ * add_data, a connector's add_data) releases it, even when it fails. */
+typedef struct sp_data_update {
+  sp_update_type type;
+  struct ArrowArrayStream stream;
+  /* SP_UPDATE_CHANGES: the stream carries a leading utf8 column "_op" ("insert"|"update"|"delete") and the
+   * rows are keyed by these columns. */
+  const char *const *primary_key;
+  size_t n_primary_key;
+} sp_data_update;
+
+/* Pushes updates from a change stream into the runtime. Thread-safe; `push` consumes the update. */
+typedef struct sp_update_sink {
+  int (*push)(struct sp_update_sink *sink, sp_data_update *update, sp_error *err);
+  volatile int *stop; /* non-zero: the stream should return SP_ECANCELED soon */
+  void *ctx;
+} sp_update_sink;
+
+/* A scan request for federated queries. Inputs are borrowed for the call. */
+typedef struct sp_scan {
+  const char *const *columns; /* projection by name; NULL = every column in schema order */
+  size_t n_columns;
+  int64_t limit;              /* -1: none */
+} sp_scan;
+
+typedef struct sp_connector_module sp_connector_module;
+
+/* Instance base; each module's instance struct starts with it. The core allocates instance_size bytes
+ * zeroed, fills the base, then calls open(). */
+typedef struct sp_connector {
+  const sp_connector_module *module;
+  const sp_dataset_spec *dataset; /* borrowed; outlives the instance */
+  sp_params params;               /* validated and complete (defaults filled); owned by the core */
+} sp_connector;
+
+enum {
+  SP_CONNECTOR_CAP_SCAN_PROJECTION = 1u << 0, /* scan() honours sp_scan.columns */
+  SP_CONNECTOR_CAP_SCAN_LIMIT = 1u << 1,      /* scan() honours sp_scan.limit */
+};
+
+struct sp_connector_module {
+  uint32_t abi;               /* SP_CONNECTOR_ABI; fields are only ever appended */
+  const char *name;           /* the `from:` scheme: "file", "postgres" */
+  const char *prefix;         /* parameter prefix: "file", "pg" */
+  const sp_param_spec *params;
+  size_t instance_size;       /* >= sizeof(sp_connector) */
+  uint32_t caps;              /* SP_CONNECTOR_CAP_* */
+
+  /* Required. Checks the path and the params and opens what the instance needs. A source that cannot be
+   * reached now is SP_ECONNECT (the runtime retries), a configuration error SP_EINVAL (it does not). */
+  int (*open)(sp_connector *self, sp_error *err);
+  /* Required. Frees what open made; cannot fail. */
+  void (*close)(sp_connector *self);
+  /* Required. The dataset's Arrow schema (a struct of the columns). *out is owned by the caller. */
+  int (*get_schema)(sp_connector *self, struct ArrowSchema *out, sp_error *err);
+  /* Required. Every row, as a stream of batches; nothing holds the whole table twice. */
+  int (*get_all_data)(sp_connector *self, struct ArrowArrayStream *out, sp_error *err);
+
+  /* Optional: federated reads with pushdown. NULL = the engine reads get_all_data and filters locally. */
+  int (*scan)(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err);
+  /* Optional: change streams. stream_updates blocks, pushing updates into sink until sink->stop is set. */
+  bool (*supports_streaming)(sp_connector *self);
+  int (*stream_updates)(sp_connector *self, sp_update_sink *sink, sp_error *err);
+  /* Optional: write-back. add_data consumes update->stream. */
+  bool (*supports_writes)(sp_connector *self);
+  int (*add_data)(sp_connector *self, sp_data_update *update, sp_error *err);
+};
+
+#endif

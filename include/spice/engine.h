@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The query engine: one in-memory DuckDB database that is the catalog (every dataset and view is a table by
+ * its name), sandboxed once set up (DESIGN §4). User SQL goes through sp_engine_query, which classifies the
+ * statement first and refuses anything that is not a read (or an INSERT into a writable dataset). Trusted
+ * internal SQL (accelerators, the runtime) goes through sp_engine_exec and the internal connection pool.
+ */
+#ifndef SPICE_ENGINE_H
+#define SPICE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spice/arrow_abi.h"
+#include "spice/error.h"
+
+typedef struct sp_engine sp_engine;
+typedef struct sp_snapshot sp_snapshot;
+
+typedef struct sp_engine_config {
+  int threads;                /* DuckDB worker threads; 0 = number of cores */
+  int64_t memory_limit_bytes; /* 0 = DuckDB's default */
+  const char *data_dir;       /* absolute folder for file accelerators; stays writable after lock */
+} sp_engine_config;
+
+int sp_engine_create(const sp_engine_config *cfg, sp_engine **out, sp_error *err);
+/* Destroys the engine; every stream it returned must have been released. NULL-safe. */
+void sp_engine_destroy(sp_engine *e);
+
+/* Applies the sandbox: external access off (except cfg->data_dir), no extension loading, configuration
+ * locked. Call once every dataset is registered. Internal SQL keeps working. */
+int sp_engine_lock(sp_engine *e, sp_error *err);
+
+/* Runs trusted internal SQL (several statements allowed) on a pooled internal connection. */
+int sp_engine_exec(sp_engine *e, const char *sql, sp_error *err);
+/* Runs trusted internal SQL and returns the first column of the first row as int64 (*out untouched when
+ * there is no row). */
+int sp_engine_query_int(sp_engine *e, const char *sql, int64_t *out, sp_error *err);
+
+/* Borrows an internal connection (a duckdb_connection, as void* so this header needs no duckdb.h). It is
+ * unsandboxed: never run user SQL on it. Give it back with sp_engine_conn_release. */
+int sp_engine_conn_acquire(sp_engine *e, void **out_conn, sp_error *err);
+void sp_engine_conn_release(sp_engine *e, void *conn);
+
+/* ---- Tables ---------------------------------------------------------------------------------------- */
+
+enum { SP_TABLE_WRITABLE = 1u << 0, SP_TABLE_VIEW = 1u << 1 };
+
+/* Hook for INSERT into a writable dataset: receives the rows to insert as a stream (consumed). */
+typedef int (*sp_engine_write_fn)(void *ctx, const char *table, struct ArrowArrayStream *rows, int64_t *out_rows,
+                                  sp_error *err);
+
+/* (Re)defines the user-visible table `name` (bare or schema.table) as `SELECT * FROM <table_sql>`.
+ * Atomic for readers. `flags` are SP_TABLE_*. */
+int sp_engine_define_table(sp_engine *e, const char *name, const char *table_sql, unsigned flags, sp_error *err);
+/* Defines a view from user SQL (classified like a query first). */
+int sp_engine_define_view(sp_engine *e, const char *name, const char *sql, sp_error *err);
+int sp_engine_drop_table(sp_engine *e, const char *name, sp_error *err);
+bool sp_engine_has_table(sp_engine *e, const char *name);
+void sp_engine_set_write_hook(sp_engine *e, sp_engine_write_fn fn, void *ctx);
+
+/* ---- Arrow snapshots (the arrow accelerator) --------------------------------------------------------- */
+
+/* Publishes `snap` as the current data of slot `name`, readable as `sp_arrow_scan('name')`. Takes a
+ * reference on snap; the previous snapshot is unreferenced once no query uses it. */
+int sp_engine_publish_snapshot(sp_engine *e, const char *name, sp_snapshot *snap, sp_error *err);
+void sp_engine_remove_snapshot(sp_engine *e, const char *name);
+
+/* ---- Streams (loading, federated scans) -------------------------------------------------------------- */
+
+/* Makes a one-shot stream readable as `sp_stream(<token>)` by internal SQL. Takes ownership of *stream
+ * (moved; stream->release is NULL after). The stream is released when scanned or on unregister. */
+int sp_engine_stream_register(sp_engine *e, struct ArrowArrayStream *stream, uint64_t *out_token, sp_error *err);
+void sp_engine_stream_unregister(sp_engine *e, uint64_t token);
+
+/* A federated source: a callback that opens a fresh stream with only `columns` (NULL = all). */
+typedef int (*sp_source_open_fn)(void *ctx, const char *const *columns, size_t n_columns, int64_t limit,
+                                 struct ArrowArrayStream *out, sp_error *err);
+/* Registers source `name` (readable as `sp_source_scan('name')`) with its schema (copied). ctx is borrowed
+ * until sp_engine_unregister_source. */
+int sp_engine_register_source(sp_engine *e, const char *name, const struct ArrowSchema *schema, sp_source_open_fn fn,
+                              void *ctx, sp_error *err);
+void sp_engine_unregister_source(sp_engine *e, const char *name);
+
+/* ---- User queries --------------------------------------------------------------------------------------- */
+
+typedef enum sp_value_type { SP_VALUE_NULL = 0, SP_VALUE_BOOL, SP_VALUE_INT, SP_VALUE_DOUBLE, SP_VALUE_STRING } sp_value_type;
+
+/* A query parameter. Named ones have name set ("id" for $id / :id); positional ones have name NULL and bind
+ * $1, $2, … in order. Strings are borrowed for the call. */
+typedef struct sp_value {
+  const char *name;
+  sp_value_type type;
+  union {
+    bool b;
+    int64_t i;
+    double d;
+    const char *s;
+  } v;
+} sp_value;
+
+typedef struct sp_query_request {
+  const char *sql;
+  const sp_value *params;
+  size_t n_params;
+} sp_query_request;
+
+/* Classifies, binds and runs one user statement. On success *out is a stream of the result (owned by the
+ * caller; release it to free the connection). Errors: SP_EINVAL (syntax, binding, bad parameters),
+ * SP_EDENIED (sandbox: the message says what is refused and why), SP_ENOTFOUND (unknown table). Errors that
+ * happen while batches are produced come from the stream's get_last_error. */
+int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err);
+
+/* Only the classification step, for tests and for the CLI: SP_OK when the statement would be allowed. */
+int sp_engine_check_sql(sp_engine *e, const char *sql, sp_error *err);
+
+#endif
