@@ -58,9 +58,6 @@ static inline bool sp_array_is_null(const struct ArrowArray *a, int64_t i) {
   return (v[j >> 3] & (1u << (j & 7))) == 0;
 }
 
-/* Bytes of buffer data reachable from an array (children and dictionary included). */
-int64_t sp_array_bytes(const struct ArrowArray *a);
-
 /* A stream over zero or more batches that it owns, with a copy of schema. Consumes the batches. */
 int sp_stream_from_batches(const struct ArrowSchema *schema, struct ArrowArray *batches, size_t n,
                            struct ArrowArrayStream *out, sp_error *err);

@@ -49,6 +49,9 @@ typedef struct sp_scan {
   const char *const *columns; /* projection by name; NULL = every column in schema order */
   size_t n_columns;
   int64_t limit;              /* -1: none */
+  /* Optional: a SELECT over the dataset's own name (refresh_sql, e.g. `SELECT * FROM trips WHERE x > 1`),
+   * to run at the source instead of a plain read. A connector that cannot run it returns SP_ENOTSUP. */
+  const char *query;
 } sp_scan;
 
 typedef struct sp_connector_module sp_connector_module;

@@ -1,3 +1,88 @@
-/* SPDX-License-Identifier: Apache-2.0 */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * spiced: loads the spicepod in the current folder (or the path given), starts the datasets and serves the
+ * HTTP API. SIGTERM/SIGINT stop it cleanly (a second one exits at once).
+ *
+ *   spiced [--http ADDR] [--flight ADDR] [--metrics ADDR] [--data-dir DIR] [--log-format text|json] [PATH]
+ */
+#include <signal.h>
 #include <stdio.h>
-int main(void) { puts("spiced"); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "server/http.h"
+#include "spice/log.h"
+#include "spice/runtime.h"
+
+#define SPICED_VERSION "0.1.0"
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_signal(int sig) {
+  if (stop_requested) _exit(128 + sig); /* second signal: exit at once */
+  stop_requested = 1;
+}
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: spiced [options] [SPICEPOD_PATH]\n"
+          "  --http ADDR          HTTP API address (default 127.0.0.1:8090)\n"
+          "  --flight ADDR        Arrow Flight address (default 127.0.0.1:50051; not served yet)\n"
+          "  --metrics ADDR       accepted for compatibility (not served yet)\n"
+          "  --data-dir DIR       folder for file accelerators (default .spice/data)\n"
+          "  --log-format FMT     text (default) or json; level from SPICED_LOG (info)\n"
+          "  -v, --verbose        debug logging\n"
+          "  --version            print the version\n");
+}
+
+int main(int argc, char **argv) {
+  const char *http_addr = "127.0.0.1:8090", *pod_path = NULL, *data_dir = NULL;
+  const char *lvl = getenv("SPICED_LOG");
+  if (lvl && sp_log_level_parse(lvl) >= 0) sp_log_set_level((sp_log_level)sp_log_level_parse(lvl));
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int has_val = i + 1 < argc;
+    if (strcmp(a, "--http") == 0 && has_val) http_addr = argv[++i];
+    else if ((strcmp(a, "--flight") == 0 || strcmp(a, "--metrics") == 0 || strcmp(a, "--open_telemetry") == 0) && has_val) i++;
+    else if (strcmp(a, "--data-dir") == 0 && has_val) data_dir = argv[++i];
+    else if (strcmp(a, "--log-format") == 0 && has_val) sp_log_set_format(strcmp(argv[++i], "json") == 0 ? SP_LOG_JSON : SP_LOG_TEXT);
+    else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) sp_log_set_level(SP_LOG_DEBUG);
+    else if (strcmp(a, "--pods-watcher-enabled") == 0 || strcmp(a, "--repl") == 0) continue;
+    else if (strcmp(a, "--version") == 0) { printf("spiced %s\n", SPICED_VERSION); return 0; }
+    else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); return 0; }
+    else if (a[0] != '-' && pod_path == NULL) pod_path = a;
+    else { fprintf(stderr, "spiced: unknown option %s\n", a); usage(stderr); return 2; }
+  }
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sigaction(SIGTERM, &sa, NULL);
+  sigaction(SIGINT, &sa, NULL);
+  signal(SIGPIPE, SIG_IGN);
+
+  sp_error err = {0};
+  sp_runtime *rt = NULL;
+  sp_runtime_options opts = {.pod_path = pod_path, .data_dir = data_dir};
+  if (sp_runtime_create(&opts, &rt, &err) != SP_OK) {
+    sp_log_error("%s", err.msg);
+    return 1;
+  }
+  sp_http_server *http = NULL;
+  if (sp_http_start(rt, http_addr, &http, &err) != SP_OK) {
+    sp_log_error("could not start the HTTP server on %s: %s", http_addr, err.msg);
+    sp_runtime_destroy(rt);
+    return 1;
+  }
+  sp_log_info("spiced %s: spicepod \"%s\", HTTP API on http://%s", SPICED_VERSION, sp_runtime_pod(rt)->name, http_addr);
+  if (sp_runtime_start(rt, &err) != SP_OK) {
+    sp_log_error("%s", err.msg);
+    stop_requested = 1;
+  }
+  while (!stop_requested) pause();
+  sp_log_info("shutting down");
+  sp_http_stop(http);
+  sp_runtime_destroy(rt);
+  return 0;
+}

@@ -1,0 +1,18 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * DuckDB helpers for modules that use DuckDB themselves (the file and duckdb connectors read sources through
+ * a private DuckDB database that user SQL never reaches).
+ */
+#ifndef SPICE_DUCKDB_UTIL_H
+#define SPICE_DUCKDB_UTIL_H
+
+#include <duckdb.h>
+
+#include "spice/arrow_abi.h"
+#include "spice/error.h"
+
+/* Runs trusted `sql` on a new connection to `db` as a streaming result, exposed as an Arrow stream that owns
+ * the connection (closed on release). On success *out is owned by the caller. */
+int sp_duckdb_stream(duckdb_database db, const char *sql, struct ArrowArrayStream *out, sp_error *err);
+
+#endif

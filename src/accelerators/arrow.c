@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The `arrow` accelerator: the dataset lives in memory as an immutable Arrow snapshot that the engine scans
+ * with sp_arrow_scan('name'). A full refresh builds a complete new snapshot and then swaps the pointer, so
+ * queries see the old data or the new, never a mix, and a failed refresh leaves the old one serving.
+ * Memory only (Spice: "File mode not supported for Arrow engine").
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "spice/accelerator.h"
+#include "spice/arrow.h"
+#include "spice/engine.h"
+
+typedef struct arrow_accel {
+  sp_accelerator base; /* must be first */
+} arrow_accel;
+
+static int arrow_open(sp_accelerator *self, sp_accel_state *state, sp_error *err) {
+  memset(state, 0, sizeof *state);
+  state->rows = -1;
+  state->last_refresh_ms = -1;
+  return SP_OK;
+}
+
+static void arrow_close(sp_accelerator *self) { sp_engine_remove_snapshot(self->engine, self->dataset->name); }
+
+static int arrow_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_rows, sp_error *err) {
+  if (u->type != SP_UPDATE_OVERWRITE) {
+    sp_stream_release(&u->stream);
+    return sp_fail(err, SP_ENOTSUP, "the arrow accelerator supports only full refreshes for now");
+  }
+  sp_snapshot *snap;
+  SP_TRY(sp_snapshot_from_stream(&u->stream, &snap, err));
+  int rc = sp_engine_publish_snapshot(self->engine, self->dataset->name, snap, err);
+  if (rc == SP_OK && out_rows) *out_rows = snap->rows;
+  sp_snapshot_unref(snap);
+  return rc;
+}
+
+static int arrow_table_sql(sp_accelerator *self, char *buf, size_t n, sp_error *err) {
+  size_t o = 0;
+  const char *head = "sp_arrow_scan('";
+  if (n < strlen(head) + 4) return sp_fail(err, SP_EINVAL, "buffer too small");
+  o += (size_t)snprintf(buf, n, "%s", head);
+  for (const char *p = self->dataset->name; *p; p++) {
+    if (o + 4 >= n) return sp_fail(err, SP_EINVAL, "dataset name too long");
+    if (*p == '\'') buf[o++] = '\'';
+    buf[o++] = *p;
+  }
+  snprintf(buf + o, n - o, "')");
+  return SP_OK;
+}
+
+const sp_accelerator_module sp_accelerator_arrow = {
+    .abi = SP_ACCELERATOR_ABI,
+    .name = "arrow",
+    .prefix = "arrow",
+    .params = (const sp_param_spec[]){{0}},
+    .instance_size = sizeof(arrow_accel),
+    .caps = SP_ACCEL_CAP_MEMORY,
+    .open = arrow_open,
+    .close = arrow_close,
+    .add_data = arrow_add_data,
+    .table_sql = arrow_table_sql,
+};

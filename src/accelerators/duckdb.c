@@ -1,0 +1,187 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The `duckdb` accelerator: the dataset is a DuckDB table, in memory or in its own database file
+ * (`duckdb_file`, default `.spice/data/<dataset>.db`) attached to the serving database.
+ *
+ * A full refresh replaces the table inside one transaction (CREATE OR REPLACE ... AS SELECT from the
+ * incoming stream, plus the checkpoint row), so readers see the old data or the new, and a process killed
+ * mid-refresh leaves the last committed copy in the file: DuckDB writes a transaction to its WAL only at
+ * commit. At the next start a file that holds the table is served before the source is reached.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+
+#include <duckdb.h>
+
+#include "spice/accelerator.h"
+#include "spice/arrow.h"
+#include "spice/engine.h"
+#include "spice/log.h"
+
+typedef struct duckdb_accel {
+  sp_accelerator base; /* must be first */
+  char catalog[300];   /* quoted: "acc_trips" (file) or the main database's "memory" */
+  char table[700];     /* fully quoted table: "acc_trips"."main"."data" */
+  char checkpoint[700];
+  char path[4096];     /* file mode: the database file */
+} duckdb_accel;
+
+static const sp_param_spec duckdb_params[] = {
+    {"file", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "database file for mode: file (default .spice/data/<dataset>.db)"},
+    {"memory_limit", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "accepted for compatibility; the engine's limit applies"},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+/* A catalog-safe alias from a dataset name: letters, digits and underscores. */
+static void alias_of(const char *name, char *buf, size_t n) {
+  size_t o = (size_t)snprintf(buf, n, "acc_");
+  for (const char *p = name; *p && o + 1 < n; p++)
+    buf[o++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ? *p : '_');
+  buf[o] = '\0';
+}
+
+static void sql_string(char *buf, size_t n, const char *s) {
+  size_t o = 0;
+  buf[o++] = '\'';
+  for (; *s && o + 3 < n; s++) {
+    if (*s == '\'') buf[o++] = '\'';
+    buf[o++] = *s;
+  }
+  buf[o++] = '\'';
+  buf[o] = '\0';
+}
+
+static int64_t now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+static int duckdb_open_accel(sp_accelerator *self, sp_accel_state *state, sp_error *err) {
+  duckdb_accel *a = (duckdb_accel *)self;
+  char alias[280], sql[8600], lit[8300];
+  alias_of(self->dataset->name, alias, sizeof alias);
+  memset(state, 0, sizeof *state);
+  state->rows = -1;
+  state->last_refresh_ms = -1;
+  if (self->dataset->acceleration.mode == SP_ACCEL_FILE) {
+    const char *file = sp_params_get(&self->params, "duckdb_file");
+    if (file && *file) snprintf(a->path, sizeof a->path, "%s", file);
+    else snprintf(a->path, sizeof a->path, "%s/%s.db", self->data_dir, alias + 4);
+    sql_string(lit, sizeof lit, a->path);
+    snprintf(sql, sizeof sql, "ATTACH IF NOT EXISTS %s AS \"%s\"", lit, alias);
+    if (sp_engine_exec(self->engine, sql, err) != SP_OK) {
+      sp_error_prefix(err, "could not open duckdb file \"%s\" for dataset \"%s\"", a->path, self->dataset->name);
+      return SP_EIO;
+    }
+    snprintf(a->catalog, sizeof a->catalog, "\"%s\"", alias);
+  } else {
+    /* Memory mode: a schema of the serving database's own catalog. */
+    snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS \"%s\"", alias);
+    SP_TRY(sp_engine_exec(self->engine, sql, err));
+    snprintf(a->catalog, sizeof a->catalog, "memory.\"%s\"", alias);
+  }
+  if (self->dataset->acceleration.mode == SP_ACCEL_FILE) {
+    snprintf(a->table, sizeof a->table, "%s.main.\"data\"", a->catalog);
+    snprintf(a->checkpoint, sizeof a->checkpoint, "%s.main.spice_sys_dataset_checkpoint", a->catalog);
+  } else {
+    snprintf(a->table, sizeof a->table, "%s.\"data\"", a->catalog);
+    snprintf(a->checkpoint, sizeof a->checkpoint, "%s.spice_sys_dataset_checkpoint", a->catalog);
+  }
+  /* Committed data from an earlier run: the checkpoint row is written in the same transaction as the data. */
+  int64_t rows = -1, at = -1;
+  snprintf(sql, sizeof sql, "SELECT rows FROM %s", a->checkpoint);
+  if (sp_engine_query_int(self->engine, sql, &rows, NULL) == SP_OK && rows >= 0) {
+    snprintf(sql, sizeof sql, "SELECT refreshed_at_ms FROM %s", a->checkpoint);
+    sp_engine_query_int(self->engine, sql, &at, NULL);
+    state->has_data = true;
+    state->rows = rows;
+    state->last_refresh_ms = at;
+  }
+  return SP_OK;
+}
+
+static void duckdb_close_accel(sp_accelerator *self) {
+  duckdb_accel *a = (duckdb_accel *)self;
+  if (self->dataset->acceleration.mode == SP_ACCEL_FILE && a->catalog[0]) {
+    char sql[400];
+    /* Fold the WAL into the file so the next start opens a clean database. */
+    snprintf(sql, sizeof sql, "CHECKPOINT %s; DETACH %s", a->catalog, a->catalog);
+    sp_engine_exec(self->engine, sql, NULL);
+  }
+}
+
+/* Runs statements on one connection; on failure rolls back. */
+static int run_in_tx(void *conn, const char *const *stmts, size_t n, sp_error *err) {
+  duckdb_connection c = conn;
+  duckdb_result r;
+  for (size_t i = 0; i < n; i++) {
+    if (duckdb_query(c, stmts[i], &r) == DuckDBError) {
+      sp_fail(err, SP_EIO, "%s", duckdb_result_error(&r));
+      duckdb_destroy_result(&r);
+      if (i > 0) {
+        duckdb_query(c, "ROLLBACK", &r);
+        duckdb_destroy_result(&r);
+      }
+      return SP_EIO;
+    }
+    duckdb_destroy_result(&r);
+  }
+  return SP_OK;
+}
+
+static int duckdb_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_rows, sp_error *err) {
+  duckdb_accel *a = (duckdb_accel *)self;
+  uint64_t token;
+  if (u->type == SP_UPDATE_CHANGES) {
+    sp_stream_release(&u->stream);
+    return sp_fail(err, SP_ENOTSUP, "the duckdb accelerator does not apply change streams yet");
+  }
+  SP_TRY(sp_engine_stream_register(self->engine, &u->stream, &token, err));
+  char load[1600], ckpt[1600], ckpt_row[1600];
+  if (u->type == SP_UPDATE_OVERWRITE)
+    snprintf(load, sizeof load, "CREATE OR REPLACE TABLE %s AS SELECT * FROM sp_stream('%llu')", a->table,
+             (unsigned long long)token);
+  else
+    snprintf(load, sizeof load, "INSERT INTO %s SELECT * FROM sp_stream('%llu')", a->table, (unsigned long long)token);
+  snprintf(ckpt, sizeof ckpt, "CREATE OR REPLACE TABLE %s (rows BIGINT, refreshed_at_ms BIGINT)", a->checkpoint);
+  snprintf(ckpt_row, sizeof ckpt_row, "INSERT INTO %s SELECT count(*), %lld FROM %s", a->checkpoint,
+           (long long)now_ms(), a->table);
+  const char *stmts[] = {"BEGIN TRANSACTION", load, ckpt, ckpt_row, "COMMIT"};
+  void *conn;
+  int rc = sp_engine_conn_acquire(self->engine, &conn, err);
+  if (rc == SP_OK) {
+    rc = run_in_tx(conn, stmts, sizeof stmts / sizeof stmts[0], err);
+    sp_engine_conn_release(self->engine, conn);
+  }
+  sp_engine_stream_unregister(self->engine, token); /* no-op when the load consumed it */
+  if (rc != SP_OK) return rc;
+  int64_t rows = -1;
+  char sql[800];
+  snprintf(sql, sizeof sql, "SELECT rows FROM %s", a->checkpoint);
+  sp_engine_query_int(self->engine, sql, &rows, NULL);
+  if (out_rows) *out_rows = rows;
+  return SP_OK;
+}
+
+static int duckdb_table_sql(sp_accelerator *self, char *buf, size_t n, sp_error *err) {
+  duckdb_accel *a = (duckdb_accel *)self;
+  if ((size_t)snprintf(buf, n, "%s", a->table) >= n) return sp_fail(err, SP_EINVAL, "buffer too small");
+  return SP_OK;
+}
+
+const sp_accelerator_module sp_accelerator_duckdb = {
+    .abi = SP_ACCELERATOR_ABI,
+    .name = "duckdb",
+    .prefix = "duckdb",
+    .params = duckdb_params,
+    .instance_size = sizeof(duckdb_accel),
+    .caps = SP_ACCEL_CAP_MEMORY | SP_ACCEL_CAP_FILE | SP_ACCEL_CAP_APPEND,
+    .open = duckdb_open_accel,
+    .close = duckdb_close_accel,
+    .add_data = duckdb_add_data,
+    .table_sql = duckdb_table_sql,
+};

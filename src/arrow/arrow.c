@@ -1,0 +1,222 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Arrow C Data Interface helpers: format parsing, deep schema copies, releases and moves, and a stream over
+ * batches that it owns.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "spice/arrow.h"
+
+void sp_arrow_parse_format(const char *f, sp_arrow_typeinfo *out) {
+  memset(out, 0, sizeof *out);
+  out->type = SP_ARROW_UNSUPPORTED;
+  if (f == NULL || f[0] == '\0') return;
+  if (f[1] == '\0') {
+    static const struct { char c; sp_arrow_type t; } simple[] = {
+        {'n', SP_ARROW_NA},     {'b', SP_ARROW_BOOL},   {'c', SP_ARROW_INT8},   {'C', SP_ARROW_UINT8},
+        {'s', SP_ARROW_INT16},  {'S', SP_ARROW_UINT16}, {'i', SP_ARROW_INT32},  {'I', SP_ARROW_UINT32},
+        {'l', SP_ARROW_INT64},  {'L', SP_ARROW_UINT64}, {'e', SP_ARROW_HALF},   {'f', SP_ARROW_FLOAT},
+        {'g', SP_ARROW_DOUBLE}, {'u', SP_ARROW_UTF8},   {'U', SP_ARROW_LARGE_UTF8}, {'z', SP_ARROW_BINARY},
+        {'Z', SP_ARROW_LARGE_BINARY}, {'v', SP_ARROW_UTF8_VIEW}, {'V', SP_ARROW_BINARY_VIEW},
+    };
+    for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
+      if (simple[i].c == f[0]) out->type = simple[i].t;
+    return;
+  }
+  switch (f[0]) {
+  case 'w':
+    if (f[1] == ':') { out->type = SP_ARROW_FIXED_BINARY; out->byte_width = atoi(f + 2); }
+    return;
+  case 'd': {
+    if (f[1] != ':') return;
+    char *end;
+    out->precision = (int)strtol(f + 2, &end, 10);
+    out->scale = *end == ',' ? (int)strtol(end + 1, &end, 10) : 0;
+    int bits = *end == ',' ? atoi(end + 1) : 128;
+    out->type = bits == 256 ? SP_ARROW_DECIMAL256 : bits == 128 ? SP_ARROW_DECIMAL128 : SP_ARROW_UNSUPPORTED;
+    return;
+  }
+  case 't': {
+    char u = f[2];
+    sp_time_unit unit = u == 's' ? SP_UNIT_SECOND : u == 'm' ? SP_UNIT_MILLI : u == 'u' ? SP_UNIT_MICRO : SP_UNIT_NANO;
+    out->unit = unit;
+    switch (f[1]) {
+    case 'd': out->type = u == 'D' ? SP_ARROW_DATE32 : SP_ARROW_DATE64; return;
+    case 't': out->type = (u == 's' || u == 'm') ? SP_ARROW_TIME32 : SP_ARROW_TIME64; return;
+    case 's':
+      out->type = SP_ARROW_TIMESTAMP;
+      if (f[3] == ':') snprintf(out->tz, sizeof out->tz, "%s", f + 4);
+      return;
+    case 'D': out->type = SP_ARROW_DURATION; return;
+    case 'i':
+      out->type = u == 'M' ? SP_ARROW_INTERVAL_MONTHS : u == 'D' ? SP_ARROW_INTERVAL_DAY_TIME : SP_ARROW_INTERVAL_MONTH_DAY_NANO;
+      return;
+    default: return;
+    }
+  }
+  case '+':
+    switch (f[1]) {
+    case 'l': out->type = SP_ARROW_LIST; return;
+    case 'L': out->type = SP_ARROW_LARGE_LIST; return;
+    case 'w': out->type = SP_ARROW_FIXED_LIST; out->byte_width = f[2] == ':' ? atoi(f + 3) : 0; return;
+    case 's': out->type = SP_ARROW_STRUCT; return;
+    case 'm': out->type = SP_ARROW_MAP; return;
+    default: return;
+    }
+  default: return;
+  }
+}
+
+/* ---- Deep schema copy ---------------------------------------------------------------------------------- */
+
+/* A copied schema node owns its strings and children in one private block. */
+typedef struct schema_priv {
+  char *format, *name, *metadata;
+} schema_priv;
+
+static void copied_schema_release(struct ArrowSchema *s) {
+  if (s->release == NULL) return;
+  for (int64_t i = 0; i < s->n_children; i++) {
+    if (s->children[i]->release) s->children[i]->release(s->children[i]);
+    free(s->children[i]);
+  }
+  free(s->children);
+  if (s->dictionary) {
+    if (s->dictionary->release) s->dictionary->release(s->dictionary);
+    free(s->dictionary);
+  }
+  schema_priv *p = s->private_data;
+  free(p->format);
+  free(p->name);
+  free(p->metadata);
+  free(p);
+  s->release = NULL;
+}
+
+/* Arrow metadata is a binary blob: int32 count, then (int32 len, bytes) pairs for keys and values. */
+static size_t metadata_size(const char *m) {
+  if (m == NULL) return 0;
+  int32_t n, len;
+  size_t pos = 4;
+  memcpy(&n, m, 4);
+  for (int32_t i = 0; i < 2 * n; i++) {
+    memcpy(&len, m + pos, 4);
+    pos += 4 + (size_t)len;
+  }
+  return pos;
+}
+
+int sp_schema_copy(struct ArrowSchema *out, const struct ArrowSchema *src, sp_error *err) {
+  struct ArrowSchema s = {0};
+  schema_priv *p = calloc(1, sizeof *p);
+  if (p == NULL) return sp_fail(err, SP_ENOMEM, "out of memory copying a schema");
+  s.private_data = p;
+  s.release = copied_schema_release;
+  s.flags = src->flags;
+  p->format = strdup(src->format ? src->format : "");
+  p->name = src->name ? strdup(src->name) : NULL;
+  size_t msz = metadata_size(src->metadata);
+  if (msz) {
+    p->metadata = malloc(msz);
+    if (p->metadata) memcpy(p->metadata, src->metadata, msz);
+  }
+  s.format = p->format;
+  s.name = p->name;
+  s.metadata = p->metadata;
+  int failed = p->format == NULL || (src->name && !p->name) || (msz && !p->metadata);
+  if (!failed && src->n_children > 0) {
+    s.children = calloc((size_t)src->n_children, sizeof *s.children);
+    failed = s.children == NULL;
+    for (int64_t i = 0; !failed && i < src->n_children; i++, s.n_children++) {
+      s.children[i] = calloc(1, sizeof **s.children);
+      failed = s.children[i] == NULL || sp_schema_copy(s.children[i], src->children[i], err) != SP_OK;
+    }
+  }
+  if (!failed && src->dictionary) {
+    s.dictionary = calloc(1, sizeof *s.dictionary);
+    failed = s.dictionary == NULL || sp_schema_copy(s.dictionary, src->dictionary, err) != SP_OK;
+  }
+  if (failed) {
+    copied_schema_release(&s);
+    return sp_fail(err, SP_ENOMEM, "out of memory copying a schema");
+  }
+  *out = s;
+  return SP_OK;
+}
+
+void sp_schema_release(struct ArrowSchema *s) {
+  if (s && s->release) s->release(s);
+}
+void sp_array_release(struct ArrowArray *a) {
+  if (a && a->release) a->release(a);
+}
+void sp_stream_release(struct ArrowArrayStream *s) {
+  if (s && s->release) s->release(s);
+}
+void sp_array_move(struct ArrowArray *dst, struct ArrowArray *src) {
+  *dst = *src;
+  src->release = NULL;
+}
+void sp_stream_move(struct ArrowArrayStream *dst, struct ArrowArrayStream *src) {
+  *dst = *src;
+  src->release = NULL;
+}
+
+/* ---- A stream over owned batches ------------------------------------------------------------------------- */
+
+typedef struct batch_stream {
+  struct ArrowSchema schema;
+  struct ArrowArray *batches;
+  size_t n, next;
+} batch_stream;
+
+static int batch_stream_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
+  batch_stream *b = st->private_data;
+  return sp_schema_copy(out, &b->schema, NULL) == SP_OK ? 0 : ENOMEM;
+}
+
+static int batch_stream_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
+  batch_stream *b = st->private_data;
+  if (b->next < b->n) {
+    sp_array_move(out, &b->batches[b->next++]);
+  } else {
+    memset(out, 0, sizeof *out); /* end of stream */
+  }
+  return 0;
+}
+
+static const char *batch_stream_error(struct ArrowArrayStream *st) { return NULL; }
+
+static void batch_stream_release(struct ArrowArrayStream *st) {
+  if (st->release == NULL) return;
+  batch_stream *b = st->private_data;
+  for (size_t i = b->next; i < b->n; i++) sp_array_release(&b->batches[i]);
+  free(b->batches);
+  sp_schema_release(&b->schema);
+  free(b);
+  st->release = NULL;
+}
+
+int sp_stream_from_batches(const struct ArrowSchema *schema, struct ArrowArray *batches, size_t n,
+                           struct ArrowArrayStream *out, sp_error *err) {
+  batch_stream *b = calloc(1, sizeof *b);
+  struct ArrowArray *owned = n ? calloc(n, sizeof *owned) : NULL;
+  if (b == NULL || (n && owned == NULL) || sp_schema_copy(&b->schema, schema, err) != SP_OK) {
+    for (size_t i = 0; i < n; i++) sp_array_release(&batches[i]);
+    free(b);
+    free(owned);
+    return sp_fail(err, SP_ENOMEM, "out of memory building a stream");
+  }
+  for (size_t i = 0; i < n; i++) sp_array_move(&owned[i], &batches[i]);
+  b->batches = owned;
+  b->n = n;
+  out->get_schema = batch_stream_schema;
+  out->get_next = batch_stream_next;
+  out->get_last_error = batch_stream_error;
+  out->release = batch_stream_release;
+  out->private_data = b;
+  return SP_OK;
+}

@@ -1,0 +1,444 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The serving DuckDB database: creation, the connection pool, the catalog of dataset tables, and the
+ * registries (snapshot slots, stream tokens, sources) that the scan table functions read.
+ *
+ * Design notes: one in-memory database is the catalog. Every dataset is a view by its name over a table
+ * expression (an accelerator's table or a scan function), so a refresh never changes what a name means,
+ * only what it reads. The sandbox (sp_engine_lock) is database-wide, so internal work needs no file access
+ * beyond data_dir: connectors read their sources outside this database.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "engine/engine_int.h"
+#include "spice/log.h"
+
+int sp_engine_fail_error_data(sp_error *err, sp_status code, duckdb_error_data ed, const char *what) {
+  const char *m = ed ? duckdb_error_data_message(ed) : NULL;
+  int rc = sp_fail(err, code, "%s%s%s", what ? what : "", what && m ? ": " : "", m ? m : "");
+  if (ed) duckdb_destroy_error_data(&ed);
+  return rc;
+}
+
+void sp_engine_quote_ident(char *buf, size_t n, const char *name, int split_dots) {
+  size_t o = 0;
+  if (n == 0) return;
+  buf[o++] = '"';
+  for (const char *p = name; *p && o + 4 < n; p++) {
+    if (split_dots && *p == '.') {
+      buf[o++] = '"';
+      buf[o++] = '.';
+      buf[o++] = '"';
+    } else {
+      if (*p == '"') buf[o++] = '"';
+      buf[o++] = *p;
+    }
+  }
+  buf[o++] = '"';
+  buf[o < n ? o : n - 1] = '\0';
+}
+
+static int run_sql(duckdb_connection c, const char *sql, sp_status code, sp_error *err) {
+  duckdb_result r;
+  if (duckdb_query(c, sql, &r) == DuckDBError) {
+    int rc = sp_fail(err, code, "%s", duckdb_result_error(&r));
+    duckdb_destroy_result(&r);
+    return rc;
+  }
+  duckdb_destroy_result(&r);
+  return SP_OK;
+}
+
+int sp_engine_create(const sp_engine_config *cfg, sp_engine **out, sp_error *err) {
+  sp_engine *e = calloc(1, sizeof *e);
+  if (e == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  pthread_mutex_init(&e->lock, NULL);
+  e->threads = cfg && cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+  if (e->threads < 1) e->threads = 1;
+  if (cfg && cfg->data_dir) snprintf(e->data_dir, sizeof e->data_dir, "%s", cfg->data_dir);
+  e->next_token = 1;
+
+  duckdb_config dc;
+  char buf[64], *oerr = NULL;
+  duckdb_create_config(&dc);
+  snprintf(buf, sizeof buf, "%d", e->threads);
+  duckdb_set_config(dc, "threads", buf);
+  /* A C table function cannot give DuckDB a batch index, so keeping scan order would force a
+   * single-threaded result collector (duckdb-arrow-notes §3). ORDER BY is still honoured. */
+  duckdb_set_config(dc, "preserve_insertion_order", "false");
+  duckdb_set_config(dc, "autoinstall_known_extensions", "false");
+  duckdb_set_config(dc, "autoload_known_extensions", "false");
+  duckdb_set_config(dc, "allow_community_extensions", "false");
+  if (cfg && cfg->memory_limit_bytes > 0) {
+    snprintf(buf, sizeof buf, "%lldB", (long long)cfg->memory_limit_bytes);
+    duckdb_set_config(dc, "memory_limit", buf);
+  }
+  if (duckdb_open_ext(NULL, &e->db, dc, &oerr) == DuckDBError) {
+    sp_fail(err, SP_EINTERNAL, "could not open the query engine: %s", oerr ? oerr : "unknown error");
+    duckdb_free(oerr);
+    duckdb_destroy_config(&dc);
+    free(e);
+    return SP_EINTERNAL;
+  }
+  duckdb_destroy_config(&dc);
+  if (duckdb_connect(e->db, &e->helper) == DuckDBError ||
+      sp_engine_register_scans(e, e->helper, err) != SP_OK) {
+    sp_engine_destroy(e);
+    return err ? err->code : SP_EINTERNAL;
+  }
+  *out = e;
+  return SP_OK;
+}
+
+static void slots_free(sp_slot *s) {
+  while (s) {
+    sp_slot *n = s->next;
+    sp_snapshot_unref(s->snap);
+    sp_stream_release(&s->stream);
+    sp_schema_release(&s->schema);
+    free(s);
+    s = n;
+  }
+}
+
+void sp_engine_destroy(sp_engine *e) {
+  if (e == NULL) return;
+  for (size_t i = 0; i < e->n_idle; i++) duckdb_disconnect(&e->idle[i]);
+  free(e->idle);
+  if (e->helper) duckdb_disconnect(&e->helper);
+  if (e->db) duckdb_close(&e->db);
+  slots_free(e->snapshots);
+  slots_free(e->streams);
+  slots_free(e->sources);
+  free(e->writable);
+  pthread_mutex_destroy(&e->lock);
+  free(e);
+}
+
+int sp_engine_conn_get(sp_engine *e, duckdb_connection *out, sp_error *err) {
+  pthread_mutex_lock(&e->lock);
+  if (e->n_idle > 0) {
+    *out = e->idle[--e->n_idle];
+    pthread_mutex_unlock(&e->lock);
+    return SP_OK;
+  }
+  pthread_mutex_unlock(&e->lock);
+  if (duckdb_connect(e->db, out) == DuckDBError) return sp_fail(err, SP_EINTERNAL, "could not open an engine connection");
+  return SP_OK;
+}
+
+void sp_engine_conn_put(sp_engine *e, duckdb_connection c) {
+  pthread_mutex_lock(&e->lock);
+  if (e->n_idle == e->cap_idle) {
+    size_t nc = e->cap_idle ? e->cap_idle * 2 : 16;
+    duckdb_connection *ni = realloc(e->idle, nc * sizeof *ni);
+    if (ni == NULL) {
+      pthread_mutex_unlock(&e->lock);
+      duckdb_disconnect(&c);
+      return;
+    }
+    e->idle = ni;
+    e->cap_idle = nc;
+  }
+  e->idle[e->n_idle++] = c;
+  pthread_mutex_unlock(&e->lock);
+}
+
+int sp_engine_conn_acquire(sp_engine *e, void **out_conn, sp_error *err) {
+  duckdb_connection c;
+  SP_TRY(sp_engine_conn_get(e, &c, err));
+  *out_conn = (void *)c;
+  return SP_OK;
+}
+
+void sp_engine_conn_release(sp_engine *e, void *conn) { sp_engine_conn_put(e, (duckdb_connection)conn); }
+
+int sp_engine_exec(sp_engine *e, const char *sql, sp_error *err) {
+  duckdb_connection c;
+  SP_TRY(sp_engine_conn_get(e, &c, err));
+  int rc = run_sql(c, sql, SP_EINTERNAL, err);
+  sp_engine_conn_put(e, c);
+  return rc;
+}
+
+int sp_engine_query_int(sp_engine *e, const char *sql, int64_t *out, sp_error *err) {
+  duckdb_connection c;
+  duckdb_result r;
+  SP_TRY(sp_engine_conn_get(e, &c, err));
+  int rc = SP_OK;
+  if (duckdb_query(c, sql, &r) == DuckDBError) {
+    rc = sp_fail(err, SP_EINTERNAL, "%s", duckdb_result_error(&r));
+  } else if (duckdb_row_count(&r) > 0 && duckdb_column_count(&r) > 0) {
+    *out = duckdb_value_int64(&r, 0, 0);
+  }
+  duckdb_destroy_result(&r);
+  sp_engine_conn_put(e, c);
+  return rc;
+}
+
+int sp_engine_lock(sp_engine *e, sp_error *err) {
+  char sql[8192], dir[4200];
+  size_t o = 0;
+  o += (size_t)snprintf(sql + o, sizeof sql - o, "SET autoinstall_known_extensions=false; SET autoload_known_extensions=false;");
+  if (e->data_dir[0]) {
+    /* data_dir holds the file accelerators: their WAL files are created and removed as they commit. */
+    size_t d = 0;
+    for (const char *p = e->data_dir; *p && d + 3 < sizeof dir; p++) {
+      if (*p == '\'') dir[d++] = '\'';
+      dir[d++] = *p;
+    }
+    dir[d] = '\0';
+    o += (size_t)snprintf(sql + o, sizeof sql - o, "SET allowed_directories=['%s/'];", dir);
+  }
+  snprintf(sql + o, sizeof sql - o, "SET enable_external_access=false; SET lock_configuration=true;");
+  SP_TRY(sp_engine_exec(e, sql, err));
+  e->locked = 1;
+  return SP_OK;
+}
+
+/* ---- Catalog ------------------------------------------------------------------------------------------ */
+
+static int ensure_schema(sp_engine *e, const char *name, sp_error *err) {
+  const char *dot = strchr(name, '.');
+  if (dot == NULL) return SP_OK;
+  char schema[SP_ENGINE_MAX_NAME], q[2 * SP_ENGINE_MAX_NAME + 4], sql[600];
+  snprintf(schema, sizeof schema, "%.*s", (int)(dot - name), name);
+  sp_engine_quote_ident(q, sizeof q, schema, 0);
+  snprintf(sql, sizeof sql, "CREATE SCHEMA IF NOT EXISTS %s", q);
+  return sp_engine_exec(e, sql, err);
+}
+
+static void set_writable(sp_engine *e, const char *name, int writable) {
+  pthread_mutex_lock(&e->lock);
+  /* Rebuild the NUL-separated list without `name`, then append it if writable. */
+  size_t len = 0, nlen = strlen(name) + 1;
+  char *out = malloc(e->writable_len + nlen + 1);
+  if (out == NULL) {
+    pthread_mutex_unlock(&e->lock);
+    return;
+  }
+  for (const char *p = e->writable; p && *p; p += strlen(p) + 1)
+    if (strcasecmp(p, name) != 0) {
+      memcpy(out + len, p, strlen(p) + 1);
+      len += strlen(p) + 1;
+    }
+  if (writable) {
+    memcpy(out + len, name, nlen);
+    len += nlen;
+  }
+  out[len] = '\0';
+  free(e->writable);
+  e->writable = out;
+  e->writable_len = len;
+  pthread_mutex_unlock(&e->lock);
+}
+
+int sp_engine_is_writable(sp_engine *e, const char *name) {
+  int found = 0;
+  pthread_mutex_lock(&e->lock);
+  for (const char *p = e->writable; p && *p && !found; p += strlen(p) + 1) found = strcasecmp(p, name) == 0;
+  pthread_mutex_unlock(&e->lock);
+  return found;
+}
+
+int sp_engine_define_table(sp_engine *e, const char *name, const char *table_sql, unsigned flags, sp_error *err) {
+  char q[2 * SP_ENGINE_MAX_NAME + 8];
+  size_t n = strlen(table_sql) + sizeof q + 64;
+  char *sql = malloc(n);
+  if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  sp_engine_quote_ident(q, sizeof q, name, 1);
+  snprintf(sql, n, "CREATE OR REPLACE VIEW %s AS SELECT * FROM %s", q, table_sql);
+  int rc = ensure_schema(e, name, err);
+  if (rc == SP_OK) rc = sp_engine_exec(e, sql, err);
+  free(sql);
+  if (rc == SP_OK) set_writable(e, name, (flags & SP_TABLE_WRITABLE) != 0);
+  return rc;
+}
+
+int sp_engine_define_view(sp_engine *e, const char *name, const char *view_sql, sp_error *err) {
+  SP_TRY(sp_engine_check_sql(e, view_sql, err));
+  char q[2 * SP_ENGINE_MAX_NAME + 8];
+  size_t n = strlen(view_sql) + sizeof q + 64;
+  char *sql = malloc(n);
+  if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  sp_engine_quote_ident(q, sizeof q, name, 1);
+  snprintf(sql, n, "CREATE OR REPLACE VIEW %s AS %s", q, view_sql);
+  int rc = ensure_schema(e, name, err);
+  if (rc == SP_OK) rc = sp_engine_exec(e, sql, err);
+  if (rc != SP_OK) err->code = SP_EINVAL;
+  free(sql);
+  return rc;
+}
+
+int sp_engine_drop_table(sp_engine *e, const char *name, sp_error *err) {
+  char q[2 * SP_ENGINE_MAX_NAME + 8], sql[600];
+  sp_engine_quote_ident(q, sizeof q, name, 1);
+  snprintf(sql, sizeof sql, "DROP VIEW IF EXISTS %s", q);
+  set_writable(e, name, 0);
+  return sp_engine_exec(e, sql, err);
+}
+
+bool sp_engine_has_table(sp_engine *e, const char *name) {
+  char q[2 * SP_ENGINE_MAX_NAME + 8], sql[700];
+  int64_t n = 0;
+  sp_engine_quote_ident(q, sizeof q, name, 1);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM (DESCRIBE SELECT * FROM %s LIMIT 0)", q);
+  return sp_engine_query_int(e, sql, &n, NULL) == SP_OK && n > 0;
+}
+
+void sp_engine_set_write_hook(sp_engine *e, sp_engine_write_fn fn, void *ctx) {
+  e->write_fn = fn;
+  e->write_ctx = ctx;
+}
+
+/* ---- Registries ---------------------------------------------------------------------------------------- */
+
+static sp_slot **slot_find(sp_slot **head, const char *name) {
+  for (sp_slot **p = head; *p; p = &(*p)->next)
+    if (strcmp((*p)->name, name) == 0) return p;
+  return NULL;
+}
+
+int sp_engine_publish_snapshot(sp_engine *e, const char *name, sp_snapshot *snap, sp_error *err) {
+  sp_snapshot *old = NULL;
+  pthread_mutex_lock(&e->lock);
+  sp_slot **p = slot_find(&e->snapshots, name);
+  if (p == NULL) {
+    sp_slot *s = calloc(1, sizeof *s);
+    if (s == NULL) {
+      pthread_mutex_unlock(&e->lock);
+      return sp_fail(err, SP_ENOMEM, "out of memory");
+    }
+    snprintf(s->name, sizeof s->name, "%s", name);
+    s->next = e->snapshots;
+    e->snapshots = s;
+    p = &e->snapshots;
+  }
+  old = (*p)->snap;
+  (*p)->snap = sp_snapshot_ref(snap);
+  pthread_mutex_unlock(&e->lock);
+  sp_snapshot_unref(old); /* queries that pinned it keep it alive until they finish */
+  return SP_OK;
+}
+
+void sp_engine_remove_snapshot(sp_engine *e, const char *name) {
+  pthread_mutex_lock(&e->lock);
+  sp_slot **p = slot_find(&e->snapshots, name), *s = p ? *p : NULL;
+  if (s) *p = s->next;
+  pthread_mutex_unlock(&e->lock);
+  if (s) {
+    s->next = NULL;
+    slots_free(s);
+  }
+}
+
+/* Pins the current snapshot of a slot (a reference the caller drops), or NULL. */
+sp_snapshot *sp_engine_pin_snapshot(sp_engine *e, const char *name) {
+  sp_snapshot *s = NULL;
+  pthread_mutex_lock(&e->lock);
+  sp_slot **p = slot_find(&e->snapshots, name);
+  if (p && (*p)->snap) s = sp_snapshot_ref((*p)->snap);
+  pthread_mutex_unlock(&e->lock);
+  return s;
+}
+
+int sp_engine_stream_register(sp_engine *e, struct ArrowArrayStream *stream, uint64_t *out_token, sp_error *err) {
+  sp_slot *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    sp_stream_release(stream);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  if (stream->get_schema(stream, &s->schema) != 0) {
+    const char *m = stream->get_last_error(stream);
+    int rc = sp_fail(err, SP_EIO, "%s", m ? m : "could not read the schema of a stream");
+    sp_stream_release(stream);
+    free(s);
+    return rc;
+  }
+  sp_stream_move(&s->stream, stream);
+  pthread_mutex_lock(&e->lock);
+  uint64_t token = e->next_token++;
+  snprintf(s->name, sizeof s->name, "%llu", (unsigned long long)token);
+  s->next = e->streams;
+  e->streams = s;
+  pthread_mutex_unlock(&e->lock);
+  *out_token = token;
+  return SP_OK;
+}
+
+/* Takes a registered stream out of the registry (the caller owns the slot), or NULL. */
+sp_slot *sp_engine_take_stream(sp_engine *e, const char *token) {
+  pthread_mutex_lock(&e->lock);
+  sp_slot **p = slot_find(&e->streams, token), *s = p ? *p : NULL;
+  if (s) *p = s->next;
+  pthread_mutex_unlock(&e->lock);
+  if (s) s->next = NULL;
+  return s;
+}
+
+/* Copies the schema of a registered stream without taking it. */
+int sp_engine_stream_schema(sp_engine *e, const char *token, struct ArrowSchema *out, sp_error *err) {
+  int rc;
+  pthread_mutex_lock(&e->lock);
+  sp_slot **p = slot_find(&e->streams, token);
+  rc = p ? sp_schema_copy(out, &(*p)->schema, err) : sp_fail(err, SP_ENOTFOUND, "no stream %s", token);
+  pthread_mutex_unlock(&e->lock);
+  return rc;
+}
+
+void sp_engine_stream_unregister(sp_engine *e, uint64_t token) {
+  char name[32];
+  snprintf(name, sizeof name, "%llu", (unsigned long long)token);
+  slots_free(sp_engine_take_stream(e, name));
+}
+
+int sp_engine_register_source(sp_engine *e, const char *name, const struct ArrowSchema *schema, sp_source_open_fn fn,
+                              void *ctx, sp_error *err) {
+  sp_slot *s = calloc(1, sizeof *s);
+  if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  if (sp_schema_copy(&s->schema, schema, err) != SP_OK) {
+    free(s);
+    return SP_ENOMEM;
+  }
+  snprintf(s->name, sizeof s->name, "%s", name);
+  s->open = fn;
+  s->ctx = ctx;
+  sp_engine_unregister_source(e, name);
+  pthread_mutex_lock(&e->lock);
+  s->next = e->sources;
+  e->sources = s;
+  pthread_mutex_unlock(&e->lock);
+  return SP_OK;
+}
+
+void sp_engine_unregister_source(sp_engine *e, const char *name) {
+  pthread_mutex_lock(&e->lock);
+  sp_slot **p = slot_find(&e->sources, name), *s = p ? *p : NULL;
+  if (s) *p = s->next;
+  pthread_mutex_unlock(&e->lock);
+  if (s) {
+    s->next = NULL;
+    slots_free(s);
+  }
+}
+
+/* Looks a source up: copies its schema into *schema (if not NULL) and returns its callback and ctx. */
+int sp_engine_find_source(sp_engine *e, const char *name, struct ArrowSchema *schema, sp_source_open_fn *fn,
+                          void **ctx, sp_error *err) {
+  int rc = SP_OK;
+  pthread_mutex_lock(&e->lock);
+  sp_slot **p = slot_find(&e->sources, name);
+  if (p == NULL) {
+    rc = sp_fail(err, SP_ENOTFOUND, "no source named \"%s\"", name);
+  } else {
+    *fn = (*p)->open;
+    *ctx = (*p)->ctx;
+    if (schema) rc = sp_schema_copy(schema, &(*p)->schema, err);
+  }
+  pthread_mutex_unlock(&e->lock);
+  return rc;
+}

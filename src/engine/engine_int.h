@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Internals of the engine shared by its files (engine.c, scan.c, query.c). Not for other layers.
+ */
+#ifndef SPICE_ENGINE_INT_H
+#define SPICE_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "spice/arrow.h"
+#include "spice/arrow_abi.h"
+#include "spice/engine.h"
+#include <duckdb.h>
+
+#define SP_ENGINE_MAX_NAME 256
+
+/* A named entry in one of the engine's small registries (snapshot slots, stream tokens, sources). */
+typedef struct sp_slot {
+  char name[SP_ENGINE_MAX_NAME];
+  sp_snapshot *snap;                 /* snapshot slots */
+  struct ArrowArrayStream stream;    /* stream tokens (one-shot) */
+  struct ArrowSchema schema;         /* sources and streams: the schema */
+  sp_source_open_fn open;            /* sources */
+  void *ctx;
+  struct sp_slot *next;
+} sp_slot;
+
+struct sp_engine {
+  duckdb_database db;
+  duckdb_connection helper;          /* used only for Arrow conversion settings (never runs SQL after setup) */
+  pthread_mutex_t lock;              /* guards everything below */
+  duckdb_connection *idle;           /* pooled connections */
+  size_t n_idle, cap_idle;
+  sp_slot *snapshots, *streams, *sources;
+  uint64_t next_token;
+  sp_engine_write_fn write_fn;
+  void *write_ctx;
+  char *writable;                    /* NUL-separated names of writable tables, ends with an empty name */
+  size_t writable_len;
+  char data_dir[4096];
+  int threads;
+  int locked;
+};
+
+/* Registers sp_arrow_scan, sp_stream and sp_source_scan on `conn`. */
+int sp_engine_register_scans(sp_engine *e, duckdb_connection conn, sp_error *err);
+
+/* DuckDB logical types of an Arrow struct schema's children, found by converting a one-row all-null batch.
+ * On success *out_types is a malloc'd array of n (= schema->n_children) types the caller destroys with
+ * sp_engine_free_types. */
+int sp_engine_arrow_types(sp_engine *e, const struct ArrowSchema *schema, duckdb_logical_type **out_types,
+                          sp_error *err);
+void sp_engine_free_types(duckdb_logical_type *types, int64_t n);
+
+/* Builds the DuckDB converted schema for the children `proj` (n of them) of `schema`. */
+int sp_engine_convert_schema(sp_engine *e, const struct ArrowSchema *schema, const idx_t *proj, idx_t n,
+                             duckdb_arrow_converted_schema *out, sp_error *err);
+
+/* Fills `out` (a chunk with the projected types) with rows [off, off+n) of `batch` (a struct array whose
+ * children are projected by proj). `on_release(ctx)` runs when DuckDB is done with the data. */
+int sp_engine_emit_slice(sp_engine *e, duckdb_arrow_converted_schema conv, const struct ArrowArray *batch,
+                         const idx_t *proj, idx_t nproj, int64_t off, int64_t n, void (*on_release)(void *),
+                         void *ctx, duckdb_data_chunk out, sp_error *err);
+
+/* Quotes an identifier for DuckDB ("a""b"); a dotted name is quoted per part. */
+void sp_engine_quote_ident(char *buf, size_t n, const char *name, int split_dots);
+
+/* Takes the message of an error_data, destroys it, and fails err with code. */
+int sp_engine_fail_error_data(sp_error *err, sp_status code, duckdb_error_data ed, const char *what);
+
+int sp_engine_conn_get(sp_engine *e, duckdb_connection *out, sp_error *err);
+void sp_engine_conn_put(sp_engine *e, duckdb_connection c);
+
+/* Registry lookups used by the scan functions (engine.c). */
+sp_snapshot *sp_engine_pin_snapshot(sp_engine *e, const char *name);
+sp_slot *sp_engine_take_stream(sp_engine *e, const char *token);
+int sp_engine_stream_schema(sp_engine *e, const char *token, struct ArrowSchema *out, sp_error *err);
+int sp_engine_find_source(sp_engine *e, const char *name, struct ArrowSchema *schema, sp_source_open_fn *fn,
+                          void **ctx, sp_error *err);
+int sp_engine_is_writable(sp_engine *e, const char *name);
+
+#endif

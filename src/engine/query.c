@@ -1,0 +1,216 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * User queries: classify (sandbox), prepare, bind parameters, execute as a streaming result, and expose the
+ * result as an Arrow C stream. The stream owns the connection until it is released, so a large answer is
+ * produced chunk by chunk as the client reads it, never held whole.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "engine/classify.h"
+#include "engine/engine_int.h"
+#include "spice/duckdb_util.h"
+
+typedef struct result_stream {
+  void (*done)(void *ctx, duckdb_connection conn); /* gives the connection back */
+  void *done_ctx;
+  duckdb_connection conn;
+  duckdb_prepared_statement stmt;
+  duckdb_result result;
+  int has_result;
+  duckdb_arrow_options options;
+  char error[1024];
+} result_stream;
+
+static int result_get_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
+  result_stream *r = st->private_data;
+  idx_t n = duckdb_column_count(&r->result);
+  duckdb_logical_type *types = calloc(n ? n : 1, sizeof *types);
+  const char **names = calloc(n ? n : 1, sizeof *names);
+  int rc = 0;
+  if (types == NULL || names == NULL) {
+    snprintf(r->error, sizeof r->error, "out of memory");
+    rc = 12;
+  } else {
+    for (idx_t i = 0; i < n; i++) {
+      types[i] = duckdb_column_logical_type(&r->result, i);
+      names[i] = duckdb_column_name(&r->result, i);
+    }
+    duckdb_error_data ed = duckdb_to_arrow_schema(r->options, types, names, n, out);
+    if (ed != NULL && duckdb_error_data_has_error(ed)) {
+      snprintf(r->error, sizeof r->error, "%s", duckdb_error_data_message(ed));
+      rc = 22;
+    }
+    if (ed) duckdb_destroy_error_data(&ed);
+    for (idx_t i = 0; i < n; i++) duckdb_destroy_logical_type(&types[i]);
+  }
+  free(types);
+  free(names);
+  return rc;
+}
+
+static int result_get_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
+  result_stream *r = st->private_data;
+  memset(out, 0, sizeof *out);
+  duckdb_data_chunk chunk = duckdb_fetch_chunk(r->result);
+  if (chunk == NULL) {
+    const char *m = duckdb_result_error(&r->result);
+    if (m != NULL && *m) {
+      snprintf(r->error, sizeof r->error, "%s", m);
+      return 5;
+    }
+    return 0; /* end */
+  }
+  duckdb_error_data ed = duckdb_data_chunk_to_arrow(r->options, chunk, out);
+  duckdb_destroy_data_chunk(&chunk);
+  if (ed != NULL && duckdb_error_data_has_error(ed)) {
+    snprintf(r->error, sizeof r->error, "%s", duckdb_error_data_message(ed));
+    duckdb_destroy_error_data(&ed);
+    return 22;
+  }
+  if (ed) duckdb_destroy_error_data(&ed);
+  return 0;
+}
+
+static const char *result_last_error(struct ArrowArrayStream *st) {
+  result_stream *r = st->private_data;
+  return r->error[0] ? r->error : NULL;
+}
+
+static void result_free(result_stream *r) {
+  if (r->options) duckdb_destroy_arrow_options(&r->options);
+  if (r->has_result) duckdb_destroy_result(&r->result);
+  if (r->stmt) duckdb_destroy_prepare(&r->stmt);
+  if (r->conn) r->done(r->done_ctx, r->conn);
+  free(r);
+}
+
+static void result_release(struct ArrowArrayStream *st) {
+  if (st->release == NULL) return;
+  result_free(st->private_data);
+  st->release = NULL;
+}
+
+static duckdb_value make_value(const sp_value *v) {
+  switch (v->type) {
+  case SP_VALUE_BOOL: return duckdb_create_bool(v->v.b);
+  case SP_VALUE_INT: return duckdb_create_int64(v->v.i);
+  case SP_VALUE_DOUBLE: return duckdb_create_double(v->v.d);
+  case SP_VALUE_STRING: return duckdb_create_varchar(v->v.s);
+  case SP_VALUE_NULL: default: return duckdb_create_null_value();
+  }
+}
+
+static int bind_params(duckdb_prepared_statement stmt, const sp_query_request *req, sp_error *err) {
+  idx_t expected = duckdb_nparams(stmt), positional = 0;
+  for (size_t i = 0; i < req->n_params; i++) {
+    const sp_value *p = &req->params[i];
+    idx_t idx;
+    if (p->name) {
+      if (duckdb_bind_parameter_index(stmt, &idx, p->name) == DuckDBError)
+        return sp_fail(err, SP_EINVAL, "the query has no parameter named \"%s\"", p->name);
+    } else {
+      idx = ++positional;
+      if (idx > expected)
+        return sp_fail(err, SP_EINVAL, "too many parameters: the query takes %llu", (unsigned long long)expected);
+    }
+    duckdb_value v = make_value(p);
+    duckdb_state st = duckdb_bind_value(stmt, idx, v);
+    duckdb_destroy_value(&v);
+    if (st == DuckDBError) return sp_fail(err, SP_EINVAL, "could not bind parameter %llu", (unsigned long long)idx);
+  }
+  if (req->n_params < expected)
+    return sp_fail(err, SP_EINVAL, "the query takes %llu parameters, %zu given", (unsigned long long)expected,
+                   req->n_params);
+  return SP_OK;
+}
+
+static bool is_writable_cb(void *ctx, const char *table) { return sp_engine_is_writable(ctx, table) != 0; }
+
+/* TODO(perf): keep one classifier per pooled connection instead of preparing one per statement. */
+static int classify(duckdb_connection c, const char *sql, sp_engine *e, sp_sql_class *cls, sp_error *err) {
+  sp_sql_classifier *cl;
+  SP_TRY(sp_sql_classifier_create(c, &cl, err));
+  int rc = sp_sql_classifier_check(cl, sql, is_writable_cb, e, cls, err);
+  sp_sql_classifier_destroy(cl);
+  return rc;
+}
+
+int sp_engine_check_sql(sp_engine *e, const char *sql, sp_error *err) {
+  duckdb_connection c;
+  sp_sql_class cls;
+  SP_TRY(sp_engine_conn_get(e, &c, err));
+  int rc = classify(c, sql, e, &cls, err);
+  sp_engine_conn_put(e, c);
+  return rc;
+}
+
+static void pool_put(void *ctx, duckdb_connection c) { sp_engine_conn_put(ctx, c); }
+static void conn_close(void *ctx, duckdb_connection c) { duckdb_disconnect(&c); }
+
+/* Prepares (unless stmt is given), binds and runs `sql` as a streaming result owned by r. */
+static int result_open(result_stream *r, const sp_query_request *req, sp_error *err) {
+  int rc = SP_OK;
+  if (duckdb_prepare(r->conn, req->sql, &r->stmt) == DuckDBError)
+    rc = sp_fail(err, SP_EINVAL, "%s", duckdb_prepare_error(r->stmt));
+  if (rc == SP_OK) rc = bind_params(r->stmt, req, err);
+  if (rc == SP_OK) {
+    duckdb_pending_result pending;
+    if (duckdb_pending_prepared_streaming(r->stmt, &pending) == DuckDBError) {
+      rc = sp_fail(err, SP_EINVAL, "%s", duckdb_pending_error(pending));
+    } else {
+      r->has_result = 1;
+      if (duckdb_execute_pending(pending, &r->result) == DuckDBError)
+        rc = sp_fail(err, SP_EINVAL, "%s", duckdb_result_error(&r->result));
+    }
+    duckdb_destroy_pending(&pending);
+  }
+  if (rc == SP_OK) r->options = duckdb_result_get_arrow_options(&r->result);
+  return rc;
+}
+
+static void result_export(result_stream *r, struct ArrowArrayStream *out) {
+  out->get_schema = result_get_schema;
+  out->get_next = result_get_next;
+  out->get_last_error = result_last_error;
+  out->release = result_release;
+  out->private_data = r;
+}
+
+int sp_duckdb_stream(duckdb_database db, const char *sql, struct ArrowArrayStream *out, sp_error *err) {
+  result_stream *r = calloc(1, sizeof *r);
+  if (r == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  r->done = conn_close;
+  if (duckdb_connect(db, &r->conn) == DuckDBError) {
+    free(r);
+    return sp_fail(err, SP_EINTERNAL, "could not connect to DuckDB");
+  }
+  sp_query_request req = {.sql = sql};
+  int rc = result_open(r, &req, err);
+  if (rc != SP_OK) {
+    result_free(r);
+    return rc;
+  }
+  result_export(r, out);
+  return SP_OK;
+}
+
+int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err) {
+  result_stream *r = calloc(1, sizeof *r);
+  sp_sql_class cls;
+  if (r == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  r->done = pool_put;
+  r->done_ctx = e;
+  int rc = sp_engine_conn_get(e, &r->conn, err);
+  if (rc == SP_OK) rc = classify(r->conn, req->sql, e, &cls, err);
+  if (rc == SP_OK && cls.kind == SP_SQL_INSERT)
+    rc = sp_fail(err, SP_ENOTSUP, "INSERT into dataset \"%s\" is not supported yet", cls.target);
+  if (rc == SP_OK) rc = result_open(r, req, err);
+  if (rc != SP_OK) {
+    result_free(r);
+    return rc;
+  }
+  result_export(r, out);
+  return SP_OK;
+}

@@ -1,0 +1,521 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The runtime: datasets (connector + accelerator + refresh task), views, and the engine serving them.
+ *
+ * Each dataset has one refresh thread that loops: wait until due (interval, retry backoff) or a manual
+ * trigger, then refresh. One thread per dataset keeps a manual refresh and a scheduled one from ever
+ * overlapping, and lets datasets load in parallel at start. A failed refresh keeps the last good copy
+ * serving, sets the status to Error and retries with Fibonacci backoff (1 s … 300 s, ±30 % jitter).
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "runtime/registry.h"
+#include "spice/accelerator.h"
+#include "spice/arrow.h"
+#include "spice/connector.h"
+#include "spice/log.h"
+#include "spice/runtime.h"
+#include "spice/secrets.h"
+
+typedef struct sp_dataset {
+  sp_runtime *rt;
+  const sp_dataset_spec *spec;     /* borrowed from rt->pod */
+  const sp_connector_module *cmod;
+  const sp_accelerator_module *amod;
+  sp_connector *conn;              /* NULL until opened */
+  sp_accelerator *accel;           /* NULL when not accelerated */
+  int accelerated;
+  pthread_t thread;
+  int has_thread;
+  /* Guarded by rt->lock: */
+  sp_status_kind status;
+  char error[1024];
+  int ready_once, defined;
+  int64_t rows, last_refresh_ms, next_due_ms;
+  int attempt;                     /* failed attempts in a row */
+  int manual;                      /* a manual refresh is requested */
+  char *manual_sql;                /* its refresh_sql override (owned) */
+  char *refresh_sql;               /* PATCHed refresh_sql (owned), NULL = the spec's */
+  uint64_t generation;             /* completed refreshes, for waiters */
+} sp_dataset;
+
+struct sp_runtime {
+  sp_pod *pod;
+  sp_secrets *secrets;
+  sp_engine *engine;
+  sp_dataset *datasets;
+  size_t n;
+  char data_dir[4096];
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int stopping;
+};
+
+static int64_t now_ms(void) {
+  struct timeval tv;
+  gettimeofday(&tv, NULL);
+  return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
+}
+
+const char *sp_status_kind_name(sp_status_kind s) {
+  switch (s) {
+  case SP_STATUS_INITIALIZING: return "Initializing";
+  case SP_STATUS_READY: return "Ready";
+  case SP_STATUS_DISABLED: return "Disabled";
+  case SP_STATUS_ERROR: return "Error";
+  case SP_STATUS_REFRESHING: return "Refreshing";
+  case SP_STATUS_SHUTTING_DOWN: return "ShuttingDown";
+  }
+  return "Unknown";
+}
+
+/* Fibonacci backoff from 1 s, capped at 300 s, with ±30 % jitter (spice-compat §3.3). */
+static int64_t backoff_ms(int attempt) {
+  int64_t a = 1000, b = 1000;
+  for (int i = 1; i < attempt && b < 300000; i++) {
+    int64_t c = a + b;
+    a = b;
+    b = c;
+  }
+  int64_t base = attempt <= 1 ? 1000 : (a > 300000 ? 300000 : a);
+  double jitter = 0.7 + 0.6 * ((double)rand() / RAND_MAX);
+  return (int64_t)((double)base * jitter);
+}
+
+/* ---- Opening modules -------------------------------------------------------------------------------------- */
+
+static int open_connector(sp_dataset *ds, sp_error *err) {
+  char what[300];
+  sp_params params = {0};
+  snprintf(what, sizeof what, "dataset \"%s\"", ds->spec->name);
+  SP_TRY(sp_params_validate(ds->cmod->params, ds->cmod->prefix, &ds->spec->params, ds->rt->secrets, what, &params, err));
+  sp_connector *c = calloc(1, ds->cmod->instance_size);
+  if (c == NULL) {
+    sp_params_free(&params);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  c->module = ds->cmod;
+  c->dataset = ds->spec;
+  c->params = params;
+  int rc = ds->cmod->open(c, err);
+  if (rc != SP_OK) {
+    sp_params_free(&c->params);
+    free(c);
+    return rc;
+  }
+  ds->conn = c;
+  return SP_OK;
+}
+
+static void close_connector(sp_connector *c) {
+  if (c == NULL) return;
+  c->module->close(c);
+  sp_params_free(&c->params);
+  free(c);
+}
+
+static int open_accelerator(sp_dataset *ds, sp_accel_state *state, sp_error *err) {
+  const sp_acceleration_spec *a = &ds->spec->acceleration;
+  char what[300];
+  if (a->mode == SP_ACCEL_FILE && !(ds->amod->caps & SP_ACCEL_CAP_FILE))
+    return sp_fail(err, SP_EINVAL, "dataset \"%s\": File mode not supported for %s engine", ds->spec->name, ds->amod->name);
+  sp_params params = {0};
+  snprintf(what, sizeof what, "acceleration of dataset \"%s\"", ds->spec->name);
+  SP_TRY(sp_params_validate(ds->amod->params, ds->amod->prefix, &a->params, ds->rt->secrets, what, &params, err));
+  sp_accelerator *acc = calloc(1, ds->amod->instance_size);
+  if (acc == NULL) {
+    sp_params_free(&params);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  acc->module = ds->amod;
+  acc->dataset = ds->spec;
+  acc->params = params;
+  acc->engine = ds->rt->engine;
+  acc->data_dir = ds->rt->data_dir;
+  int rc = ds->amod->open(acc, state, err);
+  if (rc != SP_OK) {
+    sp_params_free(&acc->params);
+    free(acc);
+    return rc;
+  }
+  ds->accel = acc;
+  return SP_OK;
+}
+
+/* ---- Catalog ---------------------------------------------------------------------------------------------- */
+
+/* A federated dataset's scan: the connector's scan (projection pushed) or get_all_data. */
+static int source_open(void *ctx, const char *const *columns, size_t n_columns, int64_t limit,
+                       struct ArrowArrayStream *out, sp_error *err) {
+  sp_dataset *ds = ctx;
+  if (ds->conn->module->scan) {
+    sp_scan scan = {.columns = columns, .n_columns = n_columns, .limit = limit};
+    return ds->conn->module->scan(ds->conn, &scan, out, err);
+  }
+  return ds->conn->module->get_all_data(ds->conn, out, err);
+}
+
+static int define_dataset_table(sp_dataset *ds, sp_error *err) {
+  char table_sql[2048];
+  unsigned flags = ds->spec->mode == SP_MODE_READ_WRITE ? SP_TABLE_WRITABLE : 0;
+  if (ds->accelerated) {
+    SP_TRY(ds->amod->table_sql(ds->accel, table_sql, sizeof table_sql, err));
+  } else {
+    struct ArrowSchema schema;
+    SP_TRY(ds->cmod->get_schema(ds->conn, &schema, err));
+    int rc = sp_engine_register_source(ds->rt->engine, ds->spec->name, &schema, source_open, ds, err);
+    sp_schema_release(&schema);
+    SP_TRY(rc);
+    size_t o = (size_t)snprintf(table_sql, sizeof table_sql, "sp_source_scan('");
+    for (const char *p = ds->spec->name; *p && o + 4 < sizeof table_sql; p++) {
+      if (*p == '\'') table_sql[o++] = '\'';
+      table_sql[o++] = *p;
+    }
+    snprintf(table_sql + o, sizeof table_sql - o, "')");
+  }
+  return sp_engine_define_table(ds->rt->engine, ds->spec->name, table_sql, flags, err);
+}
+
+/* Views depend on datasets: define each one that is not yet defined once everything it reads exists. */
+static void define_views(sp_runtime *rt) {
+  for (size_t i = 0; i < rt->pod->n_views; i++) {
+    const sp_view_spec *v = &rt->pod->views[i];
+    if (sp_engine_has_table(rt->engine, v->name)) continue;
+    sp_error err = {0};
+    if (sp_engine_define_view(rt->engine, v->name, v->sql, &err) == SP_OK)
+      sp_log_info("view \"%s\" registered", v->name);
+    else
+      sp_log_debug("view \"%s\" not registered yet: %s", v->name, err.msg);
+  }
+}
+
+/* ---- Refresh ---------------------------------------------------------------------------------------------- */
+
+/* One refresh (or, for a federated dataset, one registration attempt). */
+static int refresh_once(sp_dataset *ds, const char *refresh_sql, sp_error *err) {
+  if (ds->conn == NULL) SP_TRY(open_connector(ds, err));
+  if (!ds->accelerated) return define_dataset_table(ds, err);
+  struct ArrowArrayStream stream;
+  int64_t t0 = now_ms(), rows = -1;
+  if (refresh_sql && *refresh_sql) {
+    SP_TRY(sp_engine_check_sql(ds->rt->engine, refresh_sql, err));
+    if (ds->cmod->scan == NULL)
+      return sp_fail(err, SP_ENOTSUP, "refresh_sql is not supported by the %s connector", ds->cmod->name);
+    sp_scan scan = {.limit = -1, .query = refresh_sql};
+    SP_TRY(ds->cmod->scan(ds->conn, &scan, &stream, err));
+  } else {
+    SP_TRY(ds->cmod->get_all_data(ds->conn, &stream, err));
+  }
+  sp_data_update u = {.type = SP_UPDATE_OVERWRITE, .stream = stream};
+  SP_TRY(ds->amod->add_data(ds->accel, &u, &rows, err));
+  SP_TRY(define_dataset_table(ds, err));
+  double secs = (double)(now_ms() - t0) / 1000.0;
+  sp_log_info("dataset \"%s\" loaded %lld rows in %.2f s (%.0f rows/s)", ds->spec->name, (long long)rows, secs,
+              secs > 0 ? (double)rows / secs : 0.0);
+  pthread_mutex_lock(&ds->rt->lock);
+  ds->rows = rows;
+  pthread_mutex_unlock(&ds->rt->lock);
+  return SP_OK;
+}
+
+static void refresh_and_schedule(sp_dataset *ds, char *manual_sql) {
+  sp_runtime *rt = ds->rt;
+  const sp_acceleration_spec *a = &ds->spec->acceleration;
+  sp_error err = {0};
+  pthread_mutex_lock(&rt->lock);
+  const char *sql = manual_sql ? manual_sql : ds->refresh_sql ? ds->refresh_sql : a->refresh_sql;
+  char *sql_copy = sql ? strdup(sql) : NULL;
+  if (ds->ready_once) ds->status = SP_STATUS_REFRESHING;
+  pthread_mutex_unlock(&rt->lock);
+  int rc = refresh_once(ds, sql_copy, &err);
+  free(sql_copy);
+  pthread_mutex_lock(&rt->lock);
+  int64_t now = now_ms();
+  if (rc == SP_OK) {
+    ds->status = SP_STATUS_READY;
+    ds->error[0] = '\0';
+    ds->ready_once = 1;
+    ds->attempt = 0;
+    ds->last_refresh_ms = now;
+    ds->next_due_ms = ds->accelerated && a->refresh_check_interval_ms > 0 ? now + a->refresh_check_interval_ms : -1;
+  } else {
+    ds->status = SP_STATUS_ERROR;
+    snprintf(ds->error, sizeof ds->error, "%s", err.msg);
+    ds->attempt++;
+    int retry = a->refresh_retry_enabled || !ds->accelerated;
+    int64_t max = a->refresh_retry_max_attempts;
+    int permanent = rc == SP_EINVAL || rc == SP_ENOTSUP || rc == SP_EDENIED;
+    if (retry && !permanent && (max < 0 || ds->attempt <= max)) {
+      int64_t delay = backoff_ms(ds->attempt);
+      ds->next_due_ms = now + delay;
+      sp_log_warn("dataset \"%s\": %s (retrying in %.1f s)", ds->spec->name, err.msg, (double)delay / 1000.0);
+    } else {
+      ds->next_due_ms = ds->accelerated && a->refresh_check_interval_ms > 0 ? now + a->refresh_check_interval_ms : -1;
+      sp_log_error("dataset \"%s\": %s", ds->spec->name, err.msg);
+    }
+  }
+  ds->generation++;
+  pthread_cond_broadcast(&rt->cond);
+  pthread_mutex_unlock(&rt->lock);
+  if (rc == SP_OK) define_views(rt);
+}
+
+static void *dataset_thread(void *arg) {
+  sp_dataset *ds = arg;
+  sp_runtime *rt = ds->rt;
+  pthread_mutex_lock(&rt->lock);
+  for (;;) {
+    while (!rt->stopping && !ds->manual && (ds->next_due_ms < 0 || now_ms() < ds->next_due_ms)) {
+      if (ds->next_due_ms < 0) {
+        pthread_cond_wait(&rt->cond, &rt->lock);
+      } else {
+        struct timespec ts;
+        int64_t due = ds->next_due_ms;
+        ts.tv_sec = (time_t)(due / 1000);
+        ts.tv_nsec = (long)(due % 1000) * 1000000L;
+        pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
+      }
+    }
+    if (rt->stopping) break;
+    char *manual_sql = ds->manual ? ds->manual_sql : NULL;
+    ds->manual = 0;
+    ds->manual_sql = NULL;
+    pthread_mutex_unlock(&rt->lock);
+    refresh_and_schedule(ds, manual_sql);
+    free(manual_sql);
+    pthread_mutex_lock(&rt->lock);
+  }
+  pthread_mutex_unlock(&rt->lock);
+  return NULL;
+}
+
+/* ---- Life cycle ------------------------------------------------------------------------------------------- */
+
+static int mkdir_p(const char *path) {
+  char tmp[4096];
+  snprintf(tmp, sizeof tmp, "%s", path);
+  for (char *p = tmp + 1; *p; p++)
+    if (*p == '/') {
+      *p = '\0';
+      if (mkdir(tmp, 0755) != 0 && errno != EEXIST) return -1;
+      *p = '/';
+    }
+  return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
+  const sp_dataset_spec *spec = ds->spec;
+  char names[512];
+  ds->rt = rt;
+  ds->status = SP_STATUS_INITIALIZING;
+  ds->rows = -1;
+  ds->last_refresh_ms = -1;
+  ds->next_due_ms = 0; /* load now */
+  ds->cmod = sp_registry_connector(spec->connector);
+  if (ds->cmod == NULL) {
+    sp_registry_connector_names(names, sizeof names);
+    return sp_fail(err, SP_EINVAL, "dataset \"%s\": unknown data connector \"%s\" (available: %s)", spec->name,
+                   spec->connector, names);
+  }
+  ds->accelerated = spec->acceleration.present && spec->acceleration.enabled;
+  if (spec->mode == SP_MODE_READ_WRITE && ds->cmod->supports_writes == NULL)
+    return sp_fail(err, SP_EINVAL, "dataset \"%s\": mode read_write is not supported by the %s connector", spec->name,
+                   ds->cmod->name);
+  if (!ds->accelerated) return SP_OK;
+  ds->amod = sp_registry_accelerator(spec->acceleration.engine);
+  if (ds->amod == NULL) {
+    sp_registry_accelerator_names(names, sizeof names);
+    return sp_fail(err, SP_EINVAL, "dataset \"%s\": unknown acceleration engine \"%s\" (available: %s)", spec->name,
+                   spec->acceleration.engine, names);
+  }
+  sp_accel_state state;
+  SP_TRY(open_accelerator(ds, &state, err));
+  if (state.has_data) {
+    /* A file accelerator with committed data serves it before the source is reached. */
+    SP_TRY(define_dataset_table(ds, err));
+    ds->status = SP_STATUS_READY;
+    ds->ready_once = 1;
+    ds->rows = state.rows;
+    ds->last_refresh_ms = state.last_refresh_ms;
+    sp_log_info("dataset \"%s\" serving %lld rows from its file accelerator", spec->name, (long long)state.rows);
+  }
+  return SP_OK;
+}
+
+int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error *err) {
+  sp_runtime *rt = calloc(1, sizeof *rt);
+  if (rt == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  pthread_mutex_init(&rt->lock, NULL);
+  pthread_cond_init(&rt->cond, NULL);
+  srand((unsigned)now_ms());
+  const char *pod_path = opts && opts->pod_path ? opts->pod_path : ".";
+  char cwd[2048];
+  if (getcwd(cwd, sizeof cwd) == NULL) cwd[0] = '\0';
+  if (opts && opts->data_dir) snprintf(rt->data_dir, sizeof rt->data_dir, "%s", opts->data_dir);
+  else snprintf(rt->data_dir, sizeof rt->data_dir, "%s/.spice/data", cwd);
+  int rc = sp_secrets_create(NULL, &rt->secrets, err);
+  if (rc == SP_OK) rc = sp_pod_load(pod_path, rt->secrets, &rt->pod, err);
+  if (rc == SP_OK && mkdir_p(rt->data_dir) != 0)
+    rc = sp_fail(err, SP_EIO, "could not create data folder \"%s\": %s", rt->data_dir, strerror(errno));
+  sp_engine_config ec = {.threads = opts ? opts->engine_threads : 0, .data_dir = rt->data_dir};
+  if (rc == SP_OK) rc = sp_engine_create(&ec, &rt->engine, err);
+  if (rc == SP_OK) {
+    rt->n = rt->pod->n_datasets;
+    rt->datasets = calloc(rt->n ? rt->n : 1, sizeof *rt->datasets);
+    if (rt->datasets == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; rc == SP_OK && i < rt->n; i++) {
+    rt->datasets[i].spec = &rt->pod->datasets[i];
+    rc = setup_dataset(rt, &rt->datasets[i], err);
+  }
+  if (rc == SP_OK) define_views(rt);
+  if (rc == SP_OK) rc = sp_engine_lock(rt->engine, err);
+  if (rc != SP_OK) {
+    sp_runtime_destroy(rt);
+    return rc;
+  }
+  *out = rt;
+  return SP_OK;
+}
+
+int sp_runtime_start(sp_runtime *rt, sp_error *err) {
+  for (size_t i = 0; i < rt->n; i++) {
+    sp_dataset *ds = &rt->datasets[i];
+    if (ds->ready_once && ds->accelerated) {
+      /* Served from file; refresh only when the interval says so (refresh_on_startup: auto). */
+      int64_t iv = ds->spec->acceleration.refresh_check_interval_ms;
+      ds->next_due_ms = iv > 0 ? (ds->last_refresh_ms > 0 ? ds->last_refresh_ms + iv : 0) : -1;
+    }
+    if (pthread_create(&ds->thread, NULL, dataset_thread, ds) != 0)
+      return sp_fail(err, SP_EINTERNAL, "could not start the refresh task of dataset \"%s\"", ds->spec->name);
+    ds->has_thread = 1;
+  }
+  return SP_OK;
+}
+
+void sp_runtime_destroy(sp_runtime *rt) {
+  if (rt == NULL) return;
+  pthread_mutex_lock(&rt->lock);
+  rt->stopping = 1;
+  pthread_cond_broadcast(&rt->cond);
+  pthread_mutex_unlock(&rt->lock);
+  for (size_t i = 0; i < rt->n; i++)
+    if (rt->datasets[i].has_thread) pthread_join(rt->datasets[i].thread, NULL);
+  for (size_t i = 0; i < rt->n; i++) {
+    sp_dataset *ds = &rt->datasets[i];
+    if (ds->accel) {
+      ds->amod->close(ds->accel);
+      sp_params_free(&ds->accel->params);
+      free(ds->accel);
+    }
+    if (ds->conn && !ds->accelerated && rt->engine) sp_engine_unregister_source(rt->engine, ds->spec->name);
+    close_connector(ds->conn);
+    free(ds->manual_sql);
+    free(ds->refresh_sql);
+  }
+  sp_engine_destroy(rt->engine);
+  free(rt->datasets);
+  sp_pod_free(rt->pod);
+  sp_secrets_destroy(rt->secrets);
+  pthread_cond_destroy(&rt->cond);
+  pthread_mutex_destroy(&rt->lock);
+  free(rt);
+}
+
+bool sp_runtime_ready(sp_runtime *rt) {
+  bool ready = true;
+  pthread_mutex_lock(&rt->lock);
+  for (size_t i = 0; i < rt->n && ready; i++) ready = rt->datasets[i].ready_once != 0;
+  pthread_mutex_unlock(&rt->lock);
+  return ready;
+}
+
+const sp_pod *sp_runtime_pod(sp_runtime *rt) { return rt->pod; }
+sp_engine *sp_runtime_engine(sp_runtime *rt) { return rt->engine; }
+
+int sp_runtime_query(sp_runtime *rt, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err) {
+  return sp_engine_query(rt->engine, req, out, err);
+}
+
+size_t sp_runtime_dataset_count(sp_runtime *rt) { return rt->n; }
+
+int sp_runtime_dataset_info(sp_runtime *rt, size_t i, sp_dataset_info *out) {
+  if (i >= rt->n) return SP_ENOTFOUND;
+  sp_dataset *ds = &rt->datasets[i];
+  memset(out, 0, sizeof *out);
+  snprintf(out->name, sizeof out->name, "%s", ds->spec->name);
+  snprintf(out->from, sizeof out->from, "%s", ds->spec->from ? ds->spec->from : "");
+  out->acceleration_enabled = ds->accelerated;
+  out->replication_enabled = ds->spec->replication_enabled;
+  pthread_mutex_lock(&rt->lock);
+  out->status = ds->status;
+  snprintf(out->error, sizeof out->error, "%s", ds->error);
+  out->rows = ds->rows;
+  out->last_refresh_ms = ds->last_refresh_ms;
+  pthread_mutex_unlock(&rt->lock);
+  return SP_OK;
+}
+
+static sp_dataset *find_dataset(sp_runtime *rt, const char *name) {
+  for (size_t i = 0; i < rt->n; i++)
+    if (strcasecmp(rt->datasets[i].spec->name, name) == 0) return &rt->datasets[i];
+  return NULL;
+}
+
+int sp_runtime_refresh(sp_runtime *rt, const char *name, const sp_refresh_overrides *ov, char *canonical,
+                       sp_error *err) {
+  sp_dataset *ds = find_dataset(rt, name);
+  if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
+  if (canonical) snprintf(canonical, 256, "%s", ds->spec->name);
+  if (!ds->accelerated) return sp_fail(err, SP_EINVAL, "Dataset %s does not have acceleration enabled", ds->spec->name);
+  if (ov && ov->refresh_mode && strcasecmp(ov->refresh_mode, "full") != 0)
+    return sp_fail(err, SP_EINVAL, "refresh_mode \"%s\" is not supported for dataset %s (supported: full)",
+                   ov->refresh_mode, ds->spec->name);
+  char *sql = ov && ov->refresh_sql ? strdup(ov->refresh_sql) : NULL;
+  pthread_mutex_lock(&rt->lock);
+  free(ds->manual_sql);
+  ds->manual_sql = sql;
+  ds->manual = 1;
+  pthread_cond_broadcast(&rt->cond);
+  pthread_mutex_unlock(&rt->lock);
+  return SP_OK;
+}
+
+int sp_runtime_set_refresh_sql(sp_runtime *rt, const char *name, const char *refresh_sql, sp_error *err) {
+  sp_dataset *ds = find_dataset(rt, name);
+  if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
+  if (refresh_sql == NULL) return SP_OK;
+  SP_TRY(sp_engine_check_sql(rt->engine, refresh_sql, err));
+  char *copy = strdup(refresh_sql);
+  if (copy == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  pthread_mutex_lock(&rt->lock);
+  free(ds->refresh_sql);
+  ds->refresh_sql = copy;
+  pthread_mutex_unlock(&rt->lock);
+  return SP_OK;
+}
+
+int sp_runtime_wait_refresh(sp_runtime *rt, const char *name, int64_t timeout_ms, sp_error *err) {
+  sp_dataset *ds = find_dataset(rt, name);
+  if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
+  int64_t deadline = now_ms() + timeout_ms;
+  pthread_mutex_lock(&rt->lock);
+  uint64_t gen = ds->generation;
+  int rc = SP_OK;
+  while (ds->generation == gen && rc == SP_OK) {
+    struct timespec ts = {.tv_sec = (time_t)(deadline / 1000), .tv_nsec = (long)(deadline % 1000) * 1000000L};
+    if (pthread_cond_timedwait(&rt->cond, &rt->lock, &ts) == ETIMEDOUT)
+      rc = sp_fail(err, SP_ETIMEDOUT, "dataset %s did not refresh within %lld ms", name, (long long)timeout_ms);
+  }
+  pthread_mutex_unlock(&rt->lock);
+  return rc;
+}
