@@ -32,6 +32,10 @@ void sp_engine_destroy(sp_engine *e);
  * locked. Call once every dataset is registered. Internal SQL keeps working. */
 int sp_engine_lock(sp_engine *e, sp_error *err);
 
+/* Adds a folder that stays readable and writable after sp_engine_lock (a file accelerator's database kept
+ * outside data_dir). Call before sp_engine_lock; SP_EBUSY after. */
+int sp_engine_allow_directory(sp_engine *e, const char *dir, sp_error *err);
+
 /* Runs trusted internal SQL (several statements allowed) on a pooled internal connection. */
 int sp_engine_exec(sp_engine *e, const char *sql, sp_error *err);
 /* Runs trusted internal SQL and returns the first column of the first row as int64 (*out untouched when

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/time.h>
+#include <unistd.h>
 
 #include <duckdb.h>
 
@@ -69,8 +70,17 @@ static int duckdb_open_accel(sp_accelerator *self, sp_accel_state *state, sp_err
   state->last_refresh_ms = -1;
   if (self->dataset->acceleration.mode == SP_ACCEL_FILE) {
     const char *file = sp_params_get(&self->params, "duckdb_file");
-    if (file && *file) snprintf(a->path, sizeof a->path, "%s", file);
+    char cwd[2048] = "";
+    if (file && *file && file[0] != '/' && getcwd(cwd, sizeof cwd) == NULL) cwd[0] = '\0';
+    if (file && *file) snprintf(a->path, sizeof a->path, "%s%s%s", cwd, cwd[0] ? "/" : "", file);
     else snprintf(a->path, sizeof a->path, "%s/%s.db", self->data_dir, alias + 4);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", a->path);
+    char *slash = strrchr(dir, '/');
+    if (slash && slash != dir) {
+      *slash = '\0';
+      sp_engine_allow_directory(self->engine, dir, NULL); /* its WAL is written next to it */
+    }
     sql_string(lit, sizeof lit, a->path);
     snprintf(sql, sizeof sql, "ATTACH IF NOT EXISTS %s AS \"%s\"", lit, alias);
     if (sp_engine_exec(self->engine, sql, err) != SP_OK) {

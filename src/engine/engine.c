@@ -14,6 +14,7 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "engine/classify.h"
 #include "engine/engine_int.h"
 #include "spice/log.h"
 
@@ -109,12 +110,15 @@ void sp_engine_destroy(sp_engine *e) {
   if (e == NULL) return;
   for (size_t i = 0; i < e->n_idle; i++) duckdb_disconnect(&e->idle[i]);
   free(e->idle);
+  for (size_t i = 0; i < e->n_sessions; i++) sp_engine_session_free(e->idle_sessions[i]);
+  free(e->idle_sessions);
   if (e->helper) duckdb_disconnect(&e->helper);
   if (e->db) duckdb_close(&e->db);
   slots_free(e->snapshots);
   slots_free(e->streams);
   slots_free(e->sources);
   free(e->writable);
+  free(e->allowed_sql);
   pthread_mutex_destroy(&e->lock);
   free(e);
 }
@@ -145,6 +149,53 @@ void sp_engine_conn_put(sp_engine *e, duckdb_connection c) {
     e->cap_idle = nc;
   }
   e->idle[e->n_idle++] = c;
+  pthread_mutex_unlock(&e->lock);
+}
+
+void sp_engine_session_free(sp_session *s) {
+  if (s == NULL) return;
+  sp_sql_classifier_destroy(s->cls);
+  duckdb_disconnect(&s->conn);
+  free(s);
+}
+
+int sp_engine_session_get(sp_engine *e, sp_session **out, sp_error *err) {
+  pthread_mutex_lock(&e->lock);
+  if (e->n_sessions > 0) {
+    *out = e->idle_sessions[--e->n_sessions];
+    pthread_mutex_unlock(&e->lock);
+    return SP_OK;
+  }
+  pthread_mutex_unlock(&e->lock);
+  sp_session *s = calloc(1, sizeof *s);
+  if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  if (duckdb_connect(e->db, &s->conn) == DuckDBError) {
+    free(s);
+    return sp_fail(err, SP_EINTERNAL, "could not open an engine connection");
+  }
+  if (sp_sql_classifier_create(s->conn, &s->cls, err) != SP_OK) {
+    duckdb_disconnect(&s->conn);
+    free(s);
+    return err ? err->code : SP_EINTERNAL;
+  }
+  *out = s;
+  return SP_OK;
+}
+
+void sp_engine_session_put(sp_engine *e, sp_session *s) {
+  pthread_mutex_lock(&e->lock);
+  if (e->n_sessions == e->cap_sessions) {
+    size_t nc = e->cap_sessions ? e->cap_sessions * 2 : 16;
+    sp_session **ns = realloc(e->idle_sessions, nc * sizeof *ns);
+    if (ns == NULL) {
+      pthread_mutex_unlock(&e->lock);
+      sp_engine_session_free(s);
+      return;
+    }
+    e->idle_sessions = ns;
+    e->cap_sessions = nc;
+  }
+  e->idle_sessions[e->n_sessions++] = s;
   pthread_mutex_unlock(&e->lock);
 }
 
@@ -180,24 +231,39 @@ int sp_engine_query_int(sp_engine *e, const char *sql, int64_t *out, sp_error *e
   return rc;
 }
 
-int sp_engine_lock(sp_engine *e, sp_error *err) {
-  char sql[8192], dir[4200];
-  size_t o = 0;
-  o += (size_t)snprintf(sql + o, sizeof sql - o, "SET autoinstall_known_extensions=false; SET autoload_known_extensions=false;");
-  if (e->data_dir[0]) {
-    /* data_dir holds the file accelerators: their WAL files are created and removed as they commit. */
-    size_t d = 0;
-    for (const char *p = e->data_dir; *p && d + 3 < sizeof dir; p++) {
-      if (*p == '\'') dir[d++] = '\'';
-      dir[d++] = *p;
-    }
-    dir[d] = '\0';
-    o += (size_t)snprintf(sql + o, sizeof sql - o, "SET allowed_directories=['%s/'];", dir);
+int sp_engine_allow_directory(sp_engine *e, const char *dir, sp_error *err) {
+  if (e->locked) return sp_fail(err, SP_EBUSY, "the engine is already locked");
+  size_t old = e->allowed_sql ? strlen(e->allowed_sql) : 0, n = old + 2 * strlen(dir) + 8;
+  char *s = realloc(e->allowed_sql, n);
+  if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  size_t o = old;
+  if (old) s[o++] = ',';
+  s[o++] = '\'';
+  for (const char *p = dir; *p; p++) {
+    if (*p == '\'') s[o++] = '\'';
+    s[o++] = *p;
   }
-  snprintf(sql + o, sizeof sql - o, "SET enable_external_access=false; SET lock_configuration=true;");
-  SP_TRY(sp_engine_exec(e, sql, err));
-  e->locked = 1;
+  if (o > old + 1 && s[o - 1] != '/') s[o++] = '/';
+  s[o++] = '\'';
+  s[o] = '\0';
+  e->allowed_sql = s;
   return SP_OK;
+}
+
+int sp_engine_lock(sp_engine *e, sp_error *err) {
+  /* data_dir holds the file accelerators: their WAL files are created and removed as they commit. */
+  if (e->data_dir[0]) SP_TRY(sp_engine_allow_directory(e, e->data_dir, err));
+  size_t n = (e->allowed_sql ? strlen(e->allowed_sql) : 0) + 512;
+  char *sql = malloc(n);
+  if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  snprintf(sql, n,
+           "SET autoinstall_known_extensions=false; SET autoload_known_extensions=false;"
+           "SET allowed_directories=[%s]; SET enable_external_access=false; SET lock_configuration=true;",
+           e->allowed_sql ? e->allowed_sql : "");
+  int rc = sp_engine_exec(e, sql, err);
+  free(sql);
+  if (rc == SP_OK) e->locked = 1;
+  return rc;
 }
 
 /* ---- Catalog ------------------------------------------------------------------------------------------ */

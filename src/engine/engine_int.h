@@ -32,6 +32,8 @@ struct sp_engine {
   pthread_mutex_t lock;              /* guards everything below */
   duckdb_connection *idle;           /* pooled connections */
   size_t n_idle, cap_idle;
+  struct sp_session **idle_sessions; /* pooled user-query sessions */
+  size_t n_sessions, cap_sessions;
   sp_slot *snapshots, *streams, *sources;
   uint64_t next_token;
   sp_engine_write_fn write_fn;
@@ -39,6 +41,7 @@ struct sp_engine {
   char *writable;                    /* NUL-separated names of writable tables, ends with an empty name */
   size_t writable_len;
   char data_dir[4096];
+  char *allowed_sql;                 /* "'dir1/', 'dir2/'" for allowed_directories, grown by allow_directory */
   int threads;
   int locked;
 };
@@ -68,6 +71,15 @@ void sp_engine_quote_ident(char *buf, size_t n, const char *name, int split_dots
 
 /* Takes the message of an error_data, destroys it, and fails err with code. */
 int sp_engine_fail_error_data(sp_error *err, sp_status code, duckdb_error_data ed, const char *what);
+
+/* A user-query session: a connection with its statement classifier kept prepared. */
+typedef struct sp_session {
+  duckdb_connection conn;
+  struct sp_sql_classifier *cls;
+} sp_session;
+int sp_engine_session_get(sp_engine *e, sp_session **out, sp_error *err);
+void sp_engine_session_put(sp_engine *e, sp_session *s);
+void sp_engine_session_free(sp_session *s);
 
 int sp_engine_conn_get(sp_engine *e, duckdb_connection *out, sp_error *err);
 void sp_engine_conn_put(sp_engine *e, duckdb_connection c);

@@ -15,6 +15,7 @@
 typedef struct result_stream {
   void (*done)(void *ctx, duckdb_connection conn); /* gives the connection back */
   void *done_ctx;
+  sp_session *session;             /* user queries: the pooled session that owns conn */
   duckdb_connection conn;
   duckdb_prepared_statement stmt;
   duckdb_result result;
@@ -82,7 +83,8 @@ static void result_free(result_stream *r) {
   if (r->options) duckdb_destroy_arrow_options(&r->options);
   if (r->has_result) duckdb_destroy_result(&r->result);
   if (r->stmt) duckdb_destroy_prepare(&r->stmt);
-  if (r->conn) r->done(r->done_ctx, r->conn);
+  if (r->session) sp_engine_session_put(r->done_ctx, r->session);
+  else if (r->conn) r->done(r->done_ctx, r->conn);
   free(r);
 }
 
@@ -128,25 +130,15 @@ static int bind_params(duckdb_prepared_statement stmt, const sp_query_request *r
 
 static bool is_writable_cb(void *ctx, const char *table) { return sp_engine_is_writable(ctx, table) != 0; }
 
-/* TODO(perf): keep one classifier per pooled connection instead of preparing one per statement. */
-static int classify(duckdb_connection c, const char *sql, sp_engine *e, sp_sql_class *cls, sp_error *err) {
-  sp_sql_classifier *cl;
-  SP_TRY(sp_sql_classifier_create(c, &cl, err));
-  int rc = sp_sql_classifier_check(cl, sql, is_writable_cb, e, cls, err);
-  sp_sql_classifier_destroy(cl);
-  return rc;
-}
-
 int sp_engine_check_sql(sp_engine *e, const char *sql, sp_error *err) {
-  duckdb_connection c;
+  sp_session *s;
   sp_sql_class cls;
-  SP_TRY(sp_engine_conn_get(e, &c, err));
-  int rc = classify(c, sql, e, &cls, err);
-  sp_engine_conn_put(e, c);
+  SP_TRY(sp_engine_session_get(e, &s, err));
+  int rc = sp_sql_classifier_check(s->cls, sql, is_writable_cb, e, &cls, err);
+  sp_engine_session_put(e, s);
   return rc;
 }
 
-static void pool_put(void *ctx, duckdb_connection c) { sp_engine_conn_put(ctx, c); }
 static void conn_close(void *ctx, duckdb_connection c) { duckdb_disconnect(&c); }
 
 /* Prepares (unless stmt is given), binds and runs `sql` as a streaming result owned by r. */
@@ -200,10 +192,12 @@ int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArray
   result_stream *r = calloc(1, sizeof *r);
   sp_sql_class cls;
   if (r == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
-  r->done = pool_put;
   r->done_ctx = e;
-  int rc = sp_engine_conn_get(e, &r->conn, err);
-  if (rc == SP_OK) rc = classify(r->conn, req->sql, e, &cls, err);
+  int rc = sp_engine_session_get(e, &r->session, err);
+  if (rc == SP_OK) {
+    r->conn = r->session->conn;
+    rc = sp_sql_classifier_check(r->session->cls, req->sql, is_writable_cb, e, &cls, err);
+  }
   if (rc == SP_OK && cls.kind == SP_SQL_INSERT)
     rc = sp_fail(err, SP_ENOTSUP, "INSERT into dataset \"%s\" is not supported yet", cls.target);
   if (rc == SP_OK) rc = result_open(r, req, err);
