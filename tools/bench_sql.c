@@ -34,11 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* duckdb.h declares a few `f()` functions; it is not ours to fix, so only its include is exempted. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
 #include <duckdb.h>
-#pragma GCC diagnostic pop
 #include <jansson.h>
 
 #include "spice/error.h"

@@ -23,11 +23,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
-/* duckdb.h declares a few `f()` functions; it is not ours to fix, so only its include is exempted. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wstrict-prototypes"
 #include <duckdb.h>
-#pragma GCC diagnostic pop
 
 #include "spice/error.h"
 
