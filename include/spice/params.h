@@ -87,7 +87,9 @@ int sp_duration_parse(const char *s, int64_t *out_ms, sp_error *err);
 /* Parses a boolean as sp_params_get_bool does. Returns SP_EINVAL if not a boolean word. */
 int sp_bool_parse(const char *s, bool *out, sp_error *err);
 
-/* The valid key closest to `key` by edit distance (<= 3 edits), or NULL. Borrowed from specs. */
+/* The valid key closest to `key` by edit distance (<= 3 edits, or failing that, the candidate whose
+ * '_'-separated words include every word of `key`, each within one edit), written in full form into `buf`
+ * (returned), or NULL when nothing is close. With buf NULL a spec name is returned (borrowed). */
 const char *sp_params_closest(const sp_param_spec *specs, const char *prefix, const char *key, char *buf, size_t n);
 
 #endif

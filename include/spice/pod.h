@@ -18,7 +18,13 @@
 #include "spice/params.h"
 
 typedef enum sp_dataset_mode { SP_MODE_READ = 0, SP_MODE_READ_WRITE } sp_dataset_mode;
-typedef enum sp_refresh_mode { SP_REFRESH_FULL = 0, SP_REFRESH_APPEND, SP_REFRESH_CHANGES, SP_REFRESH_DISABLED } sp_refresh_mode;
+typedef enum sp_refresh_mode {
+  SP_REFRESH_FULL = 0,
+  SP_REFRESH_APPEND,
+  SP_REFRESH_CHANGES,
+  SP_REFRESH_DISABLED,
+  SP_REFRESH_CACHING /* [1.x] HTTP connector: each distinct request is a cache entry */
+} sp_refresh_mode;
 typedef enum sp_accel_mode { SP_ACCEL_MEMORY = 0, SP_ACCEL_FILE } sp_accel_mode;
 
 typedef struct sp_acceleration_spec {
@@ -40,6 +46,14 @@ typedef struct sp_acceleration_spec {
   char *primary_key;              /* NULL: none */
   sp_params params;               /* engine params, raw (validated by the runtime against the engine) */
   int line, col;
+  /* Retention (spice-compat §3.7). */
+  bool retention_check_enabled;   /* default false */
+  int64_t retention_period_ms;    /* -1: none */
+  int64_t retention_check_interval_ms; /* -1: none */
+  char *retention_sql;            /* NULL: none */
+  char *refresh_on_startup;       /* "auto" (default) | "always" */
+  sp_params indexes;              /* colref ("col" or "(a, b)") -> "enabled" | "unique" */
+  sp_params on_conflict;          /* colref -> "drop" | "upsert" */
 } sp_acceleration_spec;
 
 typedef struct sp_dataset_spec {
@@ -87,9 +101,12 @@ typedef struct sp_pod {
 } sp_pod;
 
 /* Loads and validates the spicepod at `path` (a file, or a folder holding spicepod.yaml / spicepod.yml).
- * `secrets` (borrowed, may be NULL) resolves ${store:key}. On success *out is owned by the caller. */
+ * `secrets` (borrowed, may be NULL) resolves ${store:key}; the stores a `secrets:` section lists are added to
+ * it (sp_secrets_add_store), so pass a fresh one per load. NULL: a temporary default `env` store for the
+ * pod's folder is used. On success *out is owned by the caller. */
 int sp_pod_load(const char *path, sp_secrets *secrets, sp_pod **out, sp_error *err);
-/* Same, from a string; `file` is used in messages only. */
+/* Same, from a string; `file` is used in messages and its folder for `sql_ref` and .env files (NULL:
+ * "spicepod.yaml" in the current folder). Uses no global state: safe to call from several threads. */
 int sp_pod_parse(const char *yaml, size_t len, const char *file, sp_secrets *secrets, sp_pod **out, sp_error *err);
 void sp_pod_free(sp_pod *pod);
 

@@ -17,6 +17,14 @@ typedef struct sp_secrets sp_secrets;
 int sp_secrets_create(const char *pod_dir, sp_secrets **out, sp_error *err);
 void sp_secrets_destroy(sp_secrets *s);
 
+/* Adds a store declared in a spicepod's `secrets:` list, named `name` (`${name:key}`; NULL: "env"). Only
+ * `from` "env" is supported (params: optional `file_path`, a dotenv file relative to the pod folder, read
+ * instead of .env.local/.env); others are SP_ENOTSUP "secret store \"X\" is not supported". The first call replaces
+ * the default `env` store (a pod that lists stores gets exactly those); a store added later wins over earlier
+ * ones in `${secrets:key}`; adding a name again replaces that store. `params` is borrowed (may be NULL). */
+typedef struct sp_params sp_params;
+int sp_secrets_add_store(sp_secrets *s, const char *from, const char *name, const sp_params *params, sp_error *err);
+
 /* Looks `key` up in store `store` ("env", or "secrets" for all). Returns a malloc'd copy the caller frees,
  * or NULL when not found. */
 char *sp_secrets_get(sp_secrets *s, const char *store, const char *key);
