@@ -1,0 +1,484 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The HTTP API on libmicrohttpd: socket setup, request life cycle (routing, bodies, limits), the streamed
+ * /v1/sql response, and shutdown. The other endpoints live in http_routes.c.
+ *
+ * A request object is created by the URI-log callback (so the raw URI, query string included, is ours to
+ * decode), filled while the body arrives, and freed by the completion callback. MHD's own unescaping is
+ * turned off: path segments and query values are percent-decoded here, after splitting.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "server/http_int.h"
+#include "spice/log.h"
+
+#define POOL_MAX 16
+#define POOL_KEEP_BYTES ((size_t)8 << 20) /* larger buffers are freed, not pooled */
+#define MAX_COMPONENTS 8
+#define DRAIN_TIMEOUT_MS 30000
+
+struct sp_http_server {
+  struct MHD_Daemon *daemon;
+  sp_runtime *rt;
+  int listen_fd;
+  char endpoint[300];
+  atomic_int inflight;
+  atomic_bool stopping;
+  pthread_mutex_t mu; /* components and the buffer pool */
+  sp_http_component comps[MAX_COMPONENTS];
+  int n_comps;
+  sp_buf pool[POOL_MAX];
+  int n_pool;
+};
+
+/* ---- Accessors for http_routes.c ---------------------------------------------------------------------- */
+
+sp_runtime *sp__http_runtime(sp_http_server *s) { return s->rt; }
+bool sp__http_stopping(sp_http_server *s) { return atomic_load(&s->stopping); }
+
+int sp__http_components(sp_http_server *s, sp_http_component *out, int max) {
+  pthread_mutex_lock(&s->mu);
+  int n = s->n_comps < max ? s->n_comps : max;
+  memcpy(out, s->comps, (size_t)n * sizeof *out);
+  pthread_mutex_unlock(&s->mu);
+  return n;
+}
+
+const char *sp_http_endpoint(const sp_http_server *s) { return s->endpoint; }
+
+static void set_comp(sp_http_component *c, const char *name, const char *endpoint, const char *status) {
+  snprintf(c->name, sizeof c->name, "%s", name);
+  snprintf(c->endpoint, sizeof c->endpoint, "%s", endpoint);
+  snprintf(c->status, sizeof c->status, "%s", status);
+}
+
+int sp_http_set_component(sp_http_server *s, const char *name, const char *endpoint, const char *status,
+                          sp_error *err) {
+  if (s == NULL || name == NULL || endpoint == NULL || status == NULL)
+    return sp_fail(err, SP_EINVAL, "component name, endpoint and status are required");
+  pthread_mutex_lock(&s->mu);
+  int i = 0;
+  while (i < s->n_comps && strcmp(s->comps[i].name, name) != 0) i++;
+  int rc = SP_OK;
+  if (i == MAX_COMPONENTS) rc = sp_fail(err, SP_EINVAL, "too many components for /v1/status");
+  else set_comp(&s->comps[i], name, endpoint, status);
+  if (rc == SP_OK && i == s->n_comps) s->n_comps++;
+  pthread_mutex_unlock(&s->mu);
+  return rc;
+}
+
+/* ---- Buffer pool -------------------------------------------------------------------------------------- */
+
+/* Response buffers are reused: a fresh large buffer costs a page fault per 4 KiB on first touch, which is
+ * slower than formatting the JSON (performance-anchors §7.3). */
+static void pool_get(sp_http_server *s, sp_buf *b) {
+  memset(b, 0, sizeof *b);
+  pthread_mutex_lock(&s->mu);
+  if (s->n_pool > 0) *b = s->pool[--s->n_pool];
+  pthread_mutex_unlock(&s->mu);
+  b->len = 0;
+}
+
+static void pool_put(sp_http_server *s, sp_buf *b) {
+  if (b->cap > 0 && b->cap <= POOL_KEEP_BYTES) {
+    pthread_mutex_lock(&s->mu);
+    if (s->n_pool < POOL_MAX) {
+      s->pool[s->n_pool++] = *b;
+      memset(b, 0, sizeof *b);
+    }
+    pthread_mutex_unlock(&s->mu);
+  }
+  sp_buf_free(b);
+}
+
+/* ---- Responses ---------------------------------------------------------------------------------------- */
+
+enum MHD_Result sp__http_queue(sp_http_server *s, struct MHD_Connection *c, unsigned code, struct MHD_Response *r,
+                               const char *content_type) {
+  if (r == NULL) return MHD_NO;
+  if (content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  if (atomic_load(&s->stopping)) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+  enum MHD_Result ret = MHD_queue_response(c, code, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+enum MHD_Result sp__http_respond(sp_http_server *s, struct MHD_Connection *c, unsigned code, const char *content_type,
+                                 const char *body, size_t n) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
+  return sp__http_queue(s, c, code, r, content_type);
+}
+
+enum MHD_Result sp__http_text(sp_http_server *s, struct MHD_Connection *c, unsigned code, const char *text) {
+  return sp__http_respond(s, c, code, SP_HTTP_TEXT, text, strlen(text));
+}
+
+enum MHD_Result sp__http_message(sp_http_server *s, struct MHD_Connection *c, unsigned code, const char *msg) {
+  sp_buf b = {0};
+  int rc = sp_buf_append_str(&b, "{\"message\":");
+  if (rc == SP_OK) rc = sp__json_string(&b, msg, strlen(msg));
+  if (rc == SP_OK) rc = sp_buf_append(&b, "}", 1);
+  enum MHD_Result ret = rc == SP_OK ? sp__http_respond(s, c, code, SP_HTTP_JSON, b.data, b.len) : MHD_NO;
+  sp_buf_free(&b);
+  return ret;
+}
+
+unsigned sp__http_status_for(int code) {
+  switch (code) {
+  case SP_EINVAL: case SP_EDENIED: case SP_ENOTFOUND: case SP_ENOTSUP: return MHD_HTTP_BAD_REQUEST;
+  case SP_EUNAUTH: return MHD_HTTP_UNAUTHORIZED;
+  case SP_EBUSY: case SP_ECONNECT: case SP_ETIMEDOUT: return MHD_HTTP_SERVICE_UNAVAILABLE;
+  default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
+  }
+}
+
+/* ---- /v1/sql: streamed results ------------------------------------------------------------------------ */
+
+#define PREFETCH_BYTES ((size_t)256 << 10) /* formatted before the headers go out */
+#define BLOCK_BYTES ((size_t)256 << 10)    /* MHD's send buffer per response */
+
+typedef struct sql_resp {
+  sp_http_server *s;
+  struct ArrowArrayStream stream;
+  sp_formatter *fmt;
+  struct ArrowArray batch;
+  int64_t row;
+  bool stream_done, ended;
+  sp_buf out;
+  size_t out_pos;
+  int stream_errno; /* the get_next error, for the status code of an early failure */
+} sql_resp;
+
+static void sql_resp_free(void *cls) {
+  sql_resp *q = cls;
+  if (q == NULL) return;
+  if (q->batch.release) q->batch.release(&q->batch);
+  if (q->stream.release) q->stream.release(&q->stream);
+  sp_formatter_destroy(q->fmt);
+  pool_put(q->s, &q->out);
+  free(q);
+}
+
+static int next_batch(sql_resp *q, sp_error *err) {
+  if (q->batch.release) q->batch.release(&q->batch);
+  memset(&q->batch, 0, sizeof q->batch);
+  q->row = 0;
+  int rc = q->stream.get_next(&q->stream, &q->batch);
+  if (rc != 0) {
+    const char *m = q->stream.get_last_error ? q->stream.get_last_error(&q->stream) : NULL;
+    q->stream_errno = rc;
+    q->batch.release = NULL;
+    return sp_fail(err, rc == ENOMEM ? SP_ENOMEM : SP_EINVAL, "%s", m && *m ? m : "query failed while producing results");
+  }
+  if (q->batch.release == NULL) q->stream_done = true;
+  return SP_OK;
+}
+
+/* Formats until at least `want` bytes are pending in q->out or the result is complete. */
+static int pump(sql_resp *q, size_t want, sp_error *err) {
+  while (q->out.len - q->out_pos < want && !q->ended) {
+    if (q->batch.release != NULL && q->row < q->batch.length) {
+      SP_TRY(sp_format_rows(q->fmt, &q->batch, &q->row, q->out_pos + want, &q->out, err));
+    } else if (!q->stream_done) {
+      SP_TRY(next_batch(q, err));
+    } else {
+      SP_TRY(sp_format_end(q->fmt, &q->out, err));
+      q->ended = true;
+    }
+  }
+  return SP_OK;
+}
+
+static ssize_t sql_reader(void *cls, uint64_t pos, char *buf, size_t max) {
+  (void)pos;
+  sql_resp *q = cls;
+  if (q->out_pos == q->out.len) {
+    q->out.len = q->out_pos = 0;
+    sp_error err = {0};
+    if (pump(q, max, &err) != SP_OK) {
+      sp_log_error("query results cut short after the response started: %s", err.msg);
+      return MHD_CONTENT_READER_END_WITH_ERROR;
+    }
+    if (q->out.len == 0) return MHD_CONTENT_READER_END_OF_STREAM;
+  }
+  size_t n = q->out.len - q->out_pos;
+  if (n > max) n = max;
+  memcpy(buf, q->out.data + q->out_pos, n);
+  q->out_pos += n;
+  return (ssize_t)n;
+}
+
+/* Runs the query and formats the first PREFETCH_BYTES, so that planning errors and errors in the first
+ * batches are answered as a clean 400 before any header is sent. */
+static int sql_prepare(sql_resp *q, const sp_query_request *req, sp_format_kind kind, sp_error *err) {
+  SP_TRY(sp_runtime_query(q->s->rt, req, &q->stream, err));
+  struct ArrowSchema schema = {0};
+  int rc = q->stream.get_schema(&q->stream, &schema);
+  if (rc != 0) {
+    const char *m = q->stream.get_last_error ? q->stream.get_last_error(&q->stream) : NULL;
+    return sp_fail(err, SP_EINTERNAL, "could not read the result schema: %s", m ? m : "unknown error");
+  }
+  rc = sp_formatter_create(kind, &schema, &q->fmt, err);
+  if (schema.release) schema.release(&schema);
+  if (rc == SP_ENOTSUP) rc = err->code = SP_EINTERNAL; /* the server's limitation, not the user's: 500 */
+  if (rc != SP_OK) return rc;
+  SP_TRY(sp_format_begin(q->fmt, &q->out, err));
+  return pump(q, PREFETCH_BYTES, err);
+}
+
+enum MHD_Result sp__http_sql(sp_http_server *s, struct MHD_Connection *c, const sp_query_request *req,
+                             sp_format_kind kind) {
+  if (atomic_load(&s->stopping)) return sp__http_text(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Runtime is shutting down");
+  sql_resp *q = calloc(1, sizeof *q);
+  if (q == NULL) return sp__http_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  q->s = s;
+  pool_get(s, &q->out);
+  sp_error err = {0};
+  int rc = sql_prepare(q, req, kind, &err);
+  if (rc != SP_OK) {
+    unsigned code = sp__http_status_for(rc);
+    if (q->stream_errno == ENOMEM) code = MHD_HTTP_INTERNAL_SERVER_ERROR;
+    sql_resp_free(q);
+    sp_log_debug("query failed (%u): %s", code, err.msg);
+    return sp__http_text(s, c, code, err.msg);
+  }
+  uint64_t size = q->ended ? (uint64_t)q->out.len : MHD_SIZE_UNKNOWN;
+  struct MHD_Response *r = MHD_create_response_from_callback(size, BLOCK_BYTES, sql_reader, q, sql_resp_free);
+  if (r == NULL) {
+    sql_resp_free(q);
+    return MHD_NO;
+  }
+  return sp__http_queue(s, c, MHD_HTTP_OK, r, sp_format_content_type(kind));
+}
+
+/* ---- Request life cycle ------------------------------------------------------------------------------- */
+
+static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c) {
+  (void)c;
+  sp_http_server *s = cls;
+  sp_http_req *r = calloc(1, sizeof *r);
+  if (r == NULL) return NULL;
+  r->s = s;
+  r->uri = strdup(uri ? uri : "");
+  r->body.limit = SP_HTTP_BODY_LIMIT;
+  clock_gettime(CLOCK_MONOTONIC, &r->start);
+  atomic_fetch_add(&s->inflight, 1);
+  return r;
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+  (void)c;
+  sp_http_server *s = cls;
+  sp_http_req *r = *con_cls;
+  if (r == NULL) return;
+  if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->method[0])
+    sp_log_debug("%s %s ended early (MHD code %d)", r->method, r->uri, (int)toe);
+  free(r->uri);
+  sp_buf_free(&r->body);
+  free(r);
+  *con_cls = NULL;
+  atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* Keeps the raw URI: we split first, then percent-decode each part. */
+static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s) {
+  (void)cls;
+  (void)c;
+  return strlen(s);
+}
+
+static bool content_length_too_large(struct MHD_Connection *c) {
+  const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+  if (cl == NULL) return false;
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(cl, &end, 10);
+  return errno == ERANGE || n > SP_HTTP_BODY_LIMIT;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls) {
+  (void)url;
+  (void)version;
+  sp_http_server *s = cls;
+  sp_http_req *r = *con_cls;
+  if (r == NULL || r->uri == NULL) return MHD_NO; /* out of memory in on_uri */
+  if (!r->started) {
+    r->started = true;
+    snprintf(r->method, sizeof r->method, "%s", method);
+    enum MHD_Result early;
+    if (sp__http_route(s, c, r, &early)) return early;
+    if (content_length_too_large(c))
+      return sp__http_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than 128 MiB");
+    return MHD_YES;
+  }
+  if (*upload_size > 0) {
+    if (!r->too_large && sp_buf_append(&r->body, upload, *upload_size) != SP_OK) {
+      r->too_large = true;
+      sp_buf_free(&r->body);
+    }
+    *upload_size = 0;
+    return MHD_YES;
+  }
+  if (r->too_large) return sp__http_text(s, c, MHD_HTTP_CONTENT_TOO_LARGE, "request body is larger than 128 MiB");
+  if (sp_buf_cstr(&r->body) == NULL) return sp__http_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  return sp__http_dispatch(s, c, r);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  if (SP_LOG_WARN > sp_log_threshold) return;
+  char msg[512];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  size_t n = strlen(msg);
+  while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = '\0';
+  sp_log_warn("http: %s", msg);
+}
+
+/* ---- Start / stop ------------------------------------------------------------------------------------- */
+
+/* Splits "host:port" / "[v6]:port" into host and port strings. */
+static int split_addr(const char *addr, char *host, size_t hn, char *port, size_t pn, sp_error *err) {
+  const char *colon = strrchr(addr, ':');
+  if (colon == NULL || colon[1] == '\0')
+    return sp_fail(err, SP_EINVAL, "HTTP address \"%s\" must be host:port", addr);
+  const char *h = addr;
+  size_t hl = (size_t)(colon - addr);
+  if (hl >= 2 && h[0] == '[' && h[hl - 1] == ']') {
+    h++;
+    hl -= 2;
+  }
+  if (hl == 0 || hl >= hn || strlen(colon + 1) >= pn)
+    return sp_fail(err, SP_EINVAL, "HTTP address \"%s\" must be host:port", addr);
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  snprintf(port, pn, "%s", colon + 1);
+  for (const char *p = port; *p; p++)
+    if (*p < '0' || *p > '9') return sp_fail(err, SP_EINVAL, "HTTP address \"%s\" has a bad port", addr);
+  return SP_OK;
+}
+
+static void describe_bound(int fd, char *out, size_t n) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  char ip[INET6_ADDRSTRLEN] = "?";
+  int port = 0;
+  if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0) {
+    if (ss.ss_family == AF_INET6) {
+      struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+      inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof ip);
+      port = ntohs(a->sin6_port);
+      snprintf(out, n, "[%s]:%d", ip, port);
+      return;
+    }
+    struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+    inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
+    port = ntohs(a->sin_port);
+  }
+  snprintf(out, n, "%s:%d", ip, port);
+}
+
+static int listen_on(const char *addr, int *out_fd, bool *out_v6, sp_error *err) {
+  char host[256], port[16];
+  SP_TRY(split_addr(addr, host, sizeof host, port, sizeof port, err));
+  struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+  struct addrinfo *res = NULL;
+  int gai = getaddrinfo(host, port, &hints, &res);
+  if (gai != 0) return sp_fail(err, SP_EINVAL, "could not resolve HTTP address \"%s\": %s", addr, gai_strerror(gai));
+  int fd = -1, last = 0;
+  for (struct addrinfo *ai = res; ai != NULL && fd < 0; ai = ai->ai_next) {
+    fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+    if (fd < 0) {
+      last = errno;
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 || listen(fd, 1024) != 0) {
+      last = errno;
+      close(fd);
+      fd = -1;
+      continue;
+    }
+    *out_v6 = ai->ai_family == AF_INET6;
+  }
+  freeaddrinfo(res);
+  if (fd < 0) return sp_fail(err, SP_EIO, "could not listen on %s: %s", addr, strerror(last));
+  *out_fd = fd;
+  return SP_OK;
+}
+
+static unsigned pool_threads(void) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  return cores > 0 ? (unsigned)cores * 2 : 2;
+}
+
+int sp_http_start(sp_runtime *rt, const char *addr, sp_http_server **out, sp_error *err) {
+  if (rt == NULL || addr == NULL) return sp_fail(err, SP_EINVAL, "sp_http_start needs a runtime and an address");
+  int fd;
+  bool v6 = false;
+  SP_TRY(listen_on(addr, &fd, &v6, err));
+  sp_http_server *s = calloc(1, sizeof *s);
+  if (s == NULL) {
+    close(fd);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  s->rt = rt;
+  s->listen_fd = fd;
+  pthread_mutex_init(&s->mu, NULL);
+  describe_bound(fd, s->endpoint, sizeof s->endpoint);
+  set_comp(&s->comps[0], "http", s->endpoint, "Ready");
+  set_comp(&s->comps[1], "flight", "N/A", "Disabled");
+  set_comp(&s->comps[2], "metrics", "N/A", "Disabled");
+  set_comp(&s->comps[3], "opentelemetry", "N/A", "Disabled");
+  s->n_comps = 4;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  if (v6) flags |= MHD_USE_IPv6;
+  s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD logs to stderr */
+                               MHD_OPTION_LISTEN_SOCKET, fd,
+                               MHD_OPTION_THREAD_POOL_SIZE, pool_threads(),
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+                               MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                               MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+                               MHD_OPTION_END);
+  if (s->daemon == NULL) {
+    close(fd);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+    return sp_fail(err, SP_EIO, "could not start the HTTP server on %s", addr);
+  }
+  sp_log_debug("HTTP API listening on %s with %u threads", s->endpoint, pool_threads());
+  *out = s;
+  return SP_OK;
+}
+
+void sp_http_stop(sp_http_server *s) {
+  if (s == NULL) return;
+  atomic_store(&s->stopping, true);
+  int fd = MHD_quiesce_daemon(s->daemon);
+  if (fd >= 0) close(fd);
+  for (int waited = 0; atomic_load(&s->inflight) > 0 && waited < DRAIN_TIMEOUT_MS; waited += 10) {
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  if (atomic_load(&s->inflight) > 0)
+    sp_log_warn("HTTP server stopping with %d requests still running", atomic_load(&s->inflight));
+  MHD_stop_daemon(s->daemon);
+  for (int i = 0; i < s->n_pool; i++) sp_buf_free(&s->pool[i]);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}

@@ -1,0 +1,69 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Internal to src/server/http*.c: the request object, response helpers and the pieces http.c (life cycle,
+ * streaming) and http_routes.c (routing, endpoints) share.
+ */
+#ifndef SPICE_SERVER_HTTP_INT_H
+#define SPICE_SERVER_HTTP_INT_H
+
+#include <microhttpd.h>
+#include <stdbool.h>
+#include <time.h>
+
+#include "server/format.h"
+#include "server/format_value.h"
+#include "server/http.h"
+#include "server/http_params.h"
+
+#define SP_HTTP_TEXT "text/plain; charset=utf-8"
+#define SP_HTTP_JSON "application/json"
+#define SP_HTTP_CSV "text/csv"
+
+typedef struct sp_http_component {
+  char name[32];
+  char endpoint[300];
+  char status[32];
+} sp_http_component;
+
+/* One request, from the URI-log callback to the completion callback. */
+typedef struct sp_http_req {
+  sp_http_server *s;
+  char *uri;      /* raw request target, query string included */
+  char method[16];
+  bool started;   /* the access handler has seen the headers */
+  bool too_large; /* the body passed SP_HTTP_BODY_LIMIT; it is being discarded */
+  sp_buf body;
+  int route;
+  const char *query; /* into uri after '?', or NULL */
+  char name[1024];   /* the decoded {name} path segment */
+  struct timespec start;
+} sp_http_req;
+
+sp_runtime *sp__http_runtime(sp_http_server *s);
+bool sp__http_stopping(sp_http_server *s);
+/* Copies up to max component rows for /v1/status; returns how many. */
+int sp__http_components(sp_http_server *s, sp_http_component *out, int max);
+
+/* Queue a response (takes r; adds Content-Type and, while stopping, Connection: close). */
+enum MHD_Result sp__http_queue(sp_http_server *s, struct MHD_Connection *c, unsigned code, struct MHD_Response *r,
+                               const char *content_type);
+enum MHD_Result sp__http_respond(sp_http_server *s, struct MHD_Connection *c, unsigned code, const char *content_type,
+                                 const char *body, size_t n);
+/* text/plain; charset=utf-8 */
+enum MHD_Result sp__http_text(sp_http_server *s, struct MHD_Connection *c, unsigned code, const char *text);
+/* application/json {"message": msg} */
+enum MHD_Result sp__http_message(sp_http_server *s, struct MHD_Connection *c, unsigned code, const char *msg);
+/* HTTP status for an sp_status (400 for the user's mistakes, 503 for busy/unreachable, else 500). */
+unsigned sp__http_status_for(int code);
+
+/* Runs a query and queues its streamed result in `kind`. */
+enum MHD_Result sp__http_sql(sp_http_server *s, struct MHD_Connection *c, const sp_query_request *req,
+                             sp_format_kind kind);
+
+/* Resolves r->uri and method to a route. Returns true when it already queued a response (404, 405, 400 for a
+ * bad URL) with *early the result to return to MHD. */
+bool sp__http_route(sp_http_server *s, struct MHD_Connection *c, sp_http_req *r, enum MHD_Result *early);
+/* Answers a routed request once its body is complete (r->body is NUL-terminated). */
+enum MHD_Result sp__http_dispatch(sp_http_server *s, struct MHD_Connection *c, sp_http_req *r);
+
+#endif
