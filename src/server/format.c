@@ -190,6 +190,12 @@ static int json_list(const sp_fcol *c, const struct ArrowArray *a, int64_t j, sp
   } else if (c->kind == SP_FK_LLIST) {
     s = BUF(a, 1, int64_t)[j];
     e = BUF(a, 1, int64_t)[j + 1];
+  } else if (c->kind == SP_FK_LISTV) {
+    s = BUF(a, 1, int32_t)[j];
+    e = s + BUF(a, 2, int32_t)[j];
+  } else if (c->kind == SP_FK_LLISTV) {
+    s = BUF(a, 1, int64_t)[j];
+    e = s + BUF(a, 2, int64_t)[j];
   } else {
     s = BUF(a, 1, int32_t)[j];
     e = BUF(a, 1, int32_t)[j + 1];
@@ -271,7 +277,8 @@ static int json_value(const sp_fcol *c, const struct ArrowArray *a, int64_t i, s
     return sp_buf_append(out, "\"", 1);
   }
   switch (c->kind) {
-  case SP_FK_LIST: case SP_FK_LLIST: case SP_FK_FLIST: return json_list(c, a, j, out);
+  case SP_FK_LIST: case SP_FK_LLIST: case SP_FK_LISTV: case SP_FK_LLISTV: case SP_FK_FLIST:
+    return json_list(c, a, j, out);
   case SP_FK_STRUCT: return json_struct(c, a, j, out);
   case SP_FK_MAP: return json_map(c, a, j, out);
   case SP_FK_USPARSE:

@@ -32,8 +32,8 @@ static const simple_fmt k_simple[] = {
     {"tDs", SP_FK_DUR, SP_FMT_SEC}, {"tDm", SP_FK_DUR, SP_FMT_MILLI},
     {"tDu", SP_FK_DUR, SP_FMT_MICRO}, {"tDn", SP_FK_DUR, SP_FMT_NANO},
     {"tiM", SP_FK_IV_MONTHS, 0},  {"tiD", SP_FK_IV_DAYTIME, 0}, {"tin", SP_FK_IV_MDN, 0},
-    {"+l", SP_FK_LIST, 0},        {"+L", SP_FK_LLIST, 0},       {"+s", SP_FK_STRUCT, 0},
-    {"+m", SP_FK_MAP, 0},
+    {"+l", SP_FK_LIST, 0},        {"+L", SP_FK_LLIST, 0},       {"+vl", SP_FK_LISTV, 0},
+    {"+vL", SP_FK_LLISTV, 0},     {"+s", SP_FK_STRUCT, 0},      {"+m", SP_FK_MAP, 0},
 };
 
 static bool parse_int(const char **s, long lo, long hi, int *out) {
@@ -197,7 +197,8 @@ static bool is_index_kind(sp_fk k) { return k >= SP_FK_I8 && k <= SP_FK_U64; }
 
 static int expected_children(const sp_fcol *c) {
   switch (c->kind) {
-  case SP_FK_LIST: case SP_FK_LLIST: case SP_FK_FLIST: case SP_FK_MAP: return 1;
+  case SP_FK_LIST: case SP_FK_LLIST: case SP_FK_LISTV: case SP_FK_LLISTV: case SP_FK_FLIST: case SP_FK_MAP:
+    return 1;
   case SP_FK_STRUCT: case SP_FK_USPARSE: case SP_FK_UDENSE: return -1; /* any */
   default: return 0;
   }
@@ -280,11 +281,24 @@ static int n_buffers_needed(const sp_fcol *c) {
   case SP_FK_FLIST: case SP_FK_STRUCT: case SP_FK_USPARSE: return 1;
   case SP_FK_UTF8: case SP_FK_LUTF8: case SP_FK_BIN: case SP_FK_LBIN: return 3;
   case SP_FK_UTF8V: case SP_FK_BINV: return 3; /* validity, views, ..., buffer sizes */
+  case SP_FK_LISTV: case SP_FK_LLISTV: return 3;  /* validity, offsets, sizes */
   default: return 2;
   }
 }
 
+/* List views: every (offset, size) pair must stay inside the child. */
+static int check_views(const sp_fcol *c, const struct ArrowArray *a, const struct ArrowArray *child, sp_error *err) {
+  for (int64_t j = a->offset; j < a->offset + a->length; j++) {
+    int64_t o = c->kind == SP_FK_LLISTV ? ((const int64_t *)a->buffers[1])[j] : ((const int32_t *)a->buffers[1])[j];
+    int64_t n = c->kind == SP_FK_LLISTV ? ((const int64_t *)a->buffers[2])[j] : ((const int32_t *)a->buffers[2])[j];
+    if (o < 0 || n < 0 || o > child->length || n > child->length - o)
+      return sp_fail(err, SP_EINVAL, "column \"%s\" has list views outside its child array", c->name);
+  }
+  return SP_OK;
+}
+
 static int check_offsets(const sp_fcol *c, const struct ArrowArray *a, const struct ArrowArray *child, sp_error *err) {
+  if (c->kind == SP_FK_LISTV || c->kind == SP_FK_LLISTV) return check_views(c, a, child, err);
   int64_t end = a->offset + a->length;
   int64_t first = c->kind == SP_FK_LLIST ? ((const int64_t *)a->buffers[1])[a->offset]
                                          : ((const int32_t *)a->buffers[1])[a->offset];
@@ -309,7 +323,8 @@ static int check_children(const sp_fcol *c, const struct ArrowArray *a, int dept
     else if (c->kind == SP_FK_FLIST) short_child = ch->length < rows * (int64_t)c->width;
     if (short_child) return sp_fail(err, SP_EINVAL, "column \"%s\" has a child array that is too short", c->name);
   }
-  if ((c->kind == SP_FK_LIST || c->kind == SP_FK_LLIST || c->kind == SP_FK_MAP) && a->length > 0)
+  if ((c->kind == SP_FK_LIST || c->kind == SP_FK_LLIST || c->kind == SP_FK_LISTV || c->kind == SP_FK_LLISTV ||
+       c->kind == SP_FK_MAP) && a->length > 0)
     return check_offsets(c, a, a->children[0], err);
   return SP_OK;
 }
@@ -381,7 +396,12 @@ static int nested_type_json(const sp_fcol *c, sp_buf *out) {
   switch (c->kind) {
   case SP_FK_LIST:
   case SP_FK_LLIST:
-    SP_TRY(sp_buf_append_str(out, c->kind == SP_FK_LIST ? "{\"List\":" : "{\"LargeList\":"));
+  case SP_FK_LISTV:
+  case SP_FK_LLISTV:
+    SP_TRY(sp_buf_append_str(out, c->kind == SP_FK_LIST    ? "{\"List\":"
+                                  : c->kind == SP_FK_LLIST ? "{\"LargeList\":"
+                                  : c->kind == SP_FK_LISTV ? "{\"ListView\":"
+                                                           : "{\"LargeListView\":"));
     SP_TRY(children_json(c, out));
     return sp_buf_append(out, "}", 1);
   case SP_FK_FLIST:

@@ -192,8 +192,9 @@ size_t sp__fmt_double(char *p, double v) {
       if (m / k_pow10[k] == a) return emit_scaled(p, v < 0, (uint64_t)m, k);
     }
   }
+  /* Rare (tiny, huge, or 16-17 significant digits): the fewest %g digits that read back. */
   char g[40];
-  for (int prec = 15; prec <= 17; prec++) {
+  for (int prec = 1; prec <= 17; prec++) {
     snprintf(g, sizeof g, "%.*g", prec, v);
     if (prec == 17 || strtod(g, NULL) == v) break;
   }
@@ -203,7 +204,7 @@ size_t sp__fmt_double(char *p, double v) {
 size_t sp__fmt_float(char *p, float v) {
   if (v == 0) return sp__fmt_double(p, (double)v);
   char g[40];
-  for (int prec = 6; prec <= 9; prec++) {
+  for (int prec = 1; prec <= 9; prec++) {
     snprintf(g, sizeof g, "%.*g", prec, (double)v);
     if (prec == 9 || strtof(g, NULL) == v) break;
   }
@@ -510,9 +511,40 @@ size_t sp__utf8_valid_prefix(const char *s, size_t n) {
   return n;
 }
 
+/* Terminal columns of one code point: 0 for combining marks and zero-width characters, 2 for East Asian
+ * wide and fullwidth characters and emoji (the common blocks of Unicode's EastAsianWidth W/F), else 1. */
+static int cp_width(uint32_t c) {
+  if ((c >= 0x0300 && c <= 0x036F) || (c >= 0x200B && c <= 0x200F) || c == 0xFE0F || (c >= 0x20D0 && c <= 0x20FF))
+    return 0;
+  if ((c >= 0x1100 && c <= 0x115F) || (c >= 0x2E80 && c <= 0x303E) || (c >= 0x3041 && c <= 0x33FF) ||
+      (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xA000 && c <= 0xA4CF) ||
+      (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0xF900 && c <= 0xFAFF) || (c >= 0xFE30 && c <= 0xFE4F) ||
+      (c >= 0xFF00 && c <= 0xFF60) || (c >= 0xFFE0 && c <= 0xFFE6) || (c >= 0x1F300 && c <= 0x1F64F) ||
+      (c >= 0x1F900 && c <= 0x1F9FF) || (c >= 0x20000 && c <= 0x3FFFD))
+    return 2;
+  return 1;
+}
+
 size_t sp__utf8_width(const char *s, size_t n) {
-  size_t w = 0;
-  for (size_t i = 0; i < n; i++) w += ((uint8_t)s[i] & 0xC0) != 0x80;
+  const uint8_t *u = (const uint8_t *)s;
+  size_t w = 0, i = 0;
+  while (i < n) {
+    if (u[i] < 0x80) {
+      w++;
+      i++;
+      continue;
+    }
+    size_t k = utf8_seq(u + i, n - i);
+    if (k == 0) { /* not produced by our writers (they repair UTF-8), but count it rather than stall */
+      w++;
+      i++;
+      continue;
+    }
+    uint32_t c = k == 2 ? (u[i] & 0x1Fu) : k == 3 ? (u[i] & 0x0Fu) : (u[i] & 0x07u);
+    for (size_t j = 1; j < k; j++) c = (c << 6) | (u[i + j] & 0x3Fu);
+    w += (size_t)cp_width(c);
+    i += k;
+  }
   return w;
 }
 

@@ -56,7 +56,7 @@ int sp__text_string(sp_buf *out, const char *s, size_t n, bool visible_controls)
 int sp__base64(sp_buf *out, const uint8_t *s, size_t n);
 int sp__hex(sp_buf *out, const uint8_t *s, size_t n);
 
-/* Number of code points in valid UTF-8 text (continuation bytes not counted). */
+/* Display width of UTF-8 text in terminal columns (wide East Asian characters and emoji count 2). */
 size_t sp__utf8_width(const char *s, size_t n);
 /* Length of the valid UTF-8 prefix of s; n when the whole text is valid. */
 size_t sp__utf8_valid_prefix(const char *s, size_t n);
