@@ -119,14 +119,15 @@ static const struct {
   const char *unit;
   double ms;
 } duration_units[] = {
-    {"ns", 1e-6}, {"us", 1e-3}, {"\xc2\xb5s", 1e-3}, {"ms", 1.0}, {"s", 1e3},
-    {"m", 60e3},  {"h", 3600e3}, {"d", 86400e3},       {"w", 604800e3},
+    {"ns", 1e-6}, {"us", 1e-3},  {"\xc2\xb5s", 1e-3}, {"ms", 1.0},     {"s", 1e3},
+    {"m", 60e3},  {"h", 3600e3}, {"d", 86400e3},      {"w", 604800e3},
 };
 
 /* Matches the unit at *s (exact letters, up to the next digit, space or end). Returns ms per unit or 0. */
 static double match_unit(const char **s) {
   size_t n = 0;
-  while ((*s)[n] != '\0' && !isdigit((unsigned char)(*s)[n]) && (*s)[n] != ' ' && (*s)[n] != '.') n++;
+  while ((*s)[n] != '\0' && !isdigit((unsigned char)(*s)[n]) && (*s)[n] != ' ' && (*s)[n] != '.')
+    n++;
   for (size_t i = 0; i < sizeof duration_units / sizeof duration_units[0]; i++) {
     if (strlen(duration_units[i].unit) == n && strncmp(*s, duration_units[i].unit, n) == 0) {
       *s += n;
@@ -141,10 +142,12 @@ static int read_number(const char **s, double *out) {
   const char *p = *s;
   double v = 0;
   int digits = 0;
-  for (; isdigit((unsigned char)*p); p++, digits++) v = v * 10 + (*p - '0');
+  for (; isdigit((unsigned char)*p); p++, digits++)
+    v = v * 10 + (*p - '0');
   if (*p == '.') {
     double scale = 0.1;
-    for (p++; isdigit((unsigned char)*p); p++, digits++, scale /= 10) v += (*p - '0') * scale;
+    for (p++; isdigit((unsigned char)*p); p++, digits++, scale /= 10)
+      v += (*p - '0') * scale;
   }
   if (digits == 0) return SP_EINVAL;
   *s = p;
@@ -157,11 +160,13 @@ int sp_duration_parse(const char *s, int64_t *out_ms, sp_error *err) {
   double total = 0;
   int parts = 0;
   if (s == NULL) return sp_fail(err, SP_EINVAL, "invalid duration: empty");
-  while (*p == ' ') p++;
+  while (*p == ' ')
+    p++;
   while (*p != '\0') {
     double v, unit;
     if (read_number(&p, &v) != SP_OK) goto bad;
-    while (*p == ' ') p++;
+    while (*p == ' ')
+      p++;
     if (*p == '\0' && parts == 0) {
       unit = 1e3; /* a bare number is seconds, as in fundu */
     } else if ((unit = match_unit(&p)) == 0) {
@@ -169,14 +174,15 @@ int sp_duration_parse(const char *s, int64_t *out_ms, sp_error *err) {
     }
     total += v * unit;
     parts++;
-    while (*p == ' ') p++;
+    while (*p == ' ')
+      p++;
   }
   if (parts == 0 || total > 9.2e18) goto bad;
   *out_ms = (int64_t)total;
   return SP_OK;
 bad:
-  return sp_fail(err, SP_EINVAL, "invalid duration \"%s\" (expected a number and a unit: 250ms, 10s, 5m, 1h, 2d, 1w, 1h30m)",
-                 s);
+  return sp_fail(err, SP_EINVAL,
+                 "invalid duration \"%s\" (expected a number and a unit: 250ms, 10s, 5m, 1h, 2d, 1w, 1h30m)", s);
 }
 
 int sp_bool_parse(const char *s, bool *out, sp_error *err) {
@@ -201,8 +207,10 @@ static int edit_distance(const char *a, size_t na, const char *b, size_t nb) {
   enum { CAP = 64 };
   if (na > CAP || nb > CAP) return 255;
   int d[CAP + 1][CAP + 1];
-  for (size_t i = 0; i <= na; i++) d[i][0] = (int)i;
-  for (size_t j = 0; j <= nb; j++) d[0][j] = (int)j;
+  for (size_t i = 0; i <= na; i++)
+    d[i][0] = (int)i;
+  for (size_t j = 0; j <= nb; j++)
+    d[0][j] = (int)j;
   for (size_t i = 1; i <= na; i++) {
     for (size_t j = 1; j <= nb; j++) {
       int best = d[i - 1][j - 1] + !same_letter(a[i - 1], b[j - 1]);
@@ -301,8 +309,8 @@ static const sp_param_spec *resolve_key(const sp_param_spec *specs, const char *
   if (no_prefix && (sp = spec_named(specs, key, true)) != NULL) return sp; /* a module without a prefix */
   where(raw, kv, at, sizeof at);
   if (spec_named(specs, key, true) != NULL) {
-    sp_log_warn("%s%s: ignoring parameter \"%s\": connector parameters take the prefix, write \"%s_%s\"", at,
-                what, key, prefix, key);
+    sp_log_warn("%s%s: ignoring parameter \"%s\": connector parameters take the prefix, write \"%s_%s\"", at, what, key,
+                prefix, key);
   } else if (rest != NULL && spec_named(specs, rest, false) != NULL) {
     sp_log_warn("%s%s: ignoring parameter \"%s\": runtime parameters take no prefix, write \"%s\"", at, what, key,
                 rest);
@@ -342,8 +350,10 @@ static const char *match_choice(const char *choices, const char *v, char *buf, s
 static void show_choices(const char *choices, char *buf, size_t n) {
   size_t len = 0;
   for (const char *c = choices ? choices : ""; *c != '\0' && len + 3 < n; c++) {
-    if (*c == '|') buf[len++] = ',', buf[len++] = ' ';
-    else buf[len++] = *c;
+    if (*c == '|')
+      buf[len++] = ',', buf[len++] = ' ';
+    else
+      buf[len++] = *c;
   }
   buf[len] = '\0';
 }
@@ -405,7 +415,8 @@ static int fill_one(const sp_param_spec *sp, const char *prefix, const sp_params
       sp_error_prefix(err, "%s%s", at, what);
       return SP_EINVAL;
     }
-    return sp_params_set(out, key, canon, kv->line, kv->col) == SP_OK ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+    return sp_params_set(out, key, canon, kv->line, kv->col) == SP_OK ? SP_OK
+                                                                      : sp_fail(err, SP_ENOMEM, "out of memory");
   }
   if ((sp->flags & SP_PARAM_SECRET) && secrets != NULL) {
     char *v = sp_secrets_get(secrets, "secrets", key);

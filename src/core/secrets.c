@@ -41,7 +41,7 @@ struct sp_secrets {
   char *dir;            /* pod folder, for dotenv files */
   secret_store *stores; /* declaration order */
   size_t n_stores;
-  bool declared;        /* a spicepod listed its stores: the default one was replaced */
+  bool declared; /* a spicepod listed its stores: the default one was replaced */
 };
 
 /* ------------------------------------------------------------------------------------------------------ */
@@ -57,7 +57,8 @@ typedef struct sbuf {
 static int sbuf_putn(sbuf *b, const char *s, size_t n) {
   if (b->len + n + 1 > b->cap) {
     size_t cap = b->cap ? b->cap : 64;
-    while (cap < b->len + n + 1) cap *= 2;
+    while (cap < b->len + n + 1)
+      cap *= 2;
     char *p = realloc(b->p, cap);
     if (p == NULL) return SP_ENOMEM;
     b->p = p;
@@ -127,14 +128,17 @@ static int read_value(const char **p, sbuf *out) {
     return sbuf_putn(out, s + 1, (size_t)(end - s - 1));
   }
   const char *end = s;
-  while (*end != '\0' && *end != '\n' && !(*end == '#' && end > s && isspace((unsigned char)end[-1]))) end++;
+  while (*end != '\0' && *end != '\n' && !(*end == '#' && end > s && isspace((unsigned char)end[-1])))
+    end++;
   *p = end;
-  while (end > s && isspace((unsigned char)end[-1])) end--;
+  while (end > s && isspace((unsigned char)end[-1]))
+    end--;
   return sbuf_putn(out, s, (size_t)(end - s));
 }
 
 static void skip_blanks(const char **p) {
-  while (**p == ' ' || **p == '\t') (*p)++;
+  while (**p == ' ' || **p == '\t')
+    (*p)++;
 }
 
 /* Parses dotenv text: KEY=VALUE lines, `export ` allowed, `#` comments, quoted values. Lines that are not
@@ -145,7 +149,8 @@ static int parse_dotenv(secret_store *st, const char *text) {
     skip_blanks(&p);
     if (strncmp(p, "export ", 7) == 0) p += 7, skip_blanks(&p);
     const char *key = p;
-    while (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-') p++;
+    while (isalnum((unsigned char)*p) || *p == '_' || *p == '.' || *p == '-')
+      p++;
     size_t klen = (size_t)(p - key);
     skip_blanks(&p);
     if (klen > 0 && *p == '=') {
@@ -203,12 +208,11 @@ static void store_free(secret_store *st) {
 }
 
 /* Makes an env store named `name` reading `file_path` (relative to dir) or .env.local then .env. */
-static int env_store_make(const char *dir, const char *name, const char *file_path, secret_store *out,
-                          sp_error *err) {
+static int env_store_make(const char *dir, const char *name, const char *file_path, secret_store *out, sp_error *err) {
   secret_store st = {.name = strdup(name)};
   if (st.name == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
-  int rc = file_path != NULL ? load_dotenv(&st, dir, file_path, true, err)
-                             : load_dotenv(&st, dir, ".env.local", false, err);
+  int rc =
+      file_path != NULL ? load_dotenv(&st, dir, file_path, true, err) : load_dotenv(&st, dir, ".env.local", false, err);
   if (rc == SP_OK && file_path == NULL) rc = load_dotenv(&st, dir, ".env", false, err);
   if (rc != SP_OK) {
     store_free(&st);
@@ -224,7 +228,8 @@ static char *env_store_get(const secret_store *st, const char *key) {
   char upper[512], name[520];
   size_t n = strlen(key);
   if (n >= sizeof upper) return NULL;
-  for (size_t i = 0; i <= n; i++) upper[i] = (char)toupper((unsigned char)key[i]);
+  for (size_t i = 0; i <= n; i++)
+    upper[i] = (char)toupper((unsigned char)key[i]);
   for (int pass = 0; pass < 2; pass++) {
     snprintf(name, sizeof name, "%s%s", pass == 0 ? "SPICE_" : "", upper);
     const char *v = getenv(name);
@@ -263,7 +268,8 @@ int sp_secrets_create(const char *pod_dir, sp_secrets **out, sp_error *err) {
 
 void sp_secrets_destroy(sp_secrets *s) {
   if (s == NULL) return;
-  for (size_t i = 0; i < s->n_stores; i++) store_free(&s->stores[i]);
+  for (size_t i = 0; i < s->n_stores; i++)
+    store_free(&s->stores[i]);
   free(s->stores);
   free(s->dir);
   pthread_mutex_destroy(&s->mu);
@@ -273,7 +279,8 @@ void sp_secrets_destroy(sp_secrets *s) {
 /* Puts st into the list (replacing a store of the same name), under the lock. Takes st even on failure. */
 static int stores_put(sp_secrets *s, secret_store *st) {
   if (!s->declared) {
-    for (size_t i = 0; i < s->n_stores; i++) store_free(&s->stores[i]);
+    for (size_t i = 0; i < s->n_stores; i++)
+      store_free(&s->stores[i]);
     s->n_stores = 0;
     s->declared = true;
   }
@@ -339,14 +346,16 @@ char *sp_secrets_get(sp_secrets *s, const char *store, const char *key) {
 static size_t read_ident(const char **p) {
   const char *s = *p;
   if (!isalpha((unsigned char)*s)) return 0;
-  while (isalnum((unsigned char)*s) || *s == '_' || *s == '-') s++;
+  while (isalnum((unsigned char)*s) || *s == '_' || *s == '-')
+    s++;
   size_t n = (size_t)(s - *p);
   *p = s;
   return n;
 }
 
 static void skip_space(const char **p) {
-  while (isspace((unsigned char)**p)) (*p)++;
+  while (isspace((unsigned char)**p))
+    (*p)++;
 }
 
 /* Parses "${ store : key }" at p (pointing at '$'). On a match fills the names and returns the length of the

@@ -24,8 +24,8 @@ static int oom(pod_ctx *c) { return sp_fail(c->err, SP_ENOMEM, "out of memory");
 /* Reads a whole file (at most `max` bytes) into a NUL-terminated buffer. */
 static int read_file(const char *path, size_t max, char **out, size_t *out_len, sp_error *err) {
   FILE *f = fopen(path, "rb");
-  if (f == NULL) return sp_fail(err, errno == ENOENT ? SP_ENOTFOUND : SP_EIO, "could not open \"%s\": %s", path,
-                                strerror(errno));
+  if (f == NULL)
+    return sp_fail(err, errno == ENOENT ? SP_ENOTFOUND : SP_EIO, "could not open \"%s\": %s", path, strerror(errno));
   char *buf = NULL;
   size_t len = 0, cap = 0;
   int rc = SP_OK;
@@ -74,7 +74,8 @@ static int top_version(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_
   ((top_build *)o)->version = k;
   SP_TRY(sp__pod_string(c, w, k, v, &c->pod->version));
   if (strcmp(c->pod->version, "v1beta1") != 0 && strcmp(c->pod->version, "v1") != 0)
-    return sp__pod_fail(c, SP_EINVAL, k, "unsupported spicepod version \"%s\" (expected v1beta1 or v1)", c->pod->version);
+    return sp__pod_fail(c, SP_EINVAL, k, "unsupported spicepod version \"%s\" (expected v1beta1 or v1)",
+                        c->pod->version);
   return SP_OK;
 }
 
@@ -122,9 +123,10 @@ static int any_list(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_nod
 }
 
 static const pod_key top_keys[] = {
-    {"version", top_version},   {"kind", top_kind},     {"name", top_name},       {"datasets", top_datasets},
-    {"views", top_views},       {"runtime", top_runtime}, {"secrets", top_secrets}, {"metadata", any_map},
-    {"catalogs", any_list},     {"models", any_list},   {"embeddings", any_list}, {"tools", any_list},
+    {"version", top_version},   {"kind", top_kind},         {"name", top_name},
+    {"datasets", top_datasets}, {"views", top_views},       {"runtime", top_runtime},
+    {"secrets", top_secrets},   {"metadata", any_map},      {"catalogs", any_list},
+    {"models", any_list},       {"embeddings", any_list},   {"tools", any_list},
     {"extensions", any_map},    {"dependencies", any_list}, {NULL, NULL},
 };
 
@@ -198,8 +200,8 @@ static int read_secrets(pod_ctx *c, yaml_node_t *list) {
 
 typedef struct rt_build {
   sp_runtime_spec *rt;
-  int results_cache;  /* -1 unset, else 0/1 from results_cache.enabled */
-  int sql_results;    /* -1 unset, else 0/1 from caching.sql_results.enabled */
+  int results_cache; /* -1 unset, else 0/1 from results_cache.enabled */
+  int sql_results;   /* -1 unset, else 0/1 from caching.sql_results.enabled */
 } rt_build;
 
 static int rc_enabled(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {
@@ -232,22 +234,32 @@ static int any_scalar(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_n
 }
 
 static const pod_key results_cache_keys[] = {
-    {"enabled", rc_enabled},       {"cache_max_size", any_scalar}, {"item_ttl", any_duration},
-    {"eviction_policy", any_scalar}, {"cache_key_type", any_scalar}, {"hashing_algorithm", any_scalar},
-    {"stale_while_revalidate_ttl", any_duration}, {NULL, NULL},
+    {"enabled", rc_enabled},
+    {"cache_max_size", any_scalar},
+    {"item_ttl", any_duration},
+    {"eviction_policy", any_scalar},
+    {"cache_key_type", any_scalar},
+    {"hashing_algorithm", any_scalar},
+    {"stale_while_revalidate_ttl", any_duration},
+    {NULL, NULL},
 };
 
 static const pod_key sql_results_keys[] = {
-    {"enabled", sr_enabled},     {"max_size", any_scalar},       {"item_ttl", any_duration},
-    {"eviction_policy", any_scalar}, {"cache_key_type", any_scalar}, {"hashing_algorithm", any_scalar},
-    {"stale_while_revalidate_ttl", any_duration}, {NULL, NULL},
+    {"enabled", sr_enabled},
+    {"max_size", any_scalar},
+    {"item_ttl", any_duration},
+    {"eviction_policy", any_scalar},
+    {"cache_key_type", any_scalar},
+    {"hashing_algorithm", any_scalar},
+    {"stale_while_revalidate_ttl", any_duration},
+    {NULL, NULL},
 };
 
 /* Walks a nested mapping of a runtime section, with unknown keys as warnings. */
 static int sub_walk(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v, const pod_key *keys) {
   char where[128];
   SP_TRY(sp__pod_expect(c, w, k, v, YAML_MAPPING_NODE));
-  if (v->type != YAML_MAPPING_NODE) return SP_OK;
+  if (v == NULL || v->type != YAML_MAPPING_NODE) return SP_OK;
   snprintf(where, sizeof where, "%s.%s", w, sp__pod_text(k));
   return sp__pod_walk(c, v, keys, false, o, where, where);
 }
@@ -312,7 +324,8 @@ static const pod_key runtime_keys[] = {
 static int read_runtime(pod_ctx *c, yaml_node_t *map) {
   rt_build b = {.rt = &c->pod->runtime, .results_cache = -1, .sql_results = -1};
   b.rt->params.file = c->pod->file;
-  if (map != NULL && map->type == YAML_MAPPING_NODE) SP_TRY(sp__pod_walk(c, map, runtime_keys, false, &b, "runtime", "runtime"));
+  if (map != NULL && map->type == YAML_MAPPING_NODE)
+    SP_TRY(sp__pod_walk(c, map, runtime_keys, false, &b, "runtime", "runtime"));
   b.rt->results_cache_enabled = b.results_cache >= 0 ? b.results_cache : b.sql_results >= 0 ? b.sql_results : true;
   return SP_OK;
 }
@@ -348,15 +361,15 @@ static int vw_ready_state(pod_ctx *c, void *o, const char *w, yaml_node_t *k, ya
 }
 
 static const pod_key view_keys[] = {
-    {"name", NULL},        {"sql", vw_sql},           {"sql_ref", vw_sql_ref},
-    {"description", vw_description}, {"metadata", any_map}, {"dependsOn", any_list},
-    {"acceleration", any_map}, {"ready_state", vw_ready_state}, {NULL, NULL},
+    {"name", NULL},        {"sql", vw_sql},         {"sql_ref", vw_sql_ref},   {"description", vw_description},
+    {"metadata", any_map}, {"dependsOn", any_list}, {"acceleration", any_map}, {"ready_state", vw_ready_state},
+    {NULL, NULL},
 };
 
 /* Reads the view's SQL from `sql_ref`, a path relative to the pod folder. */
 static int read_sql_ref(pod_ctx *c, view_build *b, const char *owner) {
   char path[4096];
-  if (b->sql_ref[0] == '/')
+  if (b->sql_ref[0] == '/' || strcmp(c->dir, ".") == 0)
     snprintf(path, sizeof path, "%s", b->sql_ref);
   else
     snprintf(path, sizeof path, "%s/%s", c->dir, b->sql_ref);
@@ -416,8 +429,10 @@ static void offset_position(const char *yaml, size_t len, size_t offset, int *li
   *line = 1;
   *col = 1;
   for (size_t i = 0; i < offset && i < len; i++) {
-    if (yaml[i] == '\n') (*line)++, *col = 1;
-    else (*col)++;
+    if (yaml[i] == '\n')
+      (*line)++, *col = 1;
+    else
+      (*col)++;
   }
 }
 
@@ -477,6 +492,7 @@ static char *dir_of(const char *file) {
 }
 
 int sp_pod_parse(const char *yaml, size_t len, const char *file, sp_secrets *secrets, sp_pod **out, sp_error *err) {
+  if (yaml == NULL) yaml = "", len = 0;
   sp_pod *pod = calloc(1, sizeof *pod);
   if (pod == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   pod->file = strdup(file ? file : "spicepod.yaml");
@@ -545,7 +561,8 @@ int sp_pod_load(const char *path, sp_secrets *secrets, sp_pod **out, sp_error *e
 
 void sp_pod_free(sp_pod *pod) {
   if (pod == NULL) return;
-  for (size_t i = 0; i < pod->n_datasets; i++) sp__pod_dataset_free(&pod->datasets[i]);
+  for (size_t i = 0; i < pod->n_datasets; i++)
+    sp__pod_dataset_free(&pod->datasets[i]);
   free(pod->datasets);
   for (size_t i = 0; i < pod->n_views; i++) {
     free(pod->views[i].name);

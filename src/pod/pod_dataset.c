@@ -18,9 +18,9 @@ static const char *const valid_engines = "arrow, duckdb, sqlite, postgres, cayen
 /* What a dataset's handlers share while its keys are read. */
 typedef struct ds_build {
   sp_dataset_spec *ds;
-  char owner[320];          /* dataset "trips" */
-  yaml_node_t *mode_key;    /* for the read_write rule */
-  char uta[16];             /* unsupported_type_action, "" when not written */
+  char owner[320];       /* dataset "trips" */
+  yaml_node_t *mode_key; /* for the read_write rule */
+  char uta[16];          /* unsupported_type_action, "" when not written */
   yaml_node_t *uta_key;
 } ds_build;
 
@@ -54,7 +54,8 @@ static int ac_engine(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_no
   sp_acceleration_spec *a = ((accel_build *)o)->a;
   char *name = NULL;
   SP_TRY(sp__pod_string(c, w, k, v, &name));
-  for (char *p = name; *p; p++) *p = (char)tolower((unsigned char)*p);
+  for (char *p = name; *p; p++)
+    *p = (char)tolower((unsigned char)*p);
   if (strcmp(name, "postgresql") == 0) strcpy(name, "postgres");
   for (int i = 0; engines[i] != NULL; i++) {
     if (strcmp(name, engines[i]) == 0) {
@@ -86,9 +87,9 @@ static int ac_refresh_mode(pod_ctx *c, void *o, const char *w, yaml_node_t *k, y
   return SP_OK;
 }
 
-#define AC_DURATION(fn, field)                                                                              \
-  static int fn(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {                      \
-    return sp__pod_duration(c, w, k, v, &((accel_build *)o)->a->field);                                     \
+#define AC_DURATION(fn, field)                                                                                         \
+  static int fn(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {                                  \
+    return sp__pod_duration(c, w, k, v, &((accel_build *)o)->a->field);                                                \
   }
 AC_DURATION(ac_interval, refresh_check_interval_ms)
 AC_DURATION(ac_window, refresh_data_window_ms)
@@ -285,7 +286,7 @@ static int ds_acceleration(pod_ctx *c, void *o, const char *w, yaml_node_t *k, y
   a->enabled = true;
   a->line = sp__pod_line(k);
   a->col = sp__pod_col(k);
-  if (v->type != YAML_MAPPING_NODE) return SP_OK; /* `acceleration:` alone: enabled with every default */
+  if (v == NULL || v->type != YAML_MAPPING_NODE) return SP_OK; /* `acceleration:` alone: enabled with every default */
   accel_build b = {.a = a, .mode_key = k, .retention_key = k};
   SP_TRY(sp__pod_walk(c, v, accel_keys, true, &b, owner, owner));
   return accel_check(c, &b, owner);
@@ -339,7 +340,7 @@ static int ds_replication(pod_ctx *c, void *o, const char *w, yaml_node_t *k, ya
   static const pod_key keys[] = {{"enabled", repl_enabled}, {NULL, NULL}};
   char where[400];
   SP_TRY(sp__pod_expect(c, w, k, v, YAML_MAPPING_NODE));
-  if (v->type != YAML_MAPPING_NODE) return SP_OK;
+  if (v == NULL || v->type != YAML_MAPPING_NODE) return SP_OK;
   snprintf(where, sizeof where, "replication of %s", w);
   return sp__pod_walk(c, v, keys, true, o, w, where);
 }
@@ -475,7 +476,8 @@ static int read_name(pod_ctx *c, yaml_node_t *map, size_t index, sp_dataset_spec
   }
   SP_TRY(sp__pod_string(c, owner, k, v, &ds->name));
   if (!valid_name(ds->name))
-    return sp__pod_fail(c, SP_EINVAL, k, "dataset name \"%s\" is invalid: write \"table\" or \"schema.table\"", ds->name);
+    return sp__pod_fail(c, SP_EINVAL, k, "dataset name \"%s\" is invalid: write \"table\" or \"schema.table\"",
+                        ds->name);
   return sp__pod_check_unique(c, false, ds->name, k, index, 0);
 }
 

@@ -21,11 +21,11 @@
 
 typedef struct pod_ctx {
   yaml_document_t *doc;
-  const char *file;     /* for messages */
-  const char *dir;      /* pod folder: sql_ref, .env files */
-  sp_secrets *secrets;  /* the caller's, or `own_secrets` made on first need; NULL until then */
+  const char *file;    /* for messages */
+  const char *dir;     /* pod folder: sql_ref, .env files */
+  sp_secrets *secrets; /* the caller's, or `own_secrets` made on first need; NULL until then */
   sp_secrets *own_secrets;
-  sp_pod *pod;          /* being filled */
+  sp_pod *pod;                             /* being filled */
   yaml_node_t *datasets_list, *views_list; /* for the lines of earlier names in duplicate-name messages */
   sp_error *err;
 } pod_ctx;
@@ -68,13 +68,12 @@ int sp__pod_int(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *va
 int sp__pod_duration(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, int64_t *out_ms);
 /* `choices` is "a|b|c", matched ignoring case; *out is the canonical spelling (borrowed from a static
  * table the caller gives, copied into out_buf). */
-int sp__pod_enum(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, const char *choices,
-                 char *out_buf, size_t n);
+int sp__pod_enum(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, const char *choices, char *out_buf,
+                 size_t n);
 int sp__pod_expect(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, yaml_node_type_t type);
 /* A map of scalars into *out (values stringified; `${store:key}` resolved when `interpolate`); null, list
  * and map values are errors. */
-int sp__pod_params(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, bool interpolate,
-                   sp_params *out);
+int sp__pod_params(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, bool interpolate, sp_params *out);
 
 /* The pod's secret stores, made on first need when the caller passed none. */
 sp_secrets *sp__pod_secrets(pod_ctx *c);

@@ -176,10 +176,13 @@ int sp__pod_walk(pod_ctx *c, yaml_node_t *map, const pod_key *keys, bool strict,
 /* Typed getters                                                                                           */
 /* ------------------------------------------------------------------------------------------------------ */
 
-static bool is_value_scalar(const yaml_node_t *v) { return v != NULL && v->type == YAML_SCALAR_NODE && !sp__pod_is_null(v); }
+static bool is_value_scalar(const yaml_node_t *v) {
+  return v != NULL && v->type == YAML_SCALAR_NODE && !sp__pod_is_null(v);
+}
 
 int sp__pod_string(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, char **out) {
-  if (!is_value_scalar(val)) return sp__pod_fail(c, SP_EINVAL, key, "%s: \"%s\" must be a string", owner, sp__pod_text(key));
+  if (!is_value_scalar(val))
+    return sp__pod_fail(c, SP_EINVAL, key, "%s: \"%s\" must be a string", owner, sp__pod_text(key));
   char *s = strdup(sp__pod_text(val));
   if (s == NULL) return sp_fail(c->err, SP_ENOMEM, "out of memory");
   free(*out);
@@ -235,8 +238,8 @@ static void list_choices(const char *choices, char *buf, size_t n) {
   buf[len] = '\0';
 }
 
-int sp__pod_enum(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, const char *choices,
-                 char *out_buf, size_t n) {
+int sp__pod_enum(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, const char *choices, char *out_buf,
+                 size_t n) {
   char shown[256];
   list_choices(choices, shown, sizeof shown);
   if (!is_value_scalar(val))
@@ -267,15 +270,29 @@ sp_secrets *sp__pod_secrets(pod_ctx *c) {
   return c->secrets;
 }
 
+/* Writes a 0x/0o integer in decimal, as Spice stringifies the number it read. False if not such a number. */
+static bool int_decimal(const char *s, char *buf, size_t n) {
+  int base = strncmp(s, "0x", 2) == 0 ? 16 : strncmp(s, "0o", 2) == 0 ? 8 : 0;
+  if (base == 0) return false;
+  errno = 0;
+  char *end;
+  unsigned long long v = strtoull(s + 2, &end, base);
+  if (errno != 0 || *end != '\0') return false;
+  snprintf(buf, n, "%llu", v);
+  return true;
+}
+
 /* Stores one param: the value stringified (booleans as true/false) and, when asked, interpolated. */
 static int put_param(pod_ctx *c, const char *owner, yaml_node_t *k, yaml_node_t *v, bool interpolate, sp_params *out) {
   const char *key = sp__pod_text(k);
   if (v == NULL || v->type != YAML_SCALAR_NODE || sp__pod_is_null(v))
-    return sp__pod_fail(c, SP_EINVAL, k, "%s: parameter \"%s\" must be a string, number or boolean, not %s", owner,
-                        key, sp__pod_type_name(v));
+    return sp__pod_fail(c, SP_EINVAL, k, "%s: parameter \"%s\" must be a string, number or boolean, not %s", owner, key,
+                        sp__pod_type_name(v));
   const char *text = sp__pod_text(v);
+  char number[32];
   bool b;
   if (sp__pod_scalar_kind(v) == POD_BOOL && sp_bool_parse(text, &b, NULL) == SP_OK) text = b ? "true" : "false";
+  if (sp__pod_scalar_kind(v) == POD_INT && int_decimal(text, number, sizeof number)) text = number;
   char *resolved = NULL;
   if (interpolate && strstr(text, "${") != NULL) {
     sp_error e = {0};
@@ -290,7 +307,7 @@ static int put_param(pod_ctx *c, const char *owner, yaml_node_t *k, yaml_node_t 
 int sp__pod_params(pod_ctx *c, const char *owner, yaml_node_t *key, yaml_node_t *val, bool interpolate,
                    sp_params *out) {
   SP_TRY(sp__pod_expect(c, owner, key, val, YAML_MAPPING_NODE));
-  if (val->type != YAML_MAPPING_NODE) return SP_OK;
+  if (val == NULL || val->type != YAML_MAPPING_NODE) return SP_OK;
   for (yaml_node_pair_t *p = val->data.mapping.pairs.start; p < val->data.mapping.pairs.top; p++)
     SP_TRY(put_param(c, owner, sp__pod_node(c, p->key), sp__pod_node(c, p->value), interpolate, out));
   return SP_OK;
@@ -344,7 +361,8 @@ static int mapping_json(json_walk *w, yaml_node_t *n, int depth, json_t **out) {
     } else if (json_object_get(obj, sp__pod_text(k)) != NULL) {
       yaml_node_t *first = NULL;
       sp__pod_get(c, n, sp__pod_text(k), &first);
-      rc = sp__pod_fail(c, SP_EINVAL, k, "duplicate key \"%s\" (first at line %d)", sp__pod_text(k), sp__pod_line(first));
+      rc = sp__pod_fail(c, SP_EINVAL, k, "duplicate key \"%s\" (first at line %d)", sp__pod_text(k),
+                        sp__pod_line(first));
     } else if ((rc = node_json(w, v, depth + 1, &jv)) == SP_OK && json_object_set_new(obj, sp__pod_text(k), jv) != 0) {
       rc = sp_fail(c->err, SP_ENOMEM, "out of memory");
     }

@@ -57,7 +57,9 @@ static const sp_param_spec pg_specs[] = {
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
-static void set(sp_params *p, const char *k, const char *v, int line) { assert_int_equal(sp_params_set(p, k, v, line, 7), SP_OK); }
+static void set(sp_params *p, const char *k, const char *v, int line) {
+  assert_int_equal(sp_params_set(p, k, v, line, 7), SP_OK);
+}
 
 /* ---- maps ---- */
 
@@ -102,9 +104,9 @@ static void test_durations(void **state) {
     const char *s;
     int64_t ms;
   } good[] = {
-      {"10s", 10000},   {"5m", 300000},      {"1h", 3600000},   {"2d", 172800000}, {"1w", 604800000},
-      {"250ms", 250},   {"1h30m", 5400000},  {"1h 30m", 5400000}, {"1.5h", 5400000}, {"0s", 0},
-      {"10", 10000},    {" 10s ", 10000},    {"1500us", 1},     {"2000000ns", 2},  {"1d12h", 129600000},
+      {"10s", 10000}, {"5m", 300000},     {"1h", 3600000},     {"2d", 172800000}, {"1w", 604800000},
+      {"250ms", 250}, {"1h30m", 5400000}, {"1h 30m", 5400000}, {"1.5h", 5400000}, {"0s", 0},
+      {"10", 10000},  {" 10s ", 10000},   {"1500us", 1},       {"2000000ns", 2},  {"1d12h", 129600000},
   };
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     int64_t ms = -1;
@@ -165,8 +167,10 @@ static void test_closest(void **state) {
                       "hive_partitioning_enabled");
   assert_null(sp_params_closest(pg_specs, "pg", "completely_different", buf, sizeof buf));
   assert_null(sp_params_closest(pg_specs, "pg", "zzzzzzzz", buf, sizeof buf));
-  static const sp_param_spec accel[] = {{.name = "refresh_check_interval"}, {.name = "retention_check_interval"},
-                                        {.name = "refresh_sql"}, {.name = NULL}};
+  static const sp_param_spec accel[] = {{.name = "refresh_check_interval"},
+                                        {.name = "retention_check_interval"},
+                                        {.name = "refresh_sql"},
+                                        {.name = NULL}};
   assert_string_equal(sp_params_closest(accel, NULL, "refresh_intervall", buf, sizeof buf), "refresh_check_interval");
   assert_string_equal(sp_params_closest(accel, NULL, "refresh_sq", buf, sizeof buf), "refresh_sql");
   /* without a buffer, the spec's own name */
@@ -190,7 +194,7 @@ static void test_validate_canonical_and_defaults(void **state) {
   assert_string_equal(sp_params_get(&out, "pg_sslmode"), "disable"); /* the choice's spelling */
   assert_string_equal(sp_params_get(&out, "connection_pool_size"), "5");
   assert_int_equal(sp_params_get_duration_ms(&out, "client_timeout", 0), 30000);
-  assert_string_equal(sp_params_get(&out, "csv_delimiter"), ",");           /* default */
+  assert_string_equal(sp_params_get(&out, "csv_delimiter"), ",");                 /* default */
   assert_string_equal(sp_params_get(&out, "hive_partitioning_enabled"), "false"); /* default */
   assert_null(sp_params_get(&out, "pg_pass"));
   assert_int_equal(sp_params_find(&out, "pg_port")->line, 9);
@@ -232,7 +236,8 @@ static void test_validate_prefix_rule(void **state) {
   assert_non_null(strstr(log, "spicepod.yaml:11:7: dataset \"orders\": ignoring unknown parameter \"pg_hots\" (did "
                               "you mean \"pg_host\"?)"));
   assert_non_null(strstr(log, "ignoring parameter \"pass\": connector parameters take the prefix, write \"pg_pass\""));
-  assert_non_null(strstr(log, "spicepod.yaml:13:7: dataset \"orders\": ignoring unknown parameter \"nonsense_key_here\"\n"));
+  assert_non_null(
+      strstr(log, "spicepod.yaml:13:7: dataset \"orders\": ignoring unknown parameter \"nonsense_key_here\"\n"));
   assert_null(strstr(log, "hunter2"));
   assert_string_equal(sp_params_get(&out, "pg_host"), "db");
   assert_string_equal(sp_params_get(&out, "connection_pool_size"), "10"); /* the prefixed one was ignored */
@@ -262,17 +267,23 @@ static void test_validate_types(void **state) {
   static const struct {
     const char *key, *value, *msg;
   } cases[] = {
-      {"pg_port", "abc", "spicepod.yaml:9:7: dataset \"orders\": parameter \"pg_port\" must be an integer, got \"abc\""},
-      {"pg_port", "99999999999999999999", "spicepod.yaml:9:7: dataset \"orders\": parameter \"pg_port\" must be an "
-                                          "integer, got \"99999999999999999999\""},
-      {"pg_sslmode", "maybe", "spicepod.yaml:9:7: dataset \"orders\": parameter \"pg_sslmode\" must be one of "
-                              "require, prefer, disable, got \"maybe\""},
-      {"client_timeout", "soon", "spicepod.yaml:9:7: dataset \"orders\": parameter \"client_timeout\" must be a "
-                                 "duration such as 10s, 5m or 1h, got \"soon\""},
-      {"csv_delimiter", ";;", "spicepod.yaml:9:7: dataset \"orders\": parameter \"csv_delimiter\" must be a single "
-                              "character, got \";;\""},
-      {"hive_partitioning_enabled", "sometimes", "spicepod.yaml:9:7: dataset \"orders\": parameter "
-                                                 "\"hive_partitioning_enabled\" must be true or false, got \"sometimes\""},
+      {"pg_port", "abc",
+       "spicepod.yaml:9:7: dataset \"orders\": parameter \"pg_port\" must be an integer, got \"abc\""},
+      {"pg_port", "99999999999999999999",
+       "spicepod.yaml:9:7: dataset \"orders\": parameter \"pg_port\" must be an "
+       "integer, got \"99999999999999999999\""},
+      {"pg_sslmode", "maybe",
+       "spicepod.yaml:9:7: dataset \"orders\": parameter \"pg_sslmode\" must be one of "
+       "require, prefer, disable, got \"maybe\""},
+      {"client_timeout", "soon",
+       "spicepod.yaml:9:7: dataset \"orders\": parameter \"client_timeout\" must be a "
+       "duration such as 10s, 5m or 1h, got \"soon\""},
+      {"csv_delimiter", ";;",
+       "spicepod.yaml:9:7: dataset \"orders\": parameter \"csv_delimiter\" must be a single "
+       "character, got \";;\""},
+      {"hive_partitioning_enabled", "sometimes",
+       "spicepod.yaml:9:7: dataset \"orders\": parameter "
+       "\"hive_partitioning_enabled\" must be true or false, got \"sometimes\""},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     sp_params raw = {.file = "spicepod.yaml"}, out = {0};

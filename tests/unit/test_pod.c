@@ -250,7 +250,8 @@ static const bad_case bad_cases[] = {
     {"bad_unknown_accel_key.yaml", SP_EINVAL,
      "9:7: unknown key \"refresh_intervall\" in acceleration of dataset \"trips\" (did you mean "
      "\"refresh_check_interval\"?)"},
-    {"bad_unknown_dataset_key.yaml", SP_EINVAL, "5:5: unknown key \"form\" in dataset \"trips\" (did you mean \"from\"?)"},
+    {"bad_unknown_dataset_key.yaml", SP_EINVAL,
+     "5:5: unknown key \"form\" in dataset \"trips\" (did you mean \"from\"?)"},
     {"bad_from_type.yaml", SP_EINVAL, "6:5: dataset \"trips\": \"from\" must be a string"},
     {"bad_yaml_syntax.yaml", SP_EINVAL, /* line 7 is indented by three spaces */
      "7:4: invalid YAML: did not find expected '-' indicator (while parsing a block collection at line 5, column 3)"},
@@ -259,7 +260,8 @@ static const bad_case bad_cases[] = {
     {"bad_engine.yaml", SP_EINVAL,
      "8:7: acceleration of dataset \"orders\": unknown acceleration engine \"clickhouse\" (valid: arrow, duckdb, "
      "sqlite, postgres, cayenne, turso)"},
-    {"bad_arrow_file.yaml", SP_EINVAL, "9:7: acceleration of dataset \"orders\": File mode not supported for Arrow engine"},
+    {"bad_arrow_file.yaml", SP_EINVAL,
+     "9:7: acceleration of dataset \"orders\": File mode not supported for Arrow engine"},
     {"bad_duration.yaml", SP_EINVAL,
      "8:7: acceleration of dataset \"orders\": invalid duration \"10 minutes\" for \"refresh_check_interval\" "
      "(expected e.g. 250ms, 10s, 5m, 1h, 2d, 1w or 1h30m)"},
@@ -300,6 +302,9 @@ static const bad_case bad_cases[] = {
     {"bad_datasets_type.yaml", SP_EINVAL, "4:1: \"datasets\" must be a list, not a mapping"},
     {"bad_retry_attempts.yaml", SP_EINVAL,
      "8:7: acceleration of dataset \"trips\": \"refresh_retry_max_attempts\" must be an integer, got \"lots\""},
+    {"bad_dataset_ref.yaml", SP_ENOTSUP,
+     "5:5: dataset #1: \"ref\" entries are not supported; write the dataset inline"},
+    {"bad_duplicate_view.yaml", SP_EINVAL, "8:5: duplicate view name \"V\" (lines 5 and 8)"},
 };
 
 static void test_broken_pods(void **state) {
@@ -315,6 +320,43 @@ static void test_broken_pods(void **state) {
     if (rc != (int)bc->code || strcmp(err.msg, want) != 0)
       fail_msg("%s:\n  got  %s %s\n  want %s %s", bc->file, sp_status_name((sp_status)rc), err.msg,
                sp_status_name(bc->code), want);
+    assert_null(pod);
+  }
+}
+
+/* Messages for pods given as strings (the pod's folder is then the current one). */
+static void test_broken_strings(void **state) {
+  (void)state;
+  static const struct {
+    const char *yaml, *msg;
+  } cases[] = {
+      {"views:\n  - name: v\n    sql_ref: nope.sql\n",
+       "spicepod.yaml:6:5: view \"v\": could not read sql_ref: could not open \"nope.sql\": No such file or directory"},
+      {"views:\n  - name: v\n    description: no sql\n",
+       "spicepod.yaml:5:5: view \"v\": one of \"sql\" or \"sql_ref\" is required"},
+      {"datasets:\n  - from: x\n    name: d\n    mode: rw\n",
+       "spicepod.yaml:7:5: dataset \"d\": \"mode\" must be one of read, read_write, got \"rw\""},
+      {"datasets:\n  - from: x\n    name: d\n    params: [a]\n",
+       "spicepod.yaml:7:5: dataset \"d\": \"params\" must be a mapping"},
+      {"datasets:\n  - from: x\n    name: d\n    acceleration:\n      retention_check_enabled: true\n"
+       "      retention_check_interval: 1h\n",
+       "spicepod.yaml:8:7: acceleration of dataset \"d\": retention_check_enabled requires \"retention_period\" or "
+       "\"retention_sql\""},
+      {"datasets:\n  - from: x\n    name: d\n    params:\n      k: {a: 1}\n",
+       "spicepod.yaml:8:7: dataset \"d\": parameter \"k\" must be a string, number or boolean, not a mapping"},
+      {"datasets:\n  - from: x\n    name: d\n    params:\n      k: ${vault:x}\n",
+       "spicepod.yaml:8:7: dataset \"d\": parameter \"k\": unknown secret store \"vault\" in \"${vault:x}\""},
+      {"runtime:\n  shutdown_timeout: soon\n", "spicepod.yaml:5:3: runtime: invalid duration \"soon\" for "
+                                               "\"shutdown_timeout\" (expected e.g. 250ms, 10s, 5m, 1h, "
+                                               "2d, 1w or 1h30m)"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, "version: v1\nkind: Spicepod\nname: s\n%s", cases[i].yaml);
+    sp_error err = {0};
+    sp_pod *pod = NULL;
+    assert_int_not_equal(sp_pod_parse(yaml, strlen(yaml), NULL, NULL, &pod, &err), SP_OK);
+    if (strcmp(err.msg, cases[i].msg) != 0) fail_msg("case %zu:\n  got  %s\n  want %s", i, err.msg, cases[i].msg);
     assert_null(pod);
   }
 }
@@ -349,10 +391,50 @@ static void test_unknown_top_level_key_is_a_warning(void **state) {
   capture_begin(&cap);
   sp_pod *pod = parse_ok("version: v1\nkind: Spicepod\nname: w\ndatset: []\nruntime:\n  foo: 1\n", NULL);
   char *log = capture_end(&cap);
-  assert_non_null(strstr(log, "spicepod.yaml:4:1: ignoring unknown key \"datset\" in spicepod (did you mean \"datasets\"?)"));
+  assert_non_null(
+      strstr(log, "spicepod.yaml:4:1: ignoring unknown key \"datset\" in spicepod (did you mean \"datasets\"?)"));
   assert_non_null(strstr(log, "spicepod.yaml:6:3: ignoring unknown key \"foo\" in runtime"));
   assert_int_equal(pod->n_datasets, 0);
   free(log);
+  sp_pod_free(pod);
+}
+
+/* ---- param values, type actions, runtime caching ---- */
+
+static void test_param_values_and_type_action(void **state) {
+  (void)state;
+  const char *yaml = "version: v1\nkind: Spicepod\nname: p\n"
+                     "runtime:\n  caching:\n    sql_results:\n      enabled: false\n"
+                     "datasets:\n"
+                     "  - from: postgres:t\n"
+                     "    name: t\n"
+                     "    invalid_type_action: WARN\n"
+                     "    params:\n"
+                     "      hex: 0x1F\n"
+                     "      oct: 0o17\n"
+                     "      quoted: \"0x1F\"\n"
+                     "      float: 1.50\n"
+                     "      neg: -3\n"
+                     "      yes_word: yes\n"
+                     "      off: FALSE\n"
+                     "      unsupported_type_action: error\n";
+  sp_pod *pod = parse_ok(yaml, NULL);
+  const sp_params *p = &pod->datasets[0].params;
+  assert_string_equal(sp_params_get(p, "hex"), "31");
+  assert_string_equal(sp_params_get(p, "oct"), "15");
+  assert_string_equal(sp_params_get(p, "quoted"), "0x1F");
+  assert_string_equal(sp_params_get(p, "float"), "1.50");
+  assert_string_equal(sp_params_get(p, "neg"), "-3");
+  assert_string_equal(sp_params_get(p, "yes_word"), "yes"); /* YAML 1.2: a string */
+  assert_string_equal(sp_params_get(p, "off"), "false");
+  /* the dataset-level key wins over the one in params, and is stored once */
+  assert_string_equal(sp_params_get(p, "unsupported_type_action"), "warn");
+  size_t n = 0;
+  for (size_t i = 0; i < p->count; i++)
+    n += strcmp(p->items[i].key, "unsupported_type_action") == 0;
+  assert_int_equal(n, 1);
+  /* caching.sql_results.enabled stands in for results_cache.enabled */
+  assert_false(pod->runtime.results_cache_enabled);
   sp_pod_free(pod);
 }
 
@@ -421,17 +503,16 @@ static int remove_tmpdir(void **state) {
   return system(cmd) == 0 ? 0 : -1;
 }
 
-static const char *secret_pod =
-    "version: v1\nkind: Spicepod\nname: s\n"
-    "datasets:\n"
-    "  - from: postgres:orders\n"
-    "    name: orders\n"
-    "    params:\n"
-    "      pg_host: ${env:SPICEC_POD_TEST_HOST}:5432\n"
-    "      pg_pass: \"${ secrets : pod_test_pass }\"\n"
-    "    acceleration:\n"
-    "      params:\n"
-    "        duckdb_file: ${env:pod_test_file}\n";
+static const char *secret_pod = "version: v1\nkind: Spicepod\nname: s\n"
+                                "datasets:\n"
+                                "  - from: postgres:orders\n"
+                                "    name: orders\n"
+                                "    params:\n"
+                                "      pg_host: ${env:SPICEC_POD_TEST_HOST}:5432\n"
+                                "      pg_pass: \"${ secrets : pod_test_pass }\"\n"
+                                "    acceleration:\n"
+                                "      params:\n"
+                                "        duckdb_file: ${env:pod_test_file}\n";
 
 static void test_secrets_resolved_in_params_not_in_json(void **state) {
   (void)state;
@@ -547,7 +628,8 @@ static void *parse_many(void *arg) {
 static void test_parse_is_thread_safe(void **state) {
   (void)state;
   pthread_t t[4];
-  for (int i = 0; i < 4; i++) assert_int_equal(pthread_create(&t[i], NULL, parse_many, NULL), 0);
+  for (int i = 0; i < 4; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, parse_many, NULL), 0);
   for (int i = 0; i < 4; i++) {
     void *r;
     pthread_join(t[i], &r);
@@ -563,8 +645,10 @@ int main(void) {
       cmocka_unit_test(test_load_folder_and_sql_ref),
       cmocka_unit_test(test_load_missing),
       cmocka_unit_test(test_broken_pods),
+      cmocka_unit_test(test_broken_strings),
       cmocka_unit_test(test_truncations_fail_cleanly),
       cmocka_unit_test(test_unknown_top_level_key_is_a_warning),
+      cmocka_unit_test(test_param_values_and_type_action),
       cmocka_unit_test(test_from_splitting),
       cmocka_unit_test(test_secrets_resolved_in_params_not_in_json),
       cmocka_unit_test(test_secrets_section_custom_store),

@@ -107,7 +107,7 @@ static void test_dotenv_files_and_precedence(void **state) {
   write_file(f, ".env.local", "ST_A=local\n");
   write_file(f, ".env", "ST_A=dotenv\nST_B=dotenv-b\nSPICE_ST_C=prefixed-in-file\n");
   sp_secrets *s = open_store(f);
-  assert_secret(s, "env", "st_a", "local");     /* .env.local before .env */
+  assert_secret(s, "env", "st_a", "local"); /* .env.local before .env */
   assert_secret(s, "env", "st_b", "dotenv-b");
   setenv("ST_B", "environment", 1);
   assert_secret(s, "env", "st_b", "environment"); /* the environment before the files */
@@ -161,11 +161,13 @@ static void test_interpolation(void **state) {
   assert_interp(s, "${\tsecrets:IT_PASS }", "s3cret");
   assert_interp(s, "postgres://${env:it_user}:${secrets:it_pass}@db/x", "postgres://alice:s3cret@db/x");
   /* not references: kept as written */
-  assert_interp(s, "$HOME ${it_user} ${env:} ${:x} ${env:1abc} $${ ${env:it_user", "$HOME ${it_user} ${env:} ${:x} "
-                                                                                    "${env:1abc} $${ ${env:it_user");
+  assert_interp(s, "$HOME ${it_user} ${env:} ${:x} ${env:1abc} $${ ${env:it_user",
+                "$HOME ${it_user} ${env:} ${:x} "
+                "${env:1abc} $${ ${env:it_user");
   assert_interp(s, "$", "$");
   assert_interp_fails(s, "x ${env:it_missing} y", SP_ENOTFOUND, "secret \"${env:it_missing}\" not found");
-  assert_interp_fails(s, "${ vault : it_user }", SP_ENOTFOUND, "unknown secret store \"vault\" in \"${vault:it_user}\"");
+  assert_interp_fails(s, "${ vault : it_user }", SP_ENOTFOUND,
+                      "unknown secret store \"vault\" in \"${vault:it_user}\"");
   assert_interp_fails(NULL, "${env:it_user}", SP_ENOTFOUND, "unknown secret store \"env\" in \"${env:it_user}\"");
   assert_interp(NULL, "no refs", "no refs");
 }
@@ -188,7 +190,7 @@ static void test_declared_stores(void **state) {
   assert_secret(s, "env", "ds_key", NULL); /* the default store was replaced */
   assert_secret(s, "a", "ds_key", "from-a");
   assert_secret(s, "b", "ds_key", "from-b");
-  assert_secret(s, "secrets", "ds_key", "from-b");  /* declared later wins */
+  assert_secret(s, "secrets", "ds_key", "from-b");    /* declared later wins */
   assert_secret(s, "secrets", "ds_only_a", "only-a"); /* falls through to earlier stores */
   assert_interp(s, "${a:ds_key}/${b:ds_key}/${secrets:ds_key}", "from-a/from-b/from-b");
   /* declaring a name again replaces it (and moves it last) */
@@ -208,7 +210,8 @@ static void test_unsupported_stores(void **state) {
   } cases[] = {
       {"keyring", SP_ENOTSUP, "secret store \"keyring\" is not supported (supported: env)"},
       {"kubernetes:my-secret", SP_ENOTSUP, "secret store \"kubernetes\" is not supported (supported: env)"},
-      {"aws_secrets_manager:prod", SP_ENOTSUP, "secret store \"aws_secrets_manager\" is not supported (supported: env)"},
+      {"aws_secrets_manager:prod", SP_ENOTSUP,
+       "secret store \"aws_secrets_manager\" is not supported (supported: env)"},
       {"environment", SP_ENOTSUP, "secret store \"environment\" is not supported (supported: env)"},
       {"env:x", SP_EINVAL, "secret store \"env\" takes no selector: \"env:x\""},
   };
