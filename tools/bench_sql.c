@@ -300,6 +300,13 @@ static void trim_sql(buf *b) {
     b->p[--b->len] = '\0';
 }
 
+/* Keeps a message on one table line: newlines become spaces, '|' (a markdown cell border) becomes '/'. */
+static void one_line(char *s) {
+  for (; *s; s++)
+    if (*s == '\n' || *s == '\r' || *s == '\t') *s = ' ';
+    else if (*s == '|') *s = '/';
+}
+
 /* Parses "-- name: <id>" headed blocks; other comment lines are skipped. */
 static int load_queries(const char *path, const char *match, query *qs, int *out_n, sp_error *err) {
   FILE *f = fopen(path, "r");
@@ -595,6 +602,7 @@ static int make_cases(bench *b, const query *qs, int nq, sp_error *err) {
 static void summarize(bench *b) {
   for (int i = 0; i < b->n_cases; i++) {
     bench_case *c = &b->cases[i];
+    one_line(c->status);
     if (c->reps_done == 0) {
       c->failed = true;
       continue;
