@@ -654,7 +654,10 @@ static void print_summary(const bench *b, FILE *f, bool markdown) {
     int n;
     const char *label = t < N_TARGETS ? TARGETS[t].label : NULL;
     double g = geomean(b, label, &n);
-    fprintf(f, "%s %s %.3f", t ? "," : "", label ? label : "all", g);
+    if (n)
+      fprintf(f, "%s %s %.3f", t ? "," : "", label ? label : "all", g);
+    else
+      fprintf(f, "%s %s n/a", t ? "," : "", label ? label : "all");
   }
   int n;
   double g = geomean(b, NULL, &n);
@@ -727,7 +730,7 @@ static int write_markdown(const bench *b, const char *path, int reps, int warmup
   time_t now = time(NULL);
   char when[64];
   strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", gmtime(&now));
-  fprintf(f, "# spicec vs embedded DuckDB\n\n%s; %lld rows; median of %d repetitions after %d warm-up; DuckDB %s; "
+  fprintf(f, "# spicec vs embedded DuckDB\n\n%s; %lld rows; median of %d repetition(s) after %d warm-up run(s); DuckDB %s; "
              "%ld cores.\nRatio = spicec (HTTP /v1/sql, JSON) / DuckDB in process. See docs/benchmarks.md.\n\n",
           when, b->data_rows, reps, warmup, duckdb_library_version(), sysconf(_SC_NPROCESSORS_ONLN));
   print_table(b, f, true);
