@@ -132,7 +132,11 @@ static size_t scalar_text(const sp_fcol *c, const struct ArrowArray *a, int64_t 
   case SP_FK_U16: return sp__fmt_u64(p, BUF(a, 1, uint16_t)[j]);
   case SP_FK_U32: return sp__fmt_u64(p, BUF(a, 1, uint32_t)[j]);
   case SP_FK_U64: return sp__fmt_u64(p, BUF(a, 1, uint64_t)[j]);
-  case SP_FK_F16: return float_text(p, sp__half_to_float(BUF(a, 1, uint16_t)[j]), false, quote);
+  case SP_FK_F16: {
+    uint16_t h = BUF(a, 1, uint16_t)[j];
+    if ((h & 0x7c00) == 0x7c00) return float_text(p, sp__half_to_float(h), false, quote);
+    return sp__fmt_half(p, h);
+  }
   case SP_FK_F32: return float_text(p, BUF(a, 1, float)[j], false, quote);
   case SP_FK_F64: return float_text(p, BUF(a, 1, double)[j], true, quote);
   case SP_FK_DEC: return sp__fmt_decimal(p, BUF(a, 1, uint8_t) + j * c->width, c->width, c->scale);
@@ -170,13 +174,35 @@ static size_t scalar_text(const sp_fcol *c, const struct ArrowArray *a, int64_t 
   }
 }
 
-static bool value_is_null(const sp_fcol *c, const struct ArrowArray *a, int64_t i) {
+static inline bool value_is_null(const sp_fcol *c, const struct ArrowArray *a, int64_t i) {
   if (c->kind == SP_FK_NULL && !c->dict) return true;
   if ((c->kind == SP_FK_USPARSE || c->kind == SP_FK_UDENSE) && !c->dict) return false; /* no validity bitmap */
   return sp_array_is_null(a, i);
 }
 
 /* ---- JSON values ---------------------------------------------------------------------------------------- */
+
+/* Appends a column's "key": with fixed 16-byte copies (the key is zero-padded): keys are short, and a
+ * variable-length memcpy is a libc call per value. */
+static inline int put_key(sp_buf *out, const sp_fcol *c) {
+  char *p = sp_buf_reserve(out, c->json_key_pad);
+  if (p == NULL) return SP_ENOMEM;
+  for (size_t k = 0; k < c->json_key_pad; k += 16) memcpy(p + k, c->json_key + k, 16);
+  out->len += c->json_key_len;
+  return SP_OK;
+}
+
+static inline int put_char(sp_buf *out, char ch) {
+  char *p = sp_buf_reserve(out, 1);
+  if (p == NULL) return SP_ENOMEM;
+  *p = ch;
+  out->len++;
+  return SP_OK;
+}
+
+/* Kinds whose JSON form is a string ("2024-01-31"); numbers and booleans are bare (floats only quote
+ * NaN and the infinities). */
+static inline bool always_quoted(sp_fk k) { return k == SP_FK_UUID || (k >= SP_FK_DATE32 && k <= SP_FK_IV_MDN); }
 
 static int json_value(const sp_fcol *c, const struct ArrowArray *a, int64_t i, sp_buf *out);
 static int text_value(const sp_fcol *c, const struct ArrowArray *a, int64_t i, bool table, sp_buf *out,
@@ -209,10 +235,10 @@ static int json_list(const sp_fcol *c, const struct ArrowArray *a, int64_t j, sp
 }
 
 static int json_struct(const sp_fcol *c, const struct ArrowArray *a, int64_t j, sp_buf *out) {
-  SP_TRY(sp_buf_append(out, "{", 1));
+  SP_TRY(put_char(out, '{'));
   for (int k = 0; k < c->n_children; k++) {
-    if (k > 0) SP_TRY(sp_buf_append(out, ",", 1));
-    SP_TRY(sp_buf_append(out, c->children[k].json_key, c->children[k].json_key_len));
+    if (k > 0) SP_TRY(put_char(out, ','));
+    SP_TRY(put_key(out, &c->children[k]));
     SP_TRY(json_value(&c->children[k], a->children[k], j, out));
   }
   return sp_buf_append(out, "}", 1);
@@ -294,15 +320,21 @@ static int json_value(const sp_fcol *c, const struct ArrowArray *a, int64_t i, s
   char *p = sp_buf_reserve(out, SP_FMT_MAX + 2);
   if (p == NULL) return SP_ENOMEM;
   bool quote;
-  size_t n = scalar_text(c, a, j, p + 1, &quote);
-  if (quote) {
+  if (always_quoted(c->kind)) {
+    size_t n = scalar_text(c, a, j, p + 1, &quote);
     p[0] = '"';
     p[n + 1] = '"';
     out->len += n + 2;
-  } else {
-    memmove(p, p + 1, n);
-    out->len += n;
+    return SP_OK;
   }
+  size_t n = scalar_text(c, a, j, p, &quote);
+  if (quote) { /* NaN, Infinity */
+    memmove(p + 1, p, n);
+    p[0] = '"';
+    p[n + 1] = '"';
+    n += 2;
+  }
+  out->len += n;
   return SP_OK;
 }
 
@@ -396,14 +428,15 @@ static int csv_row(sp_formatter *f, const struct ArrowArray *b, int64_t r, sp_bu
 /* ---- JSON rows ------------------------------------------------------------------------------------------ */
 
 static int json_row(sp_formatter *f, const struct ArrowArray *b, int64_t r, sp_buf *out) {
-  SP_TRY(sp_buf_append(out, f->rows ? ",{" : "{", f->rows ? 2 : 1));
+  if (f->rows) SP_TRY(put_char(out, ','));
+  SP_TRY(put_char(out, '{'));
   for (int k = 0; k < f->root.n_children; k++) {
     const sp_fcol *c = &f->root.children[k];
-    if (k > 0) SP_TRY(sp_buf_append(out, ",", 1));
-    SP_TRY(sp_buf_append(out, c->json_key, c->json_key_len));
+    if (k > 0) SP_TRY(put_char(out, ','));
+    SP_TRY(put_key(out, c));
     SP_TRY(json_value(c, b->children[k], r + b->offset, out));
   }
-  return sp_buf_append(out, "}", 1);
+  return put_char(out, '}');
 }
 
 /* ---- Table ---------------------------------------------------------------------------------------------- */

@@ -183,13 +183,16 @@ static int set_names(sp_fcol *c, const char *name) {
   sp_buf k = {0};
   int rc = c->name ? sp__json_string(&k, c->name, strlen(c->name)) : SP_ENOMEM;
   if (rc == SP_OK) rc = sp_buf_append(&k, ":", 1);
-  if (rc == SP_OK && sp_buf_cstr(&k) == NULL) rc = SP_ENOMEM;
-  if (rc != SP_OK) {
+  size_t len = k.len, pad = (len + 15) / 16 * 16;
+  char *z = rc == SP_OK ? sp_buf_reserve(&k, pad - len + 1) : NULL;
+  if (z == NULL) {
     sp_buf_free(&k);
     return SP_ENOMEM;
   }
+  memset(z, 0, pad - len + 1);
   c->json_key = k.data;
-  c->json_key_len = k.len;
+  c->json_key_len = len;
+  c->json_key_pad = pad;
   return SP_OK;
 }
 

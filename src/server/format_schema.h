@@ -36,8 +36,8 @@ typedef struct sp_fcol {
   int tz_offset;        /* minutes, SP_FMT_TZ_OFFSET */
   char *tz_name;        /* timestamp zone as written ("" none) */
   char *name;           /* column name, as written */
-  char *json_key;       /* "name" quoted and escaped, followed by ':' */
-  size_t json_key_len;
+  char *json_key;       /* "name" quoted and escaped, followed by ':'; zero-padded to json_key_pad bytes */
+  size_t json_key_len, json_key_pad; /* pad: a multiple of 16, for fixed-size copies */
   char *metadata_json;  /* the field metadata as a JSON object ("{}" when none) */
   bool nullable, dict_ordered, keys_sorted;
   struct sp_fcol *children;

@@ -16,7 +16,7 @@ __extension__ typedef __int128 sp_i128;
 
 /* ---- Buffer ---------------------------------------------------------------------------------------------- */
 
-char *sp_buf_reserve(sp_buf *b, size_t extra) {
+char *sp_buf_grow(sp_buf *b, size_t extra) {
   size_t limit = b->limit ? b->limit : SP_BUF_DEFAULT_LIMIT;
   if (extra > limit || b->len > limit - extra) return NULL;
   size_t need = b->len + extra;
@@ -29,14 +29,6 @@ char *sp_buf_reserve(sp_buf *b, size_t extra) {
     b->cap = cap;
   }
   return b->data + b->len;
-}
-
-int sp_buf_append(sp_buf *b, const void *p, size_t n) {
-  char *dst = sp_buf_reserve(b, n);
-  if (dst == NULL) return SP_ENOMEM;
-  if (n) memcpy(dst, p, n);
-  b->len += n;
-  return SP_OK;
 }
 
 int sp_buf_append_str(sp_buf *b, const char *s) { return sp_buf_append(b, s, strlen(s)); }
@@ -78,11 +70,23 @@ static char *u64_backward(char *end, uint64_t v) {
   return end;
 }
 
+static inline size_t count_digits(uint64_t v) {
+  size_t n = 1;
+  for (;;) {
+    if (v < 10) return n;
+    if (v < 100) return n + 1;
+    if (v < 1000) return n + 2;
+    if (v < 10000) return n + 3;
+    v /= 10000;
+    n += 4;
+  }
+}
+
+/* Digits are written straight into place (no temporary and no variable-length memcpy: a libc call per
+ * number costs more than the digits). */
 size_t sp__fmt_u64(char *p, uint64_t v) {
-  char tmp[24];
-  char *s = u64_backward(tmp + sizeof tmp, v);
-  size_t n = (size_t)(tmp + sizeof tmp - s);
-  memcpy(p, s, n);
+  size_t n = count_digits(v);
+  u64_backward(p + n, v);
   return n;
 }
 
@@ -149,9 +153,28 @@ static size_t emit_scaled(char *p, bool neg, uint64_t m, int k) {
   return (size_t)(q + nd - p);
 }
 
-/* Rewrites printf %g output: exponent without '+' or leading zeros, ".0" added to bare integers. */
+/* "d.ddd" with decimal exponent 0 <= exp < 16 as plain decimal text ("6.55e+04" → "65500.0"). */
+static size_t expand_exp(char *p, const char *g, const char *e, int exp) {
+  char digits[40];
+  size_t nd = 0;
+  size_t n = 0;
+  for (const char *q = g; q < e; q++) {
+    if (*q == '-') p[n++] = '-';
+    else if (*q != '.') digits[nd++] = *q;
+  }
+  size_t whole = (size_t)exp + 1;
+  for (size_t k = 0; k < whole; k++) p[n++] = k < nd ? digits[k] : '0';
+  p[n++] = '.';
+  if (nd <= whole) p[n++] = '0';
+  for (size_t k = whole; k < nd; k++) p[n++] = digits[k];
+  return n;
+}
+
+/* Rewrites printf %g output: exponent without '+' or leading zeros, ".0" added to bare integers; positive
+ * exponents below 16 written out, as for the fast path. */
 static size_t normalise_g(char *p, const char *g) {
   const char *e = strchr(g, 'e');
+  if (e != NULL && e[1] == '+' && atoi(e + 2) < 16) return expand_exp(p, g, e, atoi(e + 2));
   size_t mant = e ? (size_t)(e - g) : strlen(g);
   memcpy(p, g, mant);
   size_t n = mant;
@@ -209,6 +232,26 @@ size_t sp__fmt_float(char *p, float v) {
     if (prec == 9 || strtof(g, NULL) == v) break;
   }
   return normalise_g(p, g);
+}
+
+size_t sp__fmt_half(char *p, uint16_t h) {
+  float v = sp__half_to_float(h);
+  uint16_t mag = h & 0x7fff;
+  if (mag == 0) return sp__fmt_double(p, (double)v);
+  /* The shortest decimal that lies strictly between the midpoints to the neighbouring halves. */
+  double a = fabs((double)v);
+  double prev = mag > 1 ? (double)sp__half_to_float((uint16_t)(mag - 1)) : 0.0;
+  double next = mag < 0x7bff ? (double)sp__half_to_float((uint16_t)(mag + 1)) : 65536.0;
+  double lo = (a + prev) / 2, hi = (a + next) / 2;
+  char g[40];
+  for (int prec = 1; prec <= 5; prec++) {
+    snprintf(g, sizeof g, "%.*g", prec, a);
+    double d = strtod(g, NULL);
+    if (d > lo && d < hi) break;
+  }
+  char *q = p;
+  if (h & 0x8000) *q++ = '-';
+  return (size_t)(q - p) + normalise_g(q, g);
 }
 
 float sp__half_to_float(uint16_t h) {

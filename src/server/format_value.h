@@ -29,6 +29,8 @@ size_t sp__fmt_u128(char *p, const uint8_t le[16]);
 size_t sp__fmt_double(char *p, double v);
 size_t sp__fmt_float(char *p, float v);
 float sp__half_to_float(uint16_t h);
+/* Shortest text that reads back as the same half-precision value. Finite values only. */
+size_t sp__fmt_half(char *p, uint16_t h);
 /* Two's-complement little-endian decimal of `bytes` (4, 8, 16 or 32) with `scale`, all digits kept. */
 size_t sp__fmt_decimal(char *p, const uint8_t *le, int bytes, int scale);
 /* Days since 1970-01-01 → "2024-01-31" (years outside 0..9999 get a sign, as chrono writes them). */

@@ -404,6 +404,150 @@ static void test_invalid_utf8_repaired(void **state) {
   sp_buf_free(&out);
 }
 
+/* ---- Types DuckDB does not produce (Arrow from connectors and snapshots) ------------------------------ */
+
+/* Renders one hand-built column of `rows` rows as JSON. */
+static char *render_column(const char *format, const void **buffers, int64_t n_buffers, int64_t rows,
+                           sp_format_kind kind) {
+  struct ArrowSchema col = {.format = format, .name = "v", .release = release_schema};
+  struct ArrowSchema *kids[] = {&col};
+  struct ArrowSchema root = {.format = "+s", .name = "", .n_children = 1, .children = kids, .release = release_schema};
+  struct ArrowArray child = {.length = rows, .null_count = -1, .n_buffers = n_buffers, .buffers = buffers};
+  struct ArrowArray *ch[] = {&child};
+  struct ArrowArray batch = {.length = rows, .n_children = 1, .children = ch};
+  sp_formatter *f = NULL;
+  sp_error err = {0};
+  sp_buf out = {0};
+  if (sp_formatter_create(kind, &root, &f, &err) != SP_OK) fail_msg("%s: %s", format, err.msg);
+  assert_int_equal(sp_format_begin(f, &out, &err), SP_OK);
+  if (sp_format_batch(f, &batch, &out, &err) != SP_OK) fail_msg("%s: %s", format, err.msg);
+  assert_int_equal(sp_format_end(f, &out, &err), SP_OK);
+  sp_formatter_destroy(f);
+  char *s = strndup(out.data, out.len);
+  sp_buf_free(&out);
+  return s;
+}
+
+static void check_column(const char *format, const void **buffers, int64_t n_buffers, int64_t rows, const char *want) {
+  char *got = render_column(format, buffers, n_buffers, rows, SP_FORMAT_JSON);
+  if (strcmp(got, want) != 0) fail_msg("%s\n  want: %s\n  got:  %s", format, want, got);
+  free(got);
+}
+
+static void test_other_arrow_types(void **state) {
+  (void)state;
+  int64_t dur[] = {-1500, 90061001, 0};
+  const void *b_dur[] = {NULL, dur};
+  check_column("tDm", b_dur, 2, 3, "[{\"v\":\"-00:00:01.5\"},{\"v\":\"25:01:01.001\"},{\"v\":\"00:00:00\"}]");
+  int64_t dur_s[] = {3600};
+  const void *b_dur_s[] = {NULL, dur_s};
+  check_column("tDs", b_dur_s, 2, 1, "[{\"v\":\"01:00:00\"}]");
+
+  int64_t d64[] = {1706659200000LL, -1};
+  const void *b_d64[] = {NULL, d64};
+  check_column("tdm", b_d64, 2, 2, "[{\"v\":\"2024-01-31\"},{\"v\":\"1969-12-31\"}]");
+  int32_t t32[] = {45296, 86399};
+  const void *b_t32[] = {NULL, t32};
+  check_column("tts", b_t32, 2, 2, "[{\"v\":\"12:34:56\"},{\"v\":\"23:59:59\"}]");
+  int32_t t32ms[] = {45296789};
+  const void *b_t32ms[] = {NULL, t32ms};
+  check_column("ttm", b_t32ms, 2, 1, "[{\"v\":\"12:34:56.789\"}]");
+
+  int32_t months[] = {14, -1};
+  const void *b_months[] = {NULL, months};
+  check_column("tiM", b_months, 2, 2, "[{\"v\":\"1 year 2 months\"},{\"v\":\"-1 month\"}]");
+  int32_t daytime[] = {2, 3723004};
+  const void *b_daytime[] = {NULL, daytime};
+  check_column("tiD", b_daytime, 2, 1, "[{\"v\":\"2 days 01:02:03.004\"}]");
+
+  uint16_t half[] = {0x3C00, 0xC100, 0x7C00, 0x3555, 0x7BFF, 0x0001};
+  const void *b_half[] = {NULL, half};
+  check_column("e", b_half, 2, 6,
+               "[{\"v\":1.0},{\"v\":-2.5},{\"v\":\"Infinity\"},{\"v\":0.3333},{\"v\":65500.0},{\"v\":6e-8}]");
+
+  /* decimal256: -1.23 and 2^200 (two's complement little-endian, 4 x 64-bit words per value) */
+  uint64_t d256[8] = {(uint64_t)-123, UINT64_MAX, UINT64_MAX, UINT64_MAX, 0, 0, 0, 1u << 8};
+  const void *b_d256[] = {NULL, d256};
+  check_column("d:76,2,256", b_d256, 2, 2,
+               "[{\"v\":-1.23},{\"v\":16069380442589902755419620923411626025222029937827928353013.76}]");
+  int32_t d32[] = {-5};
+  const void *b_d32[] = {NULL, d32};
+  check_column("d:9,3,32", b_d32, 2, 1, "[{\"v\":-0.005}]");
+  int64_t dneg[] = {12};
+  const void *b_dneg[] = {NULL, dneg};
+  check_column("d:10,-2,64", b_dneg, 2, 1, "[{\"v\":1200}]");
+
+  int64_t ts[] = {1706704496789000LL};
+  const void *b_ts[] = {NULL, ts};
+  check_column("tsu:+05:30", b_ts, 2, 1, "[{\"v\":\"2024-01-31T18:04:56.789+05:30\"}]");
+  check_column("tsu:America/New_York", b_ts, 2, 1, "[{\"v\":\"2024-01-31T12:34:56.789Z\"}]");
+  check_column("tsu:UTC", b_ts, 2, 1, "[{\"v\":\"2024-01-31T12:34:56.789Z\"}]");
+
+  const char fixed[] = "abcxyz";
+  const void *b_fixed[] = {NULL, fixed};
+  check_column("w:3", b_fixed, 2, 2, "[{\"v\":\"YWJj\"},{\"v\":\"eHl6\"}]");
+
+  int64_t loffs[] = {0, 2, 2};
+  const char ldata[] = "hi";
+  uint8_t valid = 0x1; /* row 1 is NULL */
+  const void *b_large[] = {&valid, loffs, ldata};
+  check_column("U", b_large, 3, 2, "[{\"v\":\"hi\"},{\"v\":null}]");
+  check_column("Z", b_large, 3, 2, "[{\"v\":\"aGk=\"},{\"v\":null}]");
+  const void *b_null[] = {NULL};
+  check_column("n", b_null, 0, 2, "[{\"v\":null},{\"v\":null}]");
+  char *csv = render_column("tDm", b_dur, 2, 3, SP_FORMAT_CSV);
+  assert_string_equal(csv, "v\n-00:00:01.5\n25:01:01.001\n00:00:00\n");
+  free(csv);
+}
+
+/* A dense union and a dictionary over large strings, built by hand. */
+static void test_dense_union_and_dictionary(void **state) {
+  (void)state;
+  int32_t ivals[] = {10, 20};
+  const void *ib[] = {NULL, ivals};
+  struct ArrowArray ia = {.length = 2, .n_buffers = 2, .buffers = ib};
+  int32_t soffs[] = {0, 1};
+  const void *sb[] = {NULL, soffs, "z"};
+  struct ArrowArray sa = {.length = 1, .n_buffers = 3, .buffers = sb};
+  struct ArrowArray *ukids[] = {&ia, &sa};
+  int8_t ids[] = {5, 9, 5};
+  int32_t uoffs[] = {0, 0, 1};
+  const void *ub[] = {ids, uoffs};
+  struct ArrowArray ua = {.length = 3, .n_buffers = 2, .buffers = ub, .n_children = 2, .children = ukids};
+  struct ArrowSchema is = {.format = "i", .name = "i", .release = release_schema};
+  struct ArrowSchema ss = {.format = "u", .name = "s", .release = release_schema};
+  struct ArrowSchema *uskids[] = {&is, &ss};
+  struct ArrowSchema us = {.format = "+ud:5,9", .name = "u", .n_children = 2, .children = uskids, .release = release_schema};
+
+  int64_t doffs[] = {0, 3, 6};
+  const void *db[] = {NULL, doffs, "redblu"};
+  struct ArrowArray dict = {.length = 2, .n_buffers = 3, .buffers = db};
+  int8_t idx[] = {1, 0, 1};
+  const void *xb[] = {NULL, idx};
+  struct ArrowArray xa = {.length = 3, .n_buffers = 2, .buffers = xb, .dictionary = &dict};
+  struct ArrowSchema dvals = {.format = "U", .name = "", .release = release_schema};
+  struct ArrowSchema xs = {.format = "c", .name = "d", .dictionary = &dvals, .release = release_schema};
+
+  struct ArrowSchema *rkids[] = {&us, &xs};
+  struct ArrowSchema root = {.format = "+s", .name = "", .n_children = 2, .children = rkids, .release = release_schema};
+  struct ArrowArray *bkids[] = {&ua, &xa};
+  struct ArrowArray batch = {.length = 3, .n_children = 2, .children = bkids};
+  sp_formatter *f = NULL;
+  sp_error err = {0};
+  sp_buf out = {0};
+  assert_int_equal(sp_formatter_create(SP_FORMAT_SQL_V1, &root, &f, &err), SP_OK);
+  assert_int_equal(sp_format_begin(f, &out, &err), SP_OK);
+  assert_int_equal(sp_format_batch(f, &batch, &out, &err), SP_OK);
+  assert_int_equal(sp_format_end(f, &out, &err), SP_OK);
+  assert_non_null(sp_buf_cstr(&out));
+  assert_non_null(strstr(out.data, "\"data\":[{\"u\":10,\"d\":\"blu\"},{\"u\":\"z\",\"d\":\"red\"},{\"u\":20,\"d\":\"blu\"}]"));
+  assert_non_null(strstr(out.data, "\"data_type\":{\"Union\":[[[5,{\"name\":\"i\""));
+  assert_non_null(strstr(out.data, "\"Dense\"]}"));
+  assert_non_null(strstr(out.data, "\"data_type\":{\"Dictionary\":[\"Int8\",\"LargeUtf8\"]}"));
+  sp_formatter_destroy(f);
+  sp_buf_free(&out);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_json_basic),
@@ -423,6 +567,8 @@ int main(void) {
       cmocka_unit_test(test_pieces_match_whole),
       cmocka_unit_test(test_unsupported_and_mismatch),
       cmocka_unit_test(test_invalid_utf8_repaired),
+      cmocka_unit_test(test_other_arrow_types),
+      cmocka_unit_test(test_dense_union_and_dictionary),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
