@@ -41,9 +41,15 @@
   "INSERT after a WITH clause is not allowed: write INSERT INTO <dataset> WITH ... SELECT ... instead"
 #define MSG_EXPLAIN "EXPLAIN is allowed only for queries"
 
+/* DuckDB 1.4 keeps a result collector per execution inside a prepared statement until it is destroyed
+ * (duckdb/duckdb#21089: about 0.5 kB per run, measured here), so the serializer is prepared afresh every
+ * RENEW_AFTER runs: memory stays bounded and the prepare costs well under a microsecond per call. */
+#define RENEW_AFTER 1000
+
 struct sp_sql_classifier {
   duckdb_connection conn;
   duckdb_prepared_statement serialize;
+  unsigned runs; /* executions of `serialize` since it was prepared */
 };
 
 /* ---- A minimal SQL lexer (PostgreSQL/DuckDB token rules) ------------------------------------------------ */
@@ -411,11 +417,23 @@ static int check_table_name(const char *name, sp_error *err) {
                  WHY_DATASETS);
 }
 
+/* Built-in views over refused table functions (duckdb_databases() shows the database files, duckdb_logs()
+ * the engine's log). */
+static const char *const DENIED_VIEWS[] = {"duckdb_databases", "pragma_database_list", "duckdb_logs", NULL};
+
+static int check_table(json_t *ref, sp_error *err) {
+  const char *name = json_string_value(json_object_get(ref, "table_name"));
+  SP_TRY(check_table_name(name, err));
+  if (name != NULL && name_in(name, DENIED_VIEWS))
+    return sp_fail(err, SP_EDENIED, "table \"%s\" is not allowed: %s", name, WHY_DATASETS);
+  return SP_OK;
+}
+
 static int check_object(json_t *o, sp_error *err) {
   const char *type = json_string_value(json_object_get(o, "type"));
   if (type != NULL && strcmp(type, "TABLE_FUNCTION") == 0) SP_TRY(check_table_function(o, err));
   if (type != NULL && (strcmp(type, "BASE_TABLE") == 0 || strcmp(type, "SHOW_REF") == 0))
-    SP_TRY(check_table_name(json_string_value(json_object_get(o, "table_name")), err));
+    SP_TRY(check_table(o, err));
   const char *function = json_string_value(json_object_get(o, "function_name"));
   if (function != NULL) SP_TRY(check_function(function, err));
   return SP_OK;
@@ -438,6 +456,17 @@ static int check_node(json_t *node, sp_error *err) {
 }
 
 /* ---- json_serialize_sql ------------------------------------------------------------------------------- */
+
+static int prepare_serializer(sp_sql_classifier *c, sp_error *err) {
+  duckdb_destroy_prepare(&c->serialize);
+  c->runs = 1;
+  if (duckdb_prepare(c->conn, SERIALIZE_SQL, &c->serialize) == DuckDBSuccess) return SP_OK;
+  int rc = sp_fail(err, SP_EINTERNAL, "json_serialize_sql is not available (DuckDB's json extension): %s",
+                   duckdb_prepare_error(c->serialize));
+  duckdb_destroy_prepare(&c->serialize);
+  c->runs = RENEW_AFTER; /* try again on the next call */
+  return rc;
+}
 
 /* Turns json_serialize_sql's error object into DuckDB's usual "Parser Error: ..." message. */
 static int serialize_error(json_t *root, bool *not_select, sp_error *err) {
@@ -478,6 +507,7 @@ static int serialize(sp_sql_classifier *c, const char *sql, size_t len, json_t *
                      sp_error *err) {
   *out = NULL;
   *not_select = false;
+  if (++c->runs > RENEW_AFTER) SP_TRY(prepare_serializer(c, err));
   if (duckdb_bind_varchar_length(c->serialize, 1, sql, len) == DuckDBError)
     return sp_fail(err, SP_EINVAL, "the SQL text is not valid UTF-8");
   duckdb_result res;
@@ -717,9 +747,8 @@ int sp_sql_classifier_create(duckdb_connection conn, sp_sql_classifier **out, sp
   sp_sql_classifier *c = calloc(1, sizeof *c);
   if (c == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   c->conn = conn;
-  if (duckdb_prepare(conn, SERIALIZE_SQL, &c->serialize) == DuckDBError) {
-    int rc = sp_fail(err, SP_EINTERNAL, "json_serialize_sql is not available (DuckDB's json extension): %s",
-                     duckdb_prepare_error(c->serialize));
+  int rc = prepare_serializer(c, err);
+  if (rc != SP_OK) {
     sp_sql_classifier_destroy(c);
     return rc;
   }

@@ -1,0 +1,1 @@
+INSERT INTO w (a, b) SELECT a, b FROM t

@@ -1,0 +1,1 @@
+CREATE OR REPLACE TEMP MACRO m(x) AS getenv(x)

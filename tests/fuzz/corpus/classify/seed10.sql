@@ -1,0 +1,1 @@
+SELECT $$a;b$$, E'\'', "q""id" FROM t /* /* nested */ */ -- end
