@@ -7,6 +7,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 
+import { SpiceClient } from '@spiceai/spice';
+
 import { startSpiced, request, sleep } from './lib/spiced.mjs';
 
 const FRUITS_CSV = 'id,name,price,picked\n1,apple,1.5,2024-01-31\n2,"banana, ripe",0.25,2024-02-01\n3,cherry,,2024-02-02\n';
@@ -373,6 +375,33 @@ test('PATCH .../acceleration replaces refresh_sql', async () => {
   const bad = await post('/v1/datasets/patch_me/acceleration', JSON.stringify({ refresh_sql: 'DROP TABLE patch_me' }), 'PATCH');
   assert.equal(bad.status, 500);
   assert.match(JSON.parse(bad.text).message, /^Request failed\. /);
+});
+
+// ---- the official SDK over HTTP ---------------------------------------------------------------------------
+
+test('@spiceai/spice works over HTTP (health, ready, sql, sqlJson, parameters, refresh)', async () => {
+  const client = new SpiceClient({ httpUrl: rt.url, httpOnly: true, logging: false });
+  assert.equal(await client.isSpiceHealthy(), true);
+  assert.equal(await client.isSpiceReady(), true);
+  const table = await client.sql('SELECT id, name, price FROM fruits ORDER BY id');
+  assert.equal(table.numRows, 3);
+  assert.deepEqual(
+    table.toArray().map((r) => r.toJSON()),
+    [
+      { id: 1, name: 'apple', price: 1.5 },
+      { id: 2, name: 'banana, ripe', price: 0.25 },
+      { id: 3, name: 'cherry', price: null },
+    ],
+  );
+  const doc = await client.sqlJson('SELECT id FROM fruits ORDER BY id');
+  assert.equal(doc.row_count, 3);
+  assert.deepEqual(doc.data, [{ id: 1 }, { id: 2 }, { id: 3 }]);
+  assert.equal(doc.schema.fields[0].data_type, 'Int64');
+  const pos = await client.sql('SELECT name FROM fruits WHERE id = $1', { parameters: [2] });
+  assert.deepEqual(pos.toArray().map((r) => r.toJSON()), [{ name: 'banana, ripe' }]);
+  const named = await client.sql('SELECT name FROM fruits WHERE id = $id', { parameters: { id: 3 } });
+  assert.deepEqual(named.toArray().map((r) => r.toJSON()), [{ name: 'cherry' }]);
+  assert.deepEqual(await client.refreshAcceleration('fruits'), { message: 'Dataset refresh triggered for fruits.' });
 });
 
 // ---- routing and limits --------------------------------------------------------------------------------
