@@ -102,7 +102,8 @@ int sp_format_end(sp_formatter *f, sp_buf *out, sp_error *err);
 /* Rows written (or held back) so far. */
 int64_t sp_format_row_count(const sp_formatter *f);
 
-/* The MIME type a kind is served as ("application/json", "text/csv", "text/plain; charset=utf-8", ...). */
+/* The MIME type a kind is served as ("application/json", "text/csv", "text/plain; charset=utf-8", ...);
+ * a static string. */
 const char *sp_format_content_type(sp_format_kind kind);
 
 #endif
