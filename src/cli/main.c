@@ -25,7 +25,7 @@ static const char usage[] =
     "  version           show the version\n"
     "  help              show this help\n"
     "\n"
-    "Global options (also accepted after the command):\n"
+    "Global options (sql, status, datasets and refresh also take them after the command):\n"
     "  --http-endpoint URL   runtime HTTP endpoint (default " SP_CLI_DEFAULT_ENDPOINT ")\n"
     "  --api-key KEY         API key sent as X-API-Key (default: $SPICE_API_KEY)\n"
     "  -h, --help            show this help; `spice COMMAND --help` shows a command's options\n"
