@@ -573,6 +573,7 @@ typedef struct insert_head {
   size_t target_len;
   size_t columns_offset, columns_len, source_offset;
   bool by_name;
+  bool quoted_dot; /* "s.t": one identifier with a dot, which DuckDB does not read as schema.table */
 } insert_head;
 
 /* Appends an identifier token to h->target, unquoted ("a""b" -> a"b), '.'-joined. */
@@ -585,6 +586,7 @@ static bool append_name(const lexer *lx, tk t, insert_head *h) {
     return false;
   }
   if (h->target_len > 0) h->target[h->target_len++] = '.';
+  if (t.kind == TK_QUOTED && memchr(p, '.', (size_t)(end - p)) != NULL) h->quoted_dot = true;
   for (; p < end; p++) {
     if (h->target_len + 1 >= sizeof h->target) return false;
     h->target[h->target_len++] = *p;
@@ -687,22 +689,13 @@ static int classify_insert(sp_sql_classifier *c, const char *sql, size_t offset,
                            void *ctx, sp_sql_class *out, sp_error *err) {
   insert_head h;
   if (!parse_insert_head(sql, offset, &h)) return refuse_statement(c, sql, offset, err);
-  json_t *root;
-  bool not_select;
-  int rc = serialize(c, sql + h.source_offset, strlen(sql + h.source_offset), &root, &not_select, err);
-  if (rc == SP_EINTERNAL) return rc;
-  size_t n = rc == SP_OK ? json_array_size(json_object_get(root, "statements")) : 0;
-  if (rc != SP_OK || not_select || n == 0) {
-    json_decref(root);
-    return refuse_statement(c, sql, offset, err);
-  }
-  rc = n > 1 ? sp_fail(err, SP_EDENIED, MSG_MULTIPLE) : check_one_statement(c, sql, err);
-  if (rc == SP_OK && (is_writable == NULL || !is_writable(ctx, h.target)))
-    rc = sp_fail(err, SP_EDENIED, "dataset \"%s\" is read-only: INSERT requires mode: read_write with replication enabled",
-                 h.target);
-  if (rc == SP_OK) rc = check_statements(root, err);
-  json_decref(root);
-  if (rc != SP_OK) return rc;
+  SP_TRY(check_query_part(c, sql, offset, h.source_offset, err));
+  if (h.quoted_dot)
+    return sp_fail(err, SP_EDENIED, "table name \"%s\" has a dot inside quotes: quote schema and table apart (\"s\".\"t\")",
+                   h.target);
+  if (is_writable == NULL || !is_writable(ctx, h.target))
+    return sp_fail(err, SP_EDENIED,
+                   "dataset \"%s\" is read-only: INSERT requires mode: read_write with replication enabled", h.target);
   memset(out, 0, sizeof *out);
   out->kind = SP_SQL_INSERT;
   memcpy(out->target, h.target, sizeof out->target);
