@@ -20,6 +20,7 @@ typedef struct result_stream {
   duckdb_prepared_statement stmt;
   duckdb_result result;
   int has_result;
+  int finished;                    /* the last chunk was read */
   duckdb_arrow_options options;
   char error[1024];
 } result_stream;
@@ -61,6 +62,7 @@ static int result_get_next(struct ArrowArrayStream *st, struct ArrowArray *out) 
       snprintf(r->error, sizeof r->error, "%s", m);
       return 5;
     }
+    r->finished = 1;
     return 0; /* end */
   }
   duckdb_error_data ed = duckdb_data_chunk_to_arrow(r->options, chunk, out);
@@ -82,6 +84,14 @@ static const char *result_last_error(struct ArrowArrayStream *st) {
 static void result_free(result_stream *r) {
   if (r->options) duckdb_destroy_arrow_options(&r->options);
   if (r->has_result) duckdb_destroy_result(&r->result);
+  if (r->has_result && !r->finished && r->conn) {
+    /* A streaming result read only in part keeps its query (and the table locks of its scans) active in the
+     * connection until the next statement runs there; end it now, before the connection is pooled, or a
+     * checkpoint waits on it forever. */
+    duckdb_result done;
+    duckdb_query(r->conn, "SELECT 1", &done);
+    duckdb_destroy_result(&done);
+  }
   if (r->stmt) duckdb_destroy_prepare(&r->stmt);
   if (r->session) sp_engine_session_put(r->done_ctx, r->session);
   else if (r->conn) r->done(r->done_ctx, r->conn);

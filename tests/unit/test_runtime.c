@@ -43,7 +43,7 @@ static const char *POD =
     "  - from: file:data.csv\n    name: mem\n    acceleration:\n      enabled: true\n      engine: arrow\n"
     "  - from: file:data.csv\n    name: ddb\n    acceleration:\n      engine: duckdb\n      mode: file\n"
     "  - from: file:data.csv\n    name: fed\n"
-    "views:\n  - name: both\n    sql: SELECT m.id, d.val FROM mem m JOIN ddb d ON m.id = d.id\n";
+    "views:\n  - name: joined\n    sql: SELECT m.id, d.val FROM mem m JOIN ddb d ON m.id = d.id\n";
 
 static int setup(void **state) {
   snprintf(tmpdir, sizeof tmpdir, "/tmp/sp_rt_XXXXXX");
@@ -80,6 +80,13 @@ static int64_t query_int(sp_runtime *rt, const char *sql, sp_error *err) {
   return v;
 }
 
+#define ASSERT_QUERY(rt, sql, expected)                                                                     \
+  do {                                                                                                      \
+    sp_error qerr = {0};                                                                                    \
+    int64_t got = query_int(rt, sql, &qerr);                                                                \
+    if (got != (expected)) fail_msg("%s: got %lld, want %lld (%s)", sql, (long long)got, (long long)(expected), qerr.msg); \
+  } while (0)
+
 static sp_runtime *start(void) {
   sp_runtime *rt = NULL;
   sp_error err = {0};
@@ -94,11 +101,11 @@ static sp_runtime *start(void) {
 static void test_loads_and_queries(void **state) {
   sp_runtime *rt = start();
   sp_error err = {0};
-  assert_int_equal(query_int(rt, "SELECT count(*) FROM mem", &err), 1000);
-  assert_int_equal(query_int(rt, "SELECT sum(val)::BIGINT FROM ddb", &err), 1001000);
-  assert_int_equal(query_int(rt, "SELECT max(id)::BIGINT FROM fed WHERE grp = 'g1'", &err), 1000);
-  for (int i = 0; i < 50 && query_int(rt, "SELECT count(*) FROM both", &err) < 0; i++) usleep(50000);
-  assert_int_equal(query_int(rt, "SELECT count(*) FROM both", &err), 1000);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM mem", 1000);
+  ASSERT_QUERY(rt, "SELECT sum(val)::BIGINT FROM ddb", 1001000);
+  ASSERT_QUERY(rt, "SELECT max(id)::BIGINT FROM fed WHERE grp = 'g1'", 1000);
+  for (int i = 0; i < 50 && query_int(rt, "SELECT count(*) FROM joined", &err) < 0; i++) usleep(50000);
+  assert_int_equal(query_int(rt, "SELECT count(*) FROM joined", &err), 1000);
   sp_dataset_info info;
   assert_int_equal(sp_runtime_dataset_info(rt, 0, &info), SP_OK);
   assert_string_equal(info.name, "mem");
