@@ -89,6 +89,11 @@ struct sp_connector_module {
 
   /* Optional: federated reads with pushdown. NULL = the engine reads get_all_data and filters locally. */
   int (*scan)(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err);
+  /* Optional: a DuckDB table expression that reads the source directly (`read_parquet('/abs/x.parquet')`),
+   * for sources that DuckDB opens itself. The engine then serves federated queries from it with DuckDB's own
+   * pushdown (projection, filters, row-group pruning). *out_path receives the file or folder the expression
+   * reads, which the sandbox must allow. Returns SP_ENOTSUP when this dataset cannot be read that way. */
+  int (*native_scan)(sp_connector *self, char *sql, size_t sql_len, char *out_path, size_t path_len, sp_error *err);
   /* Optional: change streams. stream_updates blocks, pushing updates into sink until sink->stop is set. */
   bool (*supports_streaming)(sp_connector *self);
   int (*stream_updates)(sp_connector *self, sp_update_sink *sink, sp_error *err);

@@ -36,6 +36,13 @@ int sp_engine_lock(sp_engine *e, sp_error *err);
  * outside data_dir). Call before sp_engine_lock; SP_EBUSY after. */
 int sp_engine_allow_directory(sp_engine *e, const char *dir, sp_error *err);
 
+/* Adds a file (or, with is_dir, a folder) that internal views may read after sp_engine_lock: a federated
+ * dataset's source read natively by the engine. Call before sp_engine_lock; SP_EBUSY after. User SQL can still
+ * never name it: the classifier refuses file-reading functions. */
+int sp_engine_allow_path(sp_engine *e, const char *path, bool is_dir, sp_error *err);
+/* True once sp_engine_lock has run. */
+bool sp_engine_locked(sp_engine *e);
+
 /* Runs trusted internal SQL (several statements allowed) on a pooled internal connection. */
 int sp_engine_exec(sp_engine *e, const char *sql, sp_error *err);
 /* Runs trusted internal SQL and returns the first column of the first row as int64 (*out untouched when

@@ -231,6 +231,15 @@ static int file_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayS
   return rc;
 }
 
+static int file_native_scan(sp_connector *self, char *sql, size_t sql_len, char *out_path, size_t path_len,
+                            sp_error *err) {
+  file_conn *c = (file_conn *)self;
+  if ((size_t)snprintf(sql, sql_len, "%s", c->source) >= sql_len ||
+      (size_t)snprintf(out_path, path_len, "%s", c->path) >= path_len)
+    return sp_fail(err, SP_ENOTSUP, "path of dataset \"%s\" too long for a native scan", self->dataset->name);
+  return SP_OK;
+}
+
 const sp_connector_module sp_connector_file = {
     .abi = SP_CONNECTOR_ABI,
     .name = "file",
@@ -243,4 +252,5 @@ const sp_connector_module sp_connector_file = {
     .get_schema = file_get_schema,
     .get_all_data = file_get_all_data,
     .scan = file_scan,
+    .native_scan = file_native_scan,
 };

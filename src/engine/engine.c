@@ -119,6 +119,7 @@ void sp_engine_destroy(sp_engine *e) {
   slots_free(e->sources);
   free(e->writable);
   free(e->allowed_sql);
+  free(e->allowed_paths_sql);
   pthread_mutex_destroy(&e->lock);
   free(e);
 }
@@ -231,35 +232,48 @@ int sp_engine_query_int(sp_engine *e, const char *sql, int64_t *out, sp_error *e
   return rc;
 }
 
-int sp_engine_allow_directory(sp_engine *e, const char *dir, sp_error *err) {
-  if (e->locked) return sp_fail(err, SP_EBUSY, "the engine is already locked");
-  size_t old = e->allowed_sql ? strlen(e->allowed_sql) : 0, n = old + 2 * strlen(dir) + 8;
-  char *s = realloc(e->allowed_sql, n);
+/* Appends 'item' (quoted; a trailing '/' when dir) to a comma-separated SQL list. */
+static int list_append(char **list, const char *item, int dir, sp_error *err) {
+  size_t old = *list ? strlen(*list) : 0, n = old + 2 * strlen(item) + 8;
+  char *s = realloc(*list, n);
   if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   size_t o = old;
   if (old) s[o++] = ',';
   s[o++] = '\'';
-  for (const char *p = dir; *p; p++) {
+  for (const char *p = item; *p; p++) {
     if (*p == '\'') s[o++] = '\'';
     s[o++] = *p;
   }
-  if (o > old + 1 && s[o - 1] != '/') s[o++] = '/';
+  if (dir && o > old + 1 && s[o - 1] != '/') s[o++] = '/';
   s[o++] = '\'';
   s[o] = '\0';
-  e->allowed_sql = s;
+  *list = s;
   return SP_OK;
 }
+
+int sp_engine_allow_directory(sp_engine *e, const char *dir, sp_error *err) {
+  if (e->locked) return sp_fail(err, SP_EBUSY, "the engine is already locked");
+  return list_append(&e->allowed_sql, dir, 1, err);
+}
+
+int sp_engine_allow_path(sp_engine *e, const char *path, bool is_dir, sp_error *err) {
+  if (e->locked) return sp_fail(err, SP_EBUSY, "the engine is already locked");
+  return is_dir ? list_append(&e->allowed_sql, path, 1, err) : list_append(&e->allowed_paths_sql, path, 0, err);
+}
+
+bool sp_engine_locked(sp_engine *e) { return e->locked != 0; }
 
 int sp_engine_lock(sp_engine *e, sp_error *err) {
   /* data_dir holds the file accelerators: their WAL files are created and removed as they commit. */
   if (e->data_dir[0]) SP_TRY(sp_engine_allow_directory(e, e->data_dir, err));
-  size_t n = (e->allowed_sql ? strlen(e->allowed_sql) : 0) + 512;
+  size_t n = (e->allowed_sql ? strlen(e->allowed_sql) : 0) + (e->allowed_paths_sql ? strlen(e->allowed_paths_sql) : 0) + 512;
   char *sql = malloc(n);
   if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   snprintf(sql, n,
            "SET autoinstall_known_extensions=false; SET autoload_known_extensions=false;"
-           "SET allowed_directories=[%s]; SET enable_external_access=false; SET lock_configuration=true;",
-           e->allowed_sql ? e->allowed_sql : "");
+           "SET allowed_directories=[%s]; SET allowed_paths=[%s]; SET enable_external_access=false;"
+           "SET lock_configuration=true;",
+           e->allowed_sql ? e->allowed_sql : "", e->allowed_paths_sql ? e->allowed_paths_sql : "");
   int rc = sp_engine_exec(e, sql, err);
   free(sql);
   if (rc == SP_OK) e->locked = 1;

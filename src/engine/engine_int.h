@@ -41,7 +41,8 @@ struct sp_engine {
   char *writable;                    /* NUL-separated names of writable tables, ends with an empty name */
   size_t writable_len;
   char data_dir[4096];
-  char *allowed_sql;                 /* "'dir1/', 'dir2/'" for allowed_directories, grown by allow_directory */
+  char *allowed_sql;                 /* allowed_directories list */
+  char *allowed_paths_sql;           /* allowed_paths list */                 /* "'dir1/', 'dir2/'" for allowed_directories, grown by allow_directory */
   int threads;
   int locked;
 };

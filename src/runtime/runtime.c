@@ -34,6 +34,7 @@ typedef struct sp_dataset {
   sp_connector *conn;              /* NULL until opened */
   sp_accelerator *accel;           /* NULL when not accelerated */
   int accelerated;
+  char *native_sql;                /* federated: the engine reads the source itself with this expression */
   pthread_t thread;
   int has_thread;
   /* Guarded by rt->lock: */
@@ -169,6 +170,8 @@ static int define_dataset_table(sp_dataset *ds, sp_error *err) {
   unsigned flags = ds->spec->mode == SP_MODE_READ_WRITE ? SP_TABLE_WRITABLE : 0;
   if (ds->accelerated) {
     SP_TRY(ds->amod->table_sql(ds->accel, table_sql, sizeof table_sql, err));
+  } else if (ds->native_sql) {
+    snprintf(table_sql, sizeof table_sql, "%s", ds->native_sql);
   } else {
     struct ArrowSchema schema;
     SP_TRY(ds->cmod->get_schema(ds->conn, &schema, err));
@@ -312,6 +315,20 @@ static int mkdir_p(const char *path) {
   return mkdir(tmp, 0755) != 0 && errno != EEXIST ? -1 : 0;
 }
 
+/* A federated dataset whose source DuckDB can open itself is read natively by the engine (full pushdown).
+ * Its path must be allowed before the sandbox locks, so the connector is opened now; if that fails (the
+ * source is missing), the dataset falls back to connector scans once it loads. */
+static int setup_native_scan(sp_dataset *ds) {
+  char sql[8800], path[4096];
+  sp_error err = {0};
+  struct stat st;
+  if (ds->cmod->native_scan == NULL || open_connector(ds, &err) != SP_OK) return SP_OK;
+  if (ds->cmod->native_scan(ds->conn, sql, sizeof sql, path, sizeof path, &err) != SP_OK) return SP_OK;
+  if (stat(path, &st) != 0 || sp_engine_allow_path(ds->rt->engine, path, S_ISDIR(st.st_mode), &err) != SP_OK) return SP_OK;
+  ds->native_sql = strdup(sql);
+  return SP_OK;
+}
+
 static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   const sp_dataset_spec *spec = ds->spec;
   char names[512];
@@ -330,7 +347,7 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   if (spec->mode == SP_MODE_READ_WRITE && ds->cmod->supports_writes == NULL)
     return sp_fail(err, SP_EINVAL, "dataset \"%s\": mode read_write is not supported by the %s connector", spec->name,
                    ds->cmod->name);
-  if (!ds->accelerated) return SP_OK;
+  if (!ds->accelerated) return setup_native_scan(ds);
   ds->amod = sp_registry_accelerator(spec->acceleration.engine);
   if (ds->amod == NULL) {
     sp_registry_accelerator_names(names, sizeof names);
@@ -421,6 +438,7 @@ void sp_runtime_destroy(sp_runtime *rt) {
     close_connector(ds->conn);
     free(ds->manual_sql);
     free(ds->refresh_sql);
+    free(ds->native_sql);
   }
   sp_engine_destroy(rt->engine);
   free(rt->datasets);
