@@ -62,6 +62,7 @@ int sp_engine_create(const sp_engine_config *cfg, sp_engine **out, sp_error *err
   if (e->threads < 1) e->threads = 1;
   if (cfg && cfg->data_dir) snprintf(e->data_dir, sizeof e->data_dir, "%s", cfg->data_dir);
   e->next_token = 1;
+  e->class_cache = calloc(SP_CLASS_CACHE_SLOTS, sizeof *e->class_cache);
 
   duckdb_config dc;
   char buf[64], *oerr = NULL;
@@ -117,6 +118,8 @@ void sp_engine_destroy(sp_engine *e) {
   slots_free(e->snapshots);
   slots_free(e->streams);
   slots_free(e->sources);
+  sp_engine_class_cache_clear(e);
+  free(e->class_cache);
   free(e->writable);
   free(e->allowed_sql);
   free(e->allowed_paths_sql);
@@ -292,7 +295,17 @@ static int ensure_schema(sp_engine *e, const char *name, sp_error *err) {
   return sp_engine_exec(e, sql, err);
 }
 
+void sp_engine_class_cache_clear(sp_engine *e) {
+  pthread_mutex_lock(&e->lock);
+  for (size_t i = 0; e->class_cache && i < SP_CLASS_CACHE_SLOTS; i++) {
+    free(e->class_cache[i].sql);
+    e->class_cache[i].sql = NULL;
+  }
+  pthread_mutex_unlock(&e->lock);
+}
+
 static void set_writable(sp_engine *e, const char *name, int writable) {
+  if (writable || sp_engine_is_writable(e, name)) sp_engine_class_cache_clear(e);
   pthread_mutex_lock(&e->lock);
   /* Rebuild the NUL-separated list without `name`, then append it if writable. */
   size_t len = 0, nlen = strlen(name) + 1;

@@ -26,6 +26,16 @@ typedef struct sp_slot {
   struct sp_slot *next;
 } sp_slot;
 
+/* Classifications of statements already seen, by exact text: the same query text always classifies the same
+ * way while the set of writable tables is unchanged (any change clears the cache). Direct-mapped. */
+#define SP_CLASS_CACHE_SLOTS 1024
+typedef struct sp_class_entry {
+  char *sql;      /* owned; NULL = empty */
+  uint64_t hash;
+  int kind;       /* sp_sql_kind */
+  char target[256];
+} sp_class_entry;
+
 struct sp_engine {
   duckdb_database db;
   duckdb_connection helper;          /* used only for Arrow conversion settings (never runs SQL after setup) */
@@ -36,6 +46,7 @@ struct sp_engine {
   size_t n_sessions, cap_sessions;
   sp_slot *snapshots, *streams, *sources;
   uint64_t next_token;
+  sp_class_entry *class_cache;       /* SP_CLASS_CACHE_SLOTS entries, guarded by lock */
   sp_engine_write_fn write_fn;
   void *write_ctx;
   char *writable;                    /* NUL-separated names of writable tables, ends with an empty name */
@@ -92,5 +103,6 @@ int sp_engine_stream_schema(sp_engine *e, const char *token, struct ArrowSchema 
 int sp_engine_find_source(sp_engine *e, const char *name, struct ArrowSchema *schema, sp_source_open_fn *fn,
                           void **ctx, sp_error *err);
 int sp_engine_is_writable(sp_engine *e, const char *name);
+void sp_engine_class_cache_clear(sp_engine *e);
 
 #endif

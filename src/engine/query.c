@@ -140,11 +140,47 @@ static int bind_params(duckdb_prepared_statement stmt, const sp_query_request *r
 
 static bool is_writable_cb(void *ctx, const char *table) { return sp_engine_is_writable(ctx, table) != 0; }
 
+static uint64_t hash_text(const char *s) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+/* Classifies through the cache; only successful classifications are cached (refusals are cheap to redo and
+ * keep their exact message). */
+static int classify_cached(sp_engine *e, sp_session *s, const char *sql, sp_sql_class *cls, sp_error *err) {
+  uint64_t h = hash_text(sql);
+  sp_class_entry *slot = e->class_cache ? &e->class_cache[h % SP_CLASS_CACHE_SLOTS] : NULL;
+  if (slot) {
+    pthread_mutex_lock(&e->lock);
+    int hit = slot->sql && slot->hash == h && strcmp(slot->sql, sql) == 0;
+    if (hit) {
+      memset(cls, 0, sizeof *cls);
+      cls->kind = (sp_sql_kind)slot->kind;
+      memcpy(cls->target, slot->target, sizeof cls->target);
+    }
+    pthread_mutex_unlock(&e->lock);
+    if (hit && cls->kind == SP_SQL_READ) return SP_OK;
+  }
+  SP_TRY(sp_sql_classifier_check(s->cls, sql, is_writable_cb, e, cls, err));
+  char *copy = slot && cls->kind == SP_SQL_READ && strlen(sql) < 65536 ? strdup(sql) : NULL;
+  if (copy) {
+    pthread_mutex_lock(&e->lock);
+    free(slot->sql);
+    slot->sql = copy;
+    slot->hash = h;
+    slot->kind = cls->kind;
+    memcpy(slot->target, cls->target, sizeof slot->target);
+    pthread_mutex_unlock(&e->lock);
+  }
+  return SP_OK;
+}
+
 int sp_engine_check_sql(sp_engine *e, const char *sql, sp_error *err) {
   sp_session *s;
   sp_sql_class cls;
   SP_TRY(sp_engine_session_get(e, &s, err));
-  int rc = sp_sql_classifier_check(s->cls, sql, is_writable_cb, e, &cls, err);
+  int rc = classify_cached(e, s, sql, &cls, err);
   sp_engine_session_put(e, s);
   return rc;
 }
@@ -206,7 +242,7 @@ int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArray
   int rc = sp_engine_session_get(e, &r->session, err);
   if (rc == SP_OK) {
     r->conn = r->session->conn;
-    rc = sp_sql_classifier_check(r->session->cls, req->sql, is_writable_cb, e, &cls, err);
+    rc = classify_cached(e, r->session, req->sql, &cls, err);
   }
   if (rc == SP_OK && cls.kind == SP_SQL_INSERT)
     rc = sp_fail(err, SP_ENOTSUP, "INSERT into dataset \"%s\" is not supported yet", cls.target);
