@@ -36,7 +36,11 @@ void sp_arrow_parse_format(const char *f, sp_arrow_typeinfo *out) {
     out->precision = (int)strtol(f + 2, &end, 10);
     out->scale = *end == ',' ? (int)strtol(end + 1, &end, 10) : 0;
     int bits = *end == ',' ? atoi(end + 1) : 128;
-    out->type = bits == 256 ? SP_ARROW_DECIMAL256 : bits == 128 ? SP_ARROW_DECIMAL128 : SP_ARROW_UNSUPPORTED;
+    out->type = bits == 256   ? SP_ARROW_DECIMAL256
+                : bits == 128 ? SP_ARROW_DECIMAL128
+                : bits == 64  ? SP_ARROW_DECIMAL64
+                : bits == 32  ? SP_ARROW_DECIMAL32
+                              : SP_ARROW_UNSUPPORTED;
     return;
   }
   case 't': {

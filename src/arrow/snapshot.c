@@ -36,7 +36,7 @@ static int64_t batch_bytes(const struct ArrowSchema *schema, const struct ArrowA
   case SP_ARROW_INT8: case SP_ARROW_UINT8: bytes += n; break;
   case SP_ARROW_INT16: case SP_ARROW_UINT16: case SP_ARROW_HALF: bytes += 2 * n; break;
   case SP_ARROW_INT32: case SP_ARROW_UINT32: case SP_ARROW_FLOAT: case SP_ARROW_DATE32: case SP_ARROW_TIME32:
-  case SP_ARROW_INTERVAL_MONTHS: bytes += 4 * n; break;
+  case SP_ARROW_INTERVAL_MONTHS: case SP_ARROW_DECIMAL32: bytes += 4 * n; break;
   case SP_ARROW_DECIMAL128: case SP_ARROW_INTERVAL_MONTH_DAY_NANO: bytes += 16 * n; break;
   case SP_ARROW_DECIMAL256: bytes += 32 * n; break;
   case SP_ARROW_FIXED_BINARY: bytes += (int64_t)t.byte_width * n; break;
