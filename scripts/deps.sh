@@ -5,11 +5,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config libyaml-dev libmicrohttpd-dev libjansson-dev libedit-dev
-      libcmocka-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev postgresql curl nodejs npm ca-certificates)
+      libcmocka-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev postgresql curl openssl ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
 done
+# Node.js and npm (the e2e tests, the SDK, and fetching DuckDB): any install on the PATH will do; Debian's
+# packages otherwise.
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing packages: ${missing[*]} (run as root, or install them)" >&2; exit 1
