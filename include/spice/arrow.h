@@ -64,6 +64,14 @@ int sp_stream_from_batches(const struct ArrowSchema *schema, struct ArrowArray *
 
 /* ---- Snapshots ------------------------------------------------------------------------------------------ */
 
+/* Min/max of one column in one batch, for pruning batches a filter cannot match. Integers, dates, times,
+ * timestamps and decimal32/64 compare as int64 (decimals unscaled); floats as double. */
+typedef enum sp_stat_kind { SP_STAT_NONE = 0, SP_STAT_INT, SP_STAT_FLOAT, SP_STAT_ALL_NULL } sp_stat_kind;
+typedef struct sp_column_stats {
+  uint8_t kind; /* sp_stat_kind; NONE = unknown (never prune) */
+  union { int64_t i; double d; } min, max;
+} sp_column_stats;
+
 /* An immutable, ref-counted set of batches with one schema. Readers pin it with sp_snapshot_ref while they
  * read, so a refresh can publish a new one at any time. */
 typedef struct sp_snapshot {
@@ -73,6 +81,7 @@ typedef struct sp_snapshot {
   int64_t rows;
   int64_t bytes;
   int refs;                    /* atomic */
+  sp_column_stats *stats;      /* n_batches * schema.n_children, row-major by batch; NULL = none */
 } sp_snapshot;
 
 /* Drains `stream` (consumed, even on failure) into a new snapshot with one reference. */

@@ -123,6 +123,10 @@ typedef struct sp_query_request {
  * happen while batches are produced come from the stream's get_last_error. */
 int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err);
 
+/* Arrow batches skipped so far because their statistics ruled out every row of a query (for tests and
+ * metrics). */
+uint64_t sp_engine_pruned_batches(sp_engine *e);
+
 /* Only the classification step, for tests and for the CLI: SP_OK when the statement would be allowed. */
 int sp_engine_check_sql(sp_engine *e, const char *sql, sp_error *err);
 

@@ -4,11 +4,92 @@
  * batches that it owns.
  */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "spice/arrow.h"
+
+/* Reads an optionally signed decimal number at s into *out and sets *end past it; false if there is none. */
+static bool read_int(const char *s, const char **end, int *out) {
+  char *e;
+  if (!((s[0] >= '0' && s[0] <= '9') || (s[0] == '-' && s[1] >= '0' && s[1] <= '9'))) return false;
+  errno = 0;
+  long v = strtol(s, &e, 10);
+  if (errno != 0 || v > INT_MAX || v < INT_MIN) return false;
+  *out = (int)v;
+  *end = e;
+  return true;
+}
+
+/* "d:precision,scale[,bitwidth]", bitwidth 32, 64, 128 (the default) or 256. */
+static void parse_decimal(const char *f, sp_arrow_typeinfo *out) {
+  const char *p = f + 2;
+  int bits = 128;
+  if (!read_int(p, &p, &out->precision) || out->precision < 1) return;
+  if (*p == ',' && !read_int(p + 1, &p, &out->scale)) return;
+  if (*p == ',' && !read_int(p + 1, &p, &bits)) return;
+  if (*p != '\0') return;
+  out->type = bits == 256   ? SP_ARROW_DECIMAL256
+              : bits == 128 ? SP_ARROW_DECIMAL128
+              : bits == 64  ? SP_ARROW_DECIMAL64
+              : bits == 32  ? SP_ARROW_DECIMAL32
+                            : SP_ARROW_UNSUPPORTED;
+}
+
+/* "w:N" and "+w:N": a non-negative size and nothing after it. */
+static bool parse_size(const char *p, int *out) {
+  return read_int(p, &p, out) && *out >= 0 && *p == '\0';
+}
+
+/* Dates, times, timestamps, durations and intervals: "t" + kind + unit letter (+ ":zone" for timestamps). The
+ * unit letter must be one the kind knows, and nothing may follow it but a timestamp's zone. */
+static void parse_temporal(const char *f, sp_arrow_typeinfo *out) {
+  char u = f[2];
+  if (u == '\0') return; /* "ts", "td": no unit, and f[3] is past the end */
+  const char *rest = f + 3;
+  bool unit_ok = u == 's' || u == 'm' || u == 'u' || u == 'n';
+  out->unit = u == 's' ? SP_UNIT_SECOND : u == 'm' ? SP_UNIT_MILLI : u == 'u' ? SP_UNIT_MICRO : SP_UNIT_NANO;
+  switch (f[1]) {
+  case 'd':
+    if (*rest == '\0' && (u == 'D' || u == 'm')) out->type = u == 'D' ? SP_ARROW_DATE32 : SP_ARROW_DATE64;
+    return;
+  case 't':
+    if (*rest == '\0' && unit_ok) out->type = (u == 's' || u == 'm') ? SP_ARROW_TIME32 : SP_ARROW_TIME64;
+    return;
+  case 's':
+    if (!unit_ok || (*rest != ':' && *rest != '\0')) return;
+    out->type = SP_ARROW_TIMESTAMP;
+    if (*rest == ':') snprintf(out->tz, sizeof out->tz, "%s", rest + 1);
+    return;
+  case 'D':
+    if (*rest == '\0' && unit_ok) out->type = SP_ARROW_DURATION;
+    return;
+  case 'i':
+    if (*rest != '\0') return;
+    out->type = u == 'M' ? SP_ARROW_INTERVAL_MONTHS : u == 'D' ? SP_ARROW_INTERVAL_DAY_TIME
+              : u == 'n' ? SP_ARROW_INTERVAL_MONTH_DAY_NANO : SP_ARROW_UNSUPPORTED;
+    return;
+  default: return;
+  }
+}
+
+/* "+l", "+L", "+s", "+m" and "+w:N"; unions, run-end and list views are not supported. */
+static void parse_nested(const char *f, sp_arrow_typeinfo *out) {
+  if (f[1] == 'w') {
+    if (f[2] == ':' && parse_size(f + 3, &out->byte_width)) out->type = SP_ARROW_FIXED_LIST;
+    return;
+  }
+  if (f[2] != '\0') return;
+  switch (f[1]) {
+  case 'l': out->type = SP_ARROW_LIST; return;
+  case 'L': out->type = SP_ARROW_LARGE_LIST; return;
+  case 's': out->type = SP_ARROW_STRUCT; return;
+  case 'm': out->type = SP_ARROW_MAP; return;
+  default: return;
+  }
+}
 
 void sp_arrow_parse_format(const char *f, sp_arrow_typeinfo *out) {
   memset(out, 0, sizeof *out);
@@ -28,48 +109,13 @@ void sp_arrow_parse_format(const char *f, sp_arrow_typeinfo *out) {
   }
   switch (f[0]) {
   case 'w':
-    if (f[1] == ':') { out->type = SP_ARROW_FIXED_BINARY; out->byte_width = atoi(f + 2); }
+    if (f[1] == ':' && parse_size(f + 2, &out->byte_width)) out->type = SP_ARROW_FIXED_BINARY;
     return;
-  case 'd': {
-    if (f[1] != ':') return;
-    char *end;
-    out->precision = (int)strtol(f + 2, &end, 10);
-    out->scale = *end == ',' ? (int)strtol(end + 1, &end, 10) : 0;
-    int bits = *end == ',' ? atoi(end + 1) : 128;
-    out->type = bits == 256   ? SP_ARROW_DECIMAL256
-                : bits == 128 ? SP_ARROW_DECIMAL128
-                : bits == 64  ? SP_ARROW_DECIMAL64
-                : bits == 32  ? SP_ARROW_DECIMAL32
-                              : SP_ARROW_UNSUPPORTED;
+  case 'd':
+    if (f[1] == ':') parse_decimal(f, out);
     return;
-  }
-  case 't': {
-    char u = f[2];
-    sp_time_unit unit = u == 's' ? SP_UNIT_SECOND : u == 'm' ? SP_UNIT_MILLI : u == 'u' ? SP_UNIT_MICRO : SP_UNIT_NANO;
-    out->unit = unit;
-    switch (f[1]) {
-    case 'd': out->type = u == 'D' ? SP_ARROW_DATE32 : SP_ARROW_DATE64; return;
-    case 't': out->type = (u == 's' || u == 'm') ? SP_ARROW_TIME32 : SP_ARROW_TIME64; return;
-    case 's':
-      out->type = SP_ARROW_TIMESTAMP;
-      if (f[3] == ':') snprintf(out->tz, sizeof out->tz, "%s", f + 4);
-      return;
-    case 'D': out->type = SP_ARROW_DURATION; return;
-    case 'i':
-      out->type = u == 'M' ? SP_ARROW_INTERVAL_MONTHS : u == 'D' ? SP_ARROW_INTERVAL_DAY_TIME : SP_ARROW_INTERVAL_MONTH_DAY_NANO;
-      return;
-    default: return;
-    }
-  }
-  case '+':
-    switch (f[1]) {
-    case 'l': out->type = SP_ARROW_LIST; return;
-    case 'L': out->type = SP_ARROW_LARGE_LIST; return;
-    case 'w': out->type = SP_ARROW_FIXED_LIST; out->byte_width = f[2] == ':' ? atoi(f + 3) : 0; return;
-    case 's': out->type = SP_ARROW_STRUCT; return;
-    case 'm': out->type = SP_ARROW_MAP; return;
-    default: return;
-    }
+  case 't': parse_temporal(f, out); return;
+  case '+': parse_nested(f, out); return;
   default: return;
   }
 }
@@ -84,7 +130,8 @@ typedef struct schema_priv {
 static void copied_schema_release(struct ArrowSchema *s) {
   if (s->release == NULL) return;
   for (int64_t i = 0; i < s->n_children; i++) {
-    if (s->children[i]->release) s->children[i]->release(s->children[i]);
+    /* NULL: sp_schema_copy ran out of memory allocating this child (it is counted all the same) */
+    if (s->children[i] && s->children[i]->release) s->children[i]->release(s->children[i]);
     free(s->children[i]);
   }
   free(s->children);

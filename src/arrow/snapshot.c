@@ -10,6 +10,7 @@
 #include "spice/arrow.h"
 
 static void snapshot_free(sp_snapshot *s) {
+  free(s->stats);
   for (size_t i = 0; i < s->n_batches; i++) sp_array_release(&s->batches[i]);
   free(s->batches);
   sp_schema_release(&s->schema);
@@ -58,6 +59,67 @@ static int64_t batch_bytes(const struct ArrowSchema *schema, const struct ArrowA
   return bytes;
 }
 
+/* ---- Column statistics ---------------------------------------------------------------------------------- */
+
+#define STAT_LOOP(T, field, conv)                                                                             \
+  do {                                                                                                        \
+    const T *v = (const T *)a->buffers[1] + a->offset;                                                        \
+    for (int64_t i = 0; i < a->length; i++) {                                                                 \
+      if (sp_array_is_null(a, i)) continue;                                                                   \
+      conv;                                                                                                   \
+      if (!seen || x < lo) lo = x;                                                                            \
+      if (!seen || x > hi) hi = x;                                                                            \
+      seen = 1;                                                                                               \
+    }                                                                                                         \
+    if (seen) { st->min.field = lo; st->max.field = hi; }                                                     \
+  } while (0)
+
+/* Computes min/max of one column array (no dictionary). NaN makes a float column's max +inf, since NaN
+ * sorts above every number in DuckDB. */
+static void column_stats(const struct ArrowSchema *schema, const struct ArrowArray *a, sp_column_stats *st) {
+  sp_arrow_typeinfo t;
+  memset(st, 0, sizeof *st);
+  if (schema->dictionary || a->n_buffers < 2 || a->buffers[1] == NULL) return;
+  sp_arrow_parse_format(schema->format, &t);
+  int seen = 0;
+  if (a->null_count == a->length && a->length > 0) {
+    st->kind = SP_STAT_ALL_NULL;
+    return;
+  }
+  switch (t.type) {
+  case SP_ARROW_INT8: { int64_t lo = 0, hi = 0, x; STAT_LOOP(int8_t, i, x = v[i]); break; }
+  case SP_ARROW_INT16: { int64_t lo = 0, hi = 0, x; STAT_LOOP(int16_t, i, x = v[i]); break; }
+  case SP_ARROW_INT32: case SP_ARROW_DATE32: case SP_ARROW_TIME32: case SP_ARROW_DECIMAL32: {
+    int64_t lo = 0, hi = 0, x; STAT_LOOP(int32_t, i, x = v[i]); break; }
+  case SP_ARROW_INT64: case SP_ARROW_DATE64: case SP_ARROW_TIME64: case SP_ARROW_TIMESTAMP: case SP_ARROW_DECIMAL64: {
+    int64_t lo = 0, hi = 0, x; STAT_LOOP(int64_t, i, x = v[i]); break; }
+  case SP_ARROW_UINT8: { int64_t lo = 0, hi = 0, x; STAT_LOOP(uint8_t, i, x = v[i]); break; }
+  case SP_ARROW_UINT16: { int64_t lo = 0, hi = 0, x; STAT_LOOP(uint16_t, i, x = v[i]); break; }
+  case SP_ARROW_UINT32: { int64_t lo = 0, hi = 0, x; STAT_LOOP(uint32_t, i, x = v[i]); break; }
+  case SP_ARROW_FLOAT: { double lo = 0, hi = 0, x; STAT_LOOP(float, d, x = v[i] != v[i] ? __builtin_inf() : v[i]); break; }
+  case SP_ARROW_DOUBLE: { double lo = 0, hi = 0, x; STAT_LOOP(double, d, x = v[i] != v[i] ? __builtin_inf() : v[i]); break; }
+  default: return;
+  }
+  if (seen) st->kind = t.type == SP_ARROW_FLOAT || t.type == SP_ARROW_DOUBLE ? SP_STAT_FLOAT : SP_STAT_INT;
+}
+
+/* Statistics for every top-level column of every batch; on failure the snapshot just has none. */
+static void snapshot_stats(sp_snapshot *s) {
+  int64_t nc = s->schema.n_children;
+  if (nc == 0 || s->n_batches == 0) return;
+  s->stats = calloc(s->n_batches * (size_t)nc, sizeof *s->stats);
+  if (s->stats == NULL) return;
+  for (size_t b = 0; b < s->n_batches; b++) {
+    const struct ArrowArray *batch = &s->batches[b];
+    for (int64_t c = 0; c < nc && c < batch->n_children; c++) {
+      struct ArrowArray col = *batch->children[c];
+      col.offset += batch->offset; /* a struct's offset applies to its children */
+      col.length = batch->length;
+      column_stats(s->schema.children[c], &col, &s->stats[b * (size_t)nc + (size_t)c]);
+    }
+  }
+}
+
 int sp_snapshot_from_stream(struct ArrowArrayStream *stream, sp_snapshot **out, sp_error *err) {
   sp_snapshot *s = calloc(1, sizeof *s);
   size_t cap = 0;
@@ -104,6 +166,7 @@ int sp_snapshot_from_stream(struct ArrowArrayStream *stream, sp_snapshot **out, 
     snapshot_free(s);
     return rc;
   }
+  snapshot_stats(s);
   *out = s;
   return SP_OK;
 }

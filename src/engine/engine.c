@@ -266,6 +266,8 @@ int sp_engine_allow_path(sp_engine *e, const char *path, bool is_dir, sp_error *
 
 bool sp_engine_locked(sp_engine *e) { return e->locked != 0; }
 
+uint64_t sp_engine_pruned_batches(sp_engine *e) { return __atomic_load_n(&e->pruned_batches, __ATOMIC_RELAXED); }
+
 int sp_engine_lock(sp_engine *e, sp_error *err) {
   /* data_dir holds the file accelerators: their WAL files are created and removed as they commit. */
   if (e->data_dir[0]) SP_TRY(sp_engine_allow_directory(e, e->data_dir, err));

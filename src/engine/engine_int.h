@@ -56,6 +56,7 @@ struct sp_engine {
   char *allowed_paths_sql;           /* allowed_paths list */                 /* "'dir1/', 'dir2/'" for allowed_directories, grown by allow_directory */
   int threads;
   int locked;
+  uint64_t pruned_batches;           /* atomic */
 };
 
 /* Registers sp_arrow_scan, sp_stream and sp_source_scan on `conn`. */
@@ -104,5 +105,10 @@ int sp_engine_find_source(sp_engine *e, const char *name, struct ArrowSchema *sc
                           void **ctx, sp_error *err);
 int sp_engine_is_writable(sp_engine *e, const char *name);
 void sp_engine_class_cache_clear(sp_engine *e);
+
+/* Rewrites a read that names arrow datasets so their scans get pruning hints (prune.c). Returns 1 and sets
+ * *out_sql (malloc'd) when rewritten, 0 when there was nothing to prune (*out_sql NULL). Never fails the
+ * query: any problem means "run it as written". */
+int sp_engine_prune_rewrite(sp_engine *e, duckdb_connection conn, const sp_query_request *req, char **out_sql);
 
 #endif

@@ -246,7 +246,15 @@ int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArray
   }
   if (rc == SP_OK && cls.kind == SP_SQL_INSERT)
     rc = sp_fail(err, SP_ENOTSUP, "INSERT into dataset \"%s\" is not supported yet", cls.target);
-  if (rc == SP_OK) rc = result_open(r, req, err);
+  char *pruned = NULL;
+  if (rc == SP_OK && sp_engine_prune_rewrite(e, r->conn, req, &pruned) && pruned) {
+    sp_query_request rewritten = *req;
+    rewritten.sql = pruned;
+    rc = result_open(r, &rewritten, err);
+  } else if (rc == SP_OK) {
+    rc = result_open(r, req, err);
+  }
+  free(pruned);
   if (rc != SP_OK) {
     result_free(r);
     return rc;

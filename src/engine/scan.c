@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+
+#include <jansson.h>
 
 #include "engine/engine_int.h"
 
@@ -226,17 +229,29 @@ int sp_engine_emit_slice(sp_engine *e, duckdb_arrow_converted_schema conv, const
 
 typedef enum { SCAN_ARROW, SCAN_STREAM, SCAN_SOURCE } scan_kind;
 
+/* A pruning hint of sp_arrow_scan_hint: `column op value`, value in the column's statistics domain. */
+typedef enum { HINT_EQ, HINT_LT, HINT_LE, HINT_GT, HINT_GE } hint_op;
+typedef struct scan_hint {
+  int64_t col;
+  hint_op op;
+  int is_float;     /* compare against double stats; else int64 stats */
+  long double value;
+} scan_hint;
+
 typedef struct scan_bind {
   sp_engine *e;
   scan_kind kind;
   char name[SP_ENGINE_MAX_NAME];
   struct ArrowSchema schema;  /* bind-time schema */
   int64_t ncols;
+  scan_hint *hints;
+  size_t n_hints;
 } scan_bind;
 
 static void scan_bind_free(void *p) {
   scan_bind *b = p;
   sp_schema_release(&b->schema);
+  free(b->hints);
   free(b);
 }
 
@@ -249,7 +264,9 @@ static int same_schema(const struct ArrowSchema *a, const struct ArrowSchema *b)
   return 1;
 }
 
-static void scan_bind_common(duckdb_bind_info info, scan_kind kind) {
+static size_t parse_hints(const char *text, const struct ArrowSchema *schema, scan_hint **out);
+
+static void scan_bind_common(duckdb_bind_info info, scan_kind kind, const char *hints) {
   sp_engine *e = duckdb_bind_get_extra_info(info);
   scan_bind *b = calloc(1, sizeof *b);
   sp_error err = {0};
@@ -296,12 +313,110 @@ static void scan_bind_common(duckdb_bind_info info, scan_kind kind) {
   }
   sp_engine_free_types(types, b->ncols);
   if (kind == SCAN_ARROW) duckdb_bind_set_cardinality(info, (idx_t)rows, true);
+  if (hints) b->n_hints = parse_hints(hints, &b->schema, &b->hints);
   duckdb_bind_set_bind_data(info, b, scan_bind_free);
 }
 
-static void arrow_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_ARROW); }
-static void stream_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_STREAM); }
-static void source_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_SOURCE); }
+static void arrow_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_ARROW, NULL); }
+
+/* sp_arrow_scan_hint(name, hints): the same scan, plus pruning hints from sp_engine_prune_rewrite. */
+static void arrow_hint_bind(duckdb_bind_info info) {
+  duckdb_value v = duckdb_bind_get_parameter(info, 1);
+  char *text = duckdb_get_varchar(v);
+  duckdb_destroy_value(&v);
+  scan_bind_common(info, SCAN_ARROW, text ? text : "");
+  duckdb_free(text);
+}
+
+/* ---- Hints ------------------------------------------------------------------------------------------------ */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm). */
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d) {
+  y -= m <= 2;
+  int64_t era = (y >= 0 ? y : y - 399) / 400, yoe = y - era * 400;
+  int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1, doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+  return era * 146097 + doe - 719468;
+}
+
+/* Parses "YYYY-MM-DD[ |T]HH:MM:SS[.ffffff]" into microseconds since the epoch (no zone). */
+static int parse_timestamp_us(const char *s, int64_t *out) {
+  int y, mo, d, h = 0, mi = 0, n = 0;
+  double sec = 0;
+  if (sscanf(s, "%d-%d-%d%n", &y, &mo, &d, &n) != 3) return -1;
+  const char *p = s + n;
+  if (*p == ' ' || *p == 'T') {
+    int m = 0;
+    if (sscanf(p + 1, "%d:%d:%lf%n", &h, &mi, &sec, &m) != 3 || p[1 + m] != '\0') return -1; /* no zones */
+  } else if (*p != '\0') {
+    return -1;
+  }
+  if (mo < 1 || mo > 12 || d < 1 || d > 31) return -1;
+  *out = (days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60) * 1000000 + (int64_t)(sec * 1e6 + (sec >= 0 ? 0.5 : -0.5));
+  return 0;
+}
+
+/* Converts a hint value into the column's statistics domain. Returns 0, or -1 when the hint cannot be used
+ * (the scan then just does not prune on it). */
+static int hint_value(const struct ArrowSchema *col, const char *kind, const char *text, scan_hint *h) {
+  sp_arrow_typeinfo t;
+  sp_arrow_parse_format(col->format, &t);
+  int64_t us;
+  static const int64_t per_us[] = {1000000, 1000, 1, 1}; /* divisor from µs, by unit s/ms/us; ns multiplies */
+  switch (t.type) {
+  case SP_ARROW_INT8: case SP_ARROW_INT16: case SP_ARROW_INT32: case SP_ARROW_INT64:
+  case SP_ARROW_UINT8: case SP_ARROW_UINT16: case SP_ARROW_UINT32: case SP_ARROW_FLOAT: case SP_ARROW_DOUBLE:
+    if (kind[0] != 'n') return -1;
+    h->value = strtold(text, NULL);
+    h->is_float = t.type == SP_ARROW_FLOAT || t.type == SP_ARROW_DOUBLE;
+    return 0;
+  case SP_ARROW_DECIMAL32: case SP_ARROW_DECIMAL64:
+    if (kind[0] != 'n') return -1;
+    h->value = strtold(text, NULL);
+    for (int i = 0; i < t.scale; i++) h->value *= 10;
+    return 0;
+  case SP_ARROW_DATE32:
+    if (kind[0] != 's' || parse_timestamp_us(text, &us) != 0) return -1;
+    /* A timestamp bound against a date column: DuckDB compares as timestamps, so widen conservatively. */
+    h->value = (long double)us / 86400e6L;
+    return 0;
+  case SP_ARROW_TIMESTAMP:
+    if (kind[0] != 's' || t.tz[0] != '\0' || parse_timestamp_us(text, &us) != 0) return -1;
+    h->value = t.unit == SP_UNIT_NANO ? (long double)us * 1000 : (long double)us / per_us[t.unit];
+    return 0;
+  default:
+    return -1;
+  }
+}
+
+/* Parses the hint text built by sp_engine_prune_rewrite: a JSON array of [column, op, kind, value]. */
+static size_t parse_hints(const char *text, const struct ArrowSchema *schema, scan_hint **out) {
+  json_error_t jerr;
+  json_t *arr = json_loads(text, 0, &jerr);
+  size_t n = 0;
+  *out = NULL;
+  if (!json_is_array(arr) || json_array_size(arr) == 0 || (*out = calloc(json_array_size(arr), sizeof **out)) == NULL) {
+    json_decref(arr);
+    return 0;
+  }
+  static const char *const ops[] = {"=", "<", "<=", ">", ">="};
+  for (size_t i = 0; i < json_array_size(arr); i++) {
+    json_t *h = json_array_get(arr, i);
+    const char *col = json_string_value(json_array_get(h, 0)), *op = json_string_value(json_array_get(h, 1));
+    const char *kind = json_string_value(json_array_get(h, 2)), *val = json_string_value(json_array_get(h, 3));
+    if (!col || !op || !kind || !val) continue;
+    scan_hint hint = {.col = -1};
+    for (int64_t c = 0; c < schema->n_children; c++)
+      if (schema->children[c]->name && strcasecmp(schema->children[c]->name, col) == 0) hint.col = c;
+    for (int o = 0; o < 5; o++)
+      if (strcmp(op, ops[o]) == 0) hint.op = (hint_op)o;
+    if (hint.col < 0 || hint_value(schema->children[hint.col], kind, val, &hint) != 0) continue;
+    (*out)[n++] = hint;
+  }
+  json_decref(arr);
+  return n;
+}
+static void stream_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_STREAM, NULL); }
+static void source_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_SOURCE, NULL); }
 
 /* ---- Global state ----------------------------------------------------------------------------------------- */
 
@@ -426,9 +541,33 @@ static void scan_local_init(duckdb_init_info info) {
 
 static void snapshot_slice_done(void *ctx) { sp_snapshot_unref(ctx); }
 
+/* True when the batch's statistics prove that no row satisfies every hint. */
+static int batch_pruned(const scan_bind *b, const sp_snapshot *s, size_t batch) {
+  if (b->n_hints == 0 || s->stats == NULL) return 0;
+  const sp_column_stats *row = &s->stats[batch * (size_t)s->schema.n_children];
+  for (size_t h = 0; h < b->n_hints; h++) {
+    const scan_hint *hint = &b->hints[h];
+    const sp_column_stats *st = &row[hint->col];
+    if (st->kind == SP_STAT_ALL_NULL) return 1; /* comparisons with NULL are never true */
+    if (st->kind == SP_STAT_NONE || (st->kind == SP_STAT_FLOAT) != hint->is_float) continue;
+    long double lo = st->kind == SP_STAT_FLOAT ? (long double)st->min.d : (long double)st->min.i;
+    long double hi = st->kind == SP_STAT_FLOAT ? (long double)st->max.d : (long double)st->max.i;
+    long double v = hint->value;
+    switch (hint->op) {
+    case HINT_EQ: if (v < lo || v > hi) return 1; break;
+    case HINT_LT: if (lo >= v) return 1; break;
+    case HINT_LE: if (lo > v) return 1; break;
+    case HINT_GT: if (hi <= v) return 1; break;
+    case HINT_GE: if (hi < v) return 1; break;
+    }
+  }
+  return 0;
+}
+
 static void arrow_scan_fn(duckdb_function_info info, duckdb_data_chunk out) {
   scan_global *g = duckdb_function_get_init_data(info);
   scan_local *l = duckdb_function_get_local_init_data(info);
+  const scan_bind *bd = duckdb_function_get_bind_data(info);
   sp_snapshot *s = g->snap;
   idx_t vsize = duckdb_vector_size();
   for (;;) {
@@ -437,6 +576,10 @@ static void arrow_scan_fn(duckdb_function_info info, duckdb_data_chunk out) {
       if (b >= s->n_batches) {
         duckdb_data_chunk_set_size(out, 0);
         return;
+      }
+      if (batch_pruned(bd, s, b)) {
+        __atomic_add_fetch(&g->e->pruned_batches, 1, __ATOMIC_RELAXED);
+        continue;
       }
       l->batch = b;
       l->off = 0;
@@ -513,11 +656,11 @@ static void stream_scan_fn(duckdb_function_info info, duckdb_data_chunk out) {
 /* ---- Registration ------------------------------------------------------------------------------------------ */
 
 static int register_one(sp_engine *e, duckdb_connection conn, const char *name, duckdb_table_function_bind_t bind,
-                        duckdb_table_function_t fn, int parallel, sp_error *err) {
+                        duckdb_table_function_t fn, int parallel, int nparams, sp_error *err) {
   duckdb_table_function tf = duckdb_create_table_function();
   duckdb_logical_type vt = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
   duckdb_table_function_set_name(tf, name);
-  duckdb_table_function_add_parameter(tf, vt);
+  for (int i = 0; i < nparams; i++) duckdb_table_function_add_parameter(tf, vt);
   duckdb_destroy_logical_type(&vt);
   duckdb_table_function_set_extra_info(tf, e, NULL);
   duckdb_table_function_set_bind(tf, bind);
@@ -531,8 +674,9 @@ static int register_one(sp_engine *e, duckdb_connection conn, const char *name, 
 }
 
 int sp_engine_register_scans(sp_engine *e, duckdb_connection conn, sp_error *err) {
-  SP_TRY(register_one(e, conn, "sp_arrow_scan", arrow_bind, arrow_scan_fn, 1, err));
-  SP_TRY(register_one(e, conn, "sp_stream", stream_bind, stream_scan_fn, 0, err));
-  SP_TRY(register_one(e, conn, "sp_source_scan", source_bind, stream_scan_fn, 0, err));
+  SP_TRY(register_one(e, conn, "sp_arrow_scan", arrow_bind, arrow_scan_fn, 1, 1, err));
+  SP_TRY(register_one(e, conn, "sp_arrow_scan_hint", arrow_hint_bind, arrow_scan_fn, 1, 2, err));
+  SP_TRY(register_one(e, conn, "sp_stream", stream_bind, stream_scan_fn, 0, 1, err));
+  SP_TRY(register_one(e, conn, "sp_source_scan", source_bind, stream_scan_fn, 0, 1, err));
   return SP_OK;
 }
