@@ -61,6 +61,9 @@ void sp_log_write(sp_log_level level, const char *fmt, ...) {
     len = json_escape(line, sizeof line - 4, len, msg);
     len += (size_t)snprintf(line + len, sizeof line - len, "\"}\n");
   } else {
+    /* One event, one line: a message that carries newlines (DuckDB's error context) is folded. */
+    for (char *p = msg; *p; p++)
+      if (*p == '\n' || *p == '\r') *p = ' ';
     len = (size_t)snprintf(line, sizeof line, "%s %5s %s\n", ts, level_names[level], msg);
   }
   if (len >= sizeof line) len = sizeof line - 1;

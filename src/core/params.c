@@ -56,7 +56,7 @@ const char *sp_params_get(const sp_params *p, const char *key) {
 
 bool sp_params_get_bool(const sp_params *p, const char *key, bool fallback) {
   const char *v = sp_params_get(p, key);
-  bool b;
+  bool b = fallback;
   if (v == NULL || sp_bool_parse(v, &b, NULL) != SP_OK) return fallback;
   return b;
 }

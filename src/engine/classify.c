@@ -767,7 +767,7 @@ int sp_sql_classifier_check(sp_sql_classifier *c, const char *sql, sp_sql_is_wri
 
 int sp_sql_classify(duckdb_connection conn, const char *sql, sp_sql_is_writable_fn is_writable, void *ctx,
                     sp_sql_class *out, sp_error *err) {
-  sp_sql_classifier *c;
+  sp_sql_classifier *c = NULL;
   SP_TRY(sp_sql_classifier_create(conn, &c, err));
   int rc = sp_sql_classifier_check(c, sql, is_writable, ctx, out, err);
   sp_sql_classifier_destroy(c);

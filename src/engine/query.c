@@ -226,6 +226,11 @@ int sp_duckdb_stream(duckdb_database db, const char *sql, struct ArrowArrayStrea
   }
   sp_query_request req = {.sql = sql};
   int rc = result_open(r, &req, err);
+  if (rc != SP_OK && err) {
+    /* The SQL is ours, not the user's: keep DuckDB's message, drop its "LINE 1: <our SQL>" context. */
+    char *nl = strchr(err->msg, '\n');
+    if (nl) *nl = '\0';
+  }
   if (rc != SP_OK) {
     result_free(r);
     return rc;
