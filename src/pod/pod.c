@@ -533,7 +533,9 @@ static int find_in_folder(const char *dir, char *path, size_t n, sp_error *err) 
   static const char *const names[] = {"spicepod.yaml", "spicepod.yml"};
   struct stat st;
   for (int i = 0; i < 2; i++) {
-    snprintf(path, n, "%s/%s", dir, names[i]);
+    /* In the current folder the name alone reads best in messages: spicepod.yaml:8:7: … */
+    if (strcmp(dir, ".") == 0) snprintf(path, n, "%s", names[i]);
+    else snprintf(path, n, "%s/%s", dir, names[i]);
     if (stat(path, &st) == 0) return SP_OK;
   }
   return sp_fail(err, SP_ENOTFOUND, "no spicepod.yaml or spicepod.yml in \"%s\"", dir);
