@@ -58,6 +58,17 @@ static inline bool sp_array_is_null(const struct ArrowArray *a, int64_t i) {
   return (v[j >> 3] & (1u << (j & 7))) == 0;
 }
 
+/* Bytes of Arrow payload in a batch (buffers reachable from it, sliced to its length), for progress
+ * reports and memory accounting. */
+int64_t sp_array_payload_bytes(const struct ArrowSchema *schema, const struct ArrowArray *a);
+
+/* Called after every batch that passes through a metering stream (done = 0), and once at its end (done = 1),
+ * with running totals. */
+typedef void (*sp_stream_progress_fn)(void *ctx, int64_t rows, int64_t bytes, int done);
+/* Wraps *inner (moved; released even on failure) in a stream that counts rows and bytes. */
+int sp_stream_meter(struct ArrowArrayStream *inner, sp_stream_progress_fn fn, void *ctx, struct ArrowArrayStream *out,
+                    sp_error *err);
+
 /* A stream over zero or more batches that it owns, with a copy of schema. Consumes the batches. */
 int sp_stream_from_batches(const struct ArrowSchema *schema, struct ArrowArray *batches, size_t n,
                            struct ArrowArrayStream *out, sp_error *err);

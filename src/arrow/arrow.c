@@ -101,7 +101,7 @@ void sp_arrow_parse_format(const char *f, sp_arrow_typeinfo *out) {
         {'s', SP_ARROW_INT16},  {'S', SP_ARROW_UINT16}, {'i', SP_ARROW_INT32},  {'I', SP_ARROW_UINT32},
         {'l', SP_ARROW_INT64},  {'L', SP_ARROW_UINT64}, {'e', SP_ARROW_HALF},   {'f', SP_ARROW_FLOAT},
         {'g', SP_ARROW_DOUBLE}, {'u', SP_ARROW_UTF8},   {'U', SP_ARROW_LARGE_UTF8}, {'z', SP_ARROW_BINARY},
-        {'Z', SP_ARROW_LARGE_BINARY}, {'v', SP_ARROW_UTF8_VIEW}, {'V', SP_ARROW_BINARY_VIEW},
+        {'Z', SP_ARROW_LARGE_BINARY},
     };
     for (size_t i = 0; i < sizeof simple / sizeof simple[0]; i++)
       if (simple[i].c == f[0]) out->type = simple[i].t;
@@ -113,6 +113,9 @@ void sp_arrow_parse_format(const char *f, sp_arrow_typeinfo *out) {
     return;
   case 'd':
     if (f[1] == ':') parse_decimal(f, out);
+    return;
+  case 'v': /* views (Arrow 1.4): "vu" utf-8, "vz" binary */
+    if ((f[1] == 'u' || f[1] == 'z') && f[2] == '\0') out->type = f[1] == 'u' ? SP_ARROW_UTF8_VIEW : SP_ARROW_BINARY_VIEW;
     return;
   case 't': parse_temporal(f, out); return;
   case '+': parse_nested(f, out); return;
@@ -269,5 +272,111 @@ int sp_stream_from_batches(const struct ArrowSchema *schema, struct ArrowArray *
   out->get_last_error = batch_stream_error;
   out->release = batch_stream_release;
   out->private_data = b;
+  return SP_OK;
+}
+
+/* ---- Payload size ---------------------------------------------------------------------------------------- */
+
+/* Estimates the payload of a batch from its schema: fixed widths exactly, variable-size data by its last
+ * offset. Used for progress logs and status. */
+int64_t sp_array_payload_bytes(const struct ArrowSchema *schema, const struct ArrowArray *a) {
+  sp_arrow_typeinfo t;
+  sp_arrow_parse_format(schema->format, &t);
+  int64_t n = a->length + a->offset, bytes = a->null_count ? (n + 7) / 8 : 0;
+  switch (t.type) {
+  case SP_ARROW_BOOL: bytes += (n + 7) / 8; break;
+  case SP_ARROW_INT8: case SP_ARROW_UINT8: bytes += n; break;
+  case SP_ARROW_INT16: case SP_ARROW_UINT16: case SP_ARROW_HALF: bytes += 2 * n; break;
+  case SP_ARROW_INT32: case SP_ARROW_UINT32: case SP_ARROW_FLOAT: case SP_ARROW_DATE32: case SP_ARROW_TIME32:
+  case SP_ARROW_INTERVAL_MONTHS: case SP_ARROW_DECIMAL32: bytes += 4 * n; break;
+  case SP_ARROW_DECIMAL128: case SP_ARROW_INTERVAL_MONTH_DAY_NANO: bytes += 16 * n; break;
+  case SP_ARROW_DECIMAL256: bytes += 32 * n; break;
+  case SP_ARROW_FIXED_BINARY: bytes += (int64_t)t.byte_width * n; break;
+  case SP_ARROW_UTF8: case SP_ARROW_BINARY:
+    bytes += 4 * (n + 1) + (n > 0 && a->buffers[1] ? ((const int32_t *)a->buffers[1])[n] : 0);
+    break;
+  case SP_ARROW_LARGE_UTF8: case SP_ARROW_LARGE_BINARY:
+    bytes += 8 * (n + 1) + (n > 0 && a->buffers[1] ? ((const int64_t *)a->buffers[1])[n] : 0);
+    break;
+  case SP_ARROW_STRUCT: case SP_ARROW_LIST: case SP_ARROW_LARGE_LIST: case SP_ARROW_FIXED_LIST: case SP_ARROW_MAP:
+    bytes += t.type == SP_ARROW_LIST || t.type == SP_ARROW_MAP ? 4 * (n + 1) : t.type == SP_ARROW_LARGE_LIST ? 8 * (n + 1) : 0;
+    for (int64_t i = 0; i < a->n_children && i < schema->n_children; i++)
+      bytes += sp_array_payload_bytes(schema->children[i], a->children[i]);
+    break;
+  case SP_ARROW_NA: break;
+  default: bytes += 8 * n; break;
+  }
+  if (a->dictionary && schema->dictionary) bytes += sp_array_payload_bytes(schema->dictionary, a->dictionary);
+  return bytes;
+}
+
+
+/* ---- A metering stream ------------------------------------------------------------------------------------ */
+
+typedef struct meter_stream {
+  struct ArrowArrayStream inner;
+  struct ArrowSchema schema;
+  sp_stream_progress_fn fn;
+  void *ctx;
+  int64_t rows, bytes;
+  int done;
+} meter_stream;
+
+static int meter_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
+  meter_stream *m = st->private_data;
+  return m->inner.get_schema(&m->inner, out);
+}
+
+static int meter_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
+  meter_stream *m = st->private_data;
+  int rc = m->inner.get_next(&m->inner, out);
+  if (rc != 0) return rc;
+  if (out->release == NULL) {
+    if (!m->done && m->fn) m->fn(m->ctx, m->rows, m->bytes, 1);
+    m->done = 1;
+    return 0;
+  }
+  m->rows += out->length;
+  m->bytes += sp_array_payload_bytes(&m->schema, out);
+  if (m->fn) m->fn(m->ctx, m->rows, m->bytes, 0);
+  return 0;
+}
+
+static const char *meter_error(struct ArrowArrayStream *st) {
+  meter_stream *m = st->private_data;
+  return m->inner.get_last_error(&m->inner);
+}
+
+static void meter_release(struct ArrowArrayStream *st) {
+  if (st->release == NULL) return;
+  meter_stream *m = st->private_data;
+  sp_stream_release(&m->inner);
+  sp_schema_release(&m->schema);
+  free(m);
+  st->release = NULL;
+}
+
+int sp_stream_meter(struct ArrowArrayStream *inner, sp_stream_progress_fn fn, void *ctx, struct ArrowArrayStream *out,
+                    sp_error *err) {
+  meter_stream *m = calloc(1, sizeof *m);
+  if (m == NULL) {
+    sp_stream_release(inner);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  if (inner->get_schema(inner, &m->schema) != 0) {
+    const char *msg = inner->get_last_error(inner);
+    int rc = sp_fail(err, SP_EIO, "%s", msg ? msg : "could not read the schema of a stream");
+    sp_stream_release(inner);
+    free(m);
+    return rc;
+  }
+  sp_stream_move(&m->inner, inner);
+  m->fn = fn;
+  m->ctx = ctx;
+  out->get_schema = meter_schema;
+  out->get_next = meter_next;
+  out->get_last_error = meter_error;
+  out->release = meter_release;
+  out->private_data = m;
   return SP_OK;
 }

@@ -26,39 +26,6 @@ void sp_snapshot_unref(sp_snapshot *s) {
   if (s != NULL && __atomic_sub_fetch(&s->refs, 1, __ATOMIC_ACQ_REL) == 0) snapshot_free(s);
 }
 
-/* Estimates the payload of a batch from its schema: fixed widths exactly, variable-size data by its last
- * offset. Used for progress logs and status. */
-static int64_t batch_bytes(const struct ArrowSchema *schema, const struct ArrowArray *a) {
-  sp_arrow_typeinfo t;
-  sp_arrow_parse_format(schema->format, &t);
-  int64_t n = a->length + a->offset, bytes = a->null_count ? (n + 7) / 8 : 0;
-  switch (t.type) {
-  case SP_ARROW_BOOL: bytes += (n + 7) / 8; break;
-  case SP_ARROW_INT8: case SP_ARROW_UINT8: bytes += n; break;
-  case SP_ARROW_INT16: case SP_ARROW_UINT16: case SP_ARROW_HALF: bytes += 2 * n; break;
-  case SP_ARROW_INT32: case SP_ARROW_UINT32: case SP_ARROW_FLOAT: case SP_ARROW_DATE32: case SP_ARROW_TIME32:
-  case SP_ARROW_INTERVAL_MONTHS: case SP_ARROW_DECIMAL32: bytes += 4 * n; break;
-  case SP_ARROW_DECIMAL128: case SP_ARROW_INTERVAL_MONTH_DAY_NANO: bytes += 16 * n; break;
-  case SP_ARROW_DECIMAL256: bytes += 32 * n; break;
-  case SP_ARROW_FIXED_BINARY: bytes += (int64_t)t.byte_width * n; break;
-  case SP_ARROW_UTF8: case SP_ARROW_BINARY:
-    bytes += 4 * (n + 1) + (n > 0 && a->buffers[1] ? ((const int32_t *)a->buffers[1])[n] : 0);
-    break;
-  case SP_ARROW_LARGE_UTF8: case SP_ARROW_LARGE_BINARY:
-    bytes += 8 * (n + 1) + (n > 0 && a->buffers[1] ? ((const int64_t *)a->buffers[1])[n] : 0);
-    break;
-  case SP_ARROW_STRUCT: case SP_ARROW_LIST: case SP_ARROW_LARGE_LIST: case SP_ARROW_FIXED_LIST: case SP_ARROW_MAP:
-    bytes += t.type == SP_ARROW_LIST || t.type == SP_ARROW_MAP ? 4 * (n + 1) : t.type == SP_ARROW_LARGE_LIST ? 8 * (n + 1) : 0;
-    for (int64_t i = 0; i < a->n_children && i < schema->n_children; i++)
-      bytes += batch_bytes(schema->children[i], a->children[i]);
-    break;
-  case SP_ARROW_NA: break;
-  default: bytes += 8 * n; break;
-  }
-  if (a->dictionary && schema->dictionary) bytes += batch_bytes(schema->dictionary, a->dictionary);
-  return bytes;
-}
-
 /* ---- Column statistics ---------------------------------------------------------------------------------- */
 
 #define STAT_LOOP(T, field, conv)                                                                             \
@@ -158,7 +125,7 @@ int sp_snapshot_from_stream(struct ArrowArrayStream *stream, sp_snapshot **out, 
       cap = ncap;
     }
     s->rows += b.length;
-    s->bytes += batch_bytes(&s->schema, &b);
+    s->bytes += sp_array_payload_bytes(&s->schema, &b);
     sp_array_move(&s->batches[s->n_batches++], &b);
   }
   sp_stream_release(stream);
@@ -183,24 +150,67 @@ int sp_snapshot_empty(const struct ArrowSchema *schema, sp_snapshot **out, sp_er
   return SP_OK;
 }
 
-/* ---- A stream over a snapshot: batches are shared, so each emitted array is a shallow view whose release
- * drops one snapshot reference. ---- */
+/* ---- A stream over a snapshot: batches are shared, not copied. Each emitted array is a view: a tree of
+ * ArrowArray nodes of its own over the snapshot's buffers, each node holding a snapshot reference until it is
+ * released. The spec lets a consumer move a child out of a batch and release the parent; with the snapshot's
+ * own nodes handed out, that would take the child (and its buffers) from every other reader. ---- */
 
 typedef struct snap_stream {
   sp_snapshot *snap;
   size_t next;
 } snap_stream;
 
-typedef struct shared_batch {
+typedef struct array_view {
   sp_snapshot *snap;
-} shared_batch;
+  struct ArrowArray **children; /* the view's child nodes, freed with it (released unless moved out) */
+  int64_t n_children;
+  struct ArrowArray *dictionary;
+} array_view;
 
-static void shared_batch_release(struct ArrowArray *a) {
+static void view_release(struct ArrowArray *a) {
   if (a->release == NULL) return;
-  shared_batch *p = a->private_data;
-  sp_snapshot_unref(p->snap);
-  free(p);
+  array_view *v = a->private_data;
+  for (int64_t i = 0; i < v->n_children; i++) {
+    sp_array_release(v->children[i]);
+    free(v->children[i]);
+  }
+  free(v->children);
+  sp_array_release(v->dictionary);
+  free(v->dictionary);
+  sp_snapshot_unref(v->snap);
+  free(v);
   a->release = NULL;
+}
+
+/* Makes *out a view of src, a node of one of snap's batches. Returns 0, or -1 when out of memory (then
+ * out->release is NULL and nothing is held). */
+static int view_make(sp_snapshot *snap, const struct ArrowArray *src, struct ArrowArray *out) {
+  *out = *src;
+  out->children = NULL;
+  out->dictionary = NULL;
+  out->release = NULL;
+  array_view *v = calloc(1, sizeof *v);
+  if (v == NULL) return -1;
+  v->snap = sp_snapshot_ref(snap);
+  out->private_data = v;
+  out->release = view_release;
+  int ok = src->n_children == 0 || (v->children = calloc((size_t)src->n_children, sizeof *v->children)) != NULL;
+  for (int64_t i = 0; ok && i < src->n_children; i++) {
+    v->children[i] = malloc(sizeof **v->children);
+    v->n_children = i + 1;
+    ok = v->children[i] != NULL && view_make(snap, src->children[i], v->children[i]) == 0;
+  }
+  if (ok && src->dictionary) {
+    v->dictionary = malloc(sizeof *v->dictionary);
+    ok = v->dictionary != NULL && view_make(snap, src->dictionary, v->dictionary) == 0;
+  }
+  if (!ok) {
+    view_release(out);
+    return -1;
+  }
+  out->children = v->children;
+  out->dictionary = v->dictionary;
+  return 0;
 }
 
 static int snap_stream_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
@@ -212,12 +222,11 @@ static int snap_stream_next(struct ArrowArrayStream *st, struct ArrowArray *out)
   snap_stream *p = st->private_data;
   memset(out, 0, sizeof *out);
   if (p->next >= p->snap->n_batches) return 0;
-  shared_batch *sb = malloc(sizeof *sb);
-  if (sb == NULL) return 12;
-  sb->snap = sp_snapshot_ref(p->snap);
-  *out = p->snap->batches[p->next++];
-  out->private_data = sb;
-  out->release = shared_batch_release;
+  if (view_make(p->snap, &p->snap->batches[p->next], out) != 0) {
+    memset(out, 0, sizeof *out);
+    return 12;
+  }
+  p->next++;
   return 0;
 }
 

@@ -203,6 +203,24 @@ static void define_views(sp_runtime *rt) {
 
 /* ---- Refresh ---------------------------------------------------------------------------------------------- */
 
+/* Progress of one load, logged every few seconds while it runs. */
+typedef struct load_progress {
+  const char *name;
+  int64_t start_ms, last_log_ms, rows, bytes;
+} load_progress;
+
+static void on_progress(void *ctx, int64_t rows, int64_t bytes, int done) {
+  load_progress *p = ctx;
+  p->rows = rows;
+  p->bytes = bytes;
+  int64_t now = now_ms();
+  if (done || now - p->last_log_ms < 5000) return;
+  p->last_log_ms = now;
+  double secs = (double)(now - p->start_ms) / 1000.0;
+  sp_log_info("dataset \"%s\": loading, %lld rows (%.1f MiB) so far, %.0f rows/s", p->name, (long long)rows,
+              (double)bytes / 1048576.0, secs > 0 ? (double)rows / secs : 0.0);
+}
+
 /* One refresh (or, for a federated dataset, one registration attempt). */
 static int refresh_once(sp_dataset *ds, const char *refresh_sql, sp_error *err) {
   if (ds->conn == NULL) SP_TRY(open_connector(ds, err));
@@ -218,12 +236,14 @@ static int refresh_once(sp_dataset *ds, const char *refresh_sql, sp_error *err) 
   } else {
     SP_TRY(ds->cmod->get_all_data(ds->conn, &stream, err));
   }
-  sp_data_update u = {.type = SP_UPDATE_OVERWRITE, .stream = stream};
+  load_progress progress = {.name = ds->spec->name, .start_ms = t0, .last_log_ms = t0};
+  sp_data_update u = {.type = SP_UPDATE_OVERWRITE};
+  SP_TRY(sp_stream_meter(&stream, on_progress, &progress, &u.stream, err));
   SP_TRY(ds->amod->add_data(ds->accel, &u, &rows, err));
   SP_TRY(define_dataset_table(ds, err));
-  double secs = (double)(now_ms() - t0) / 1000.0;
-  sp_log_info("dataset \"%s\" loaded %lld rows in %.2f s (%.0f rows/s)", ds->spec->name, (long long)rows, secs,
-              secs > 0 ? (double)rows / secs : 0.0);
+  double secs = (double)(now_ms() - t0) / 1000.0, mib = (double)progress.bytes / 1048576.0;
+  sp_log_info("dataset \"%s\" loaded %lld rows (%.1f MiB) in %.2f s (%.0f rows/s, %.1f MiB/s)", ds->spec->name,
+              (long long)rows, mib, secs, secs > 0 ? (double)rows / secs : 0.0, secs > 0 ? mib / secs : 0.0);
   pthread_mutex_lock(&ds->rt->lock);
   ds->rows = rows;
   pthread_mutex_unlock(&ds->rt->lock);
