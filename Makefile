@@ -29,6 +29,12 @@ test: build
 test-asan:
 	@$(MAKE) --no-print-directory test BUILD=build-asan CMAKE_FLAGS="-DSPICE_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug"
 
+# libFuzzer: every tests/fuzz/fuzz_*.c built with clang (-DSPICE_FUZZ=ON) in build-fuzz, each run for FUZZ_SECONDS
+# on a temporary copy of its corpus; fails on any crash (inputs kept in build-fuzz/fuzz-artifacts/).
+FUZZ_SECONDS ?= 60
+fuzz:
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) CC=clang JOBS=$(JOBS) scripts/fuzz.sh build-fuzz
+
 bench: build
 	@bench/run.sh $(BUILD)
 
