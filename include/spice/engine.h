@@ -65,6 +65,9 @@ typedef int (*sp_engine_write_fn)(void *ctx, const char *table, struct ArrowArra
 /* (Re)defines the user-visible table `name` (bare or schema.table) as `SELECT * FROM <table_sql>`.
  * Atomic for readers. `flags` are SP_TABLE_*. */
 int sp_engine_define_table(sp_engine *e, const char *name, const char *table_sql, unsigned flags, sp_error *err);
+/* Defines `name` as a placeholder until its data exists: a query that reads it fails with `message`
+ * (e.g. "Acceleration not ready; loading initial data for trips"). */
+int sp_engine_define_placeholder(sp_engine *e, const char *name, const char *message, sp_error *err);
 /* Defines a view from user SQL (classified like a query first). */
 int sp_engine_define_view(sp_engine *e, const char *name, const char *sql, sp_error *err);
 int sp_engine_drop_table(sp_engine *e, const char *name, sp_error *err);

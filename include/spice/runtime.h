@@ -81,7 +81,8 @@ int sp_runtime_refresh(sp_runtime *rt, const char *name, const sp_refresh_overri
 /* Replaces the dataset's refresh_sql until restart (PATCH /v1/datasets/{name}/acceleration). */
 int sp_runtime_set_refresh_sql(sp_runtime *rt, const char *name, const char *refresh_sql, sp_error *err);
 
-/* Blocks until dataset `name` completes a refresh that started after this call, or timeout_ms passes.
+/* Blocks until the last manual refresh requested for dataset `name` has completed (at once if it already
+ * has), or, when none was ever requested, until the next refresh completes; at most timeout_ms.
  * For tests and the CLI. */
 int sp_runtime_wait_refresh(sp_runtime *rt, const char *name, int64_t timeout_ms, sp_error *err);
 

@@ -354,6 +354,24 @@ int sp_engine_define_table(sp_engine *e, const char *name, const char *table_sql
   return rc;
 }
 
+int sp_engine_define_placeholder(sp_engine *e, const char *name, const char *message, sp_error *err) {
+  size_t n = 2 * strlen(message) + 64;
+  char *lit = malloc(n), *o = lit;
+  if (lit == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  o += snprintf(o, n, "sp_unavailable('");
+  for (const char *p = message; *p; p++) {
+    if (*p == '\'') *o++ = '\'';
+    *o++ = *p;
+  }
+  snprintf(o, n - (size_t)(o - lit), "')");
+  /* DuckDB binds a view as it is created, on this thread: let the placeholder bind just for that. */
+  sp_engine_placeholder_mode(1);
+  int rc = sp_engine_define_table(e, name, lit, 0, err);
+  sp_engine_placeholder_mode(0);
+  free(lit);
+  return rc;
+}
+
 int sp_engine_define_view(sp_engine *e, const char *name, const char *view_sql, sp_error *err) {
   SP_TRY(sp_engine_check_sql(e, view_sql, err));
   char q[2 * SP_ENGINE_MAX_NAME + 8];

@@ -59,6 +59,9 @@ struct sp_engine {
   uint64_t pruned_batches;           /* atomic */
 };
 
+/* While on, sp_unavailable() binds on this thread (so its placeholder view can be created). */
+void sp_engine_placeholder_mode(int on);
+
 /* Registers sp_arrow_scan, sp_stream and sp_source_scan on `conn`. */
 int sp_engine_register_scans(sp_engine *e, duckdb_connection conn, sp_error *err);
 

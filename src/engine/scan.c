@@ -653,6 +653,33 @@ static void stream_scan_fn(duckdb_function_info info, duckdb_data_chunk out) {
   g->off += n;
 }
 
+/* ---- Placeholders ------------------------------------------------------------------------------------------ */
+
+/* sp_unavailable('message') stands for a dataset that has no data yet: any query that reads it fails at bind
+ * with the message. It binds (to one dummy column) only while the engine itself defines the placeholder
+ * view, on this thread. */
+static __thread int defining_placeholder;
+
+void sp_engine_placeholder_mode(int on) { defining_placeholder = on; }
+
+static void unavailable_bind(duckdb_bind_info info) {
+  duckdb_value v = duckdb_bind_get_parameter(info, 0);
+  char *msg = duckdb_get_varchar(v);
+  duckdb_destroy_value(&v);
+  if (!defining_placeholder) {
+    duckdb_bind_set_error(info, msg ? msg : "dataset not available");
+  } else {
+    duckdb_logical_type t = duckdb_create_logical_type(DUCKDB_TYPE_BOOLEAN);
+    duckdb_bind_add_result_column(info, "unavailable", t);
+    duckdb_destroy_logical_type(&t);
+  }
+  duckdb_free(msg);
+}
+
+static void unavailable_init(duckdb_init_info info) { (void)info; }
+
+static void unavailable_fn(duckdb_function_info info, duckdb_data_chunk out) { duckdb_data_chunk_set_size(out, 0); }
+
 /* ---- Registration ------------------------------------------------------------------------------------------ */
 
 static int register_one(sp_engine *e, duckdb_connection conn, const char *name, duckdb_table_function_bind_t bind,
@@ -678,5 +705,16 @@ int sp_engine_register_scans(sp_engine *e, duckdb_connection conn, sp_error *err
   SP_TRY(register_one(e, conn, "sp_arrow_scan_hint", arrow_hint_bind, arrow_scan_fn, 1, 2, err));
   SP_TRY(register_one(e, conn, "sp_stream", stream_bind, stream_scan_fn, 0, 1, err));
   SP_TRY(register_one(e, conn, "sp_source_scan", source_bind, stream_scan_fn, 0, 1, err));
+  duckdb_table_function tf = duckdb_create_table_function();
+  duckdb_logical_type vt = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
+  duckdb_table_function_set_name(tf, "sp_unavailable");
+  duckdb_table_function_add_parameter(tf, vt);
+  duckdb_destroy_logical_type(&vt);
+  duckdb_table_function_set_bind(tf, unavailable_bind);
+  duckdb_table_function_set_init(tf, unavailable_init);
+  duckdb_table_function_set_function(tf, unavailable_fn);
+  duckdb_state st = duckdb_register_table_function(conn, tf);
+  duckdb_destroy_table_function(&tf);
+  if (st == DuckDBError) return sp_fail(err, SP_EINTERNAL, "could not register table function sp_unavailable");
   return SP_OK;
 }

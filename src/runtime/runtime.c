@@ -47,6 +47,7 @@ typedef struct sp_dataset {
   char *manual_sql;                /* its refresh_sql override (owned) */
   char *refresh_sql;               /* PATCHed refresh_sql (owned), NULL = the spec's */
   uint64_t generation;             /* completed refreshes, for waiters */
+  uint64_t requested, served;      /* manual refreshes asked for / completed (by request number) */
 } sp_dataset;
 
 struct sp_runtime {
@@ -250,7 +251,7 @@ static int refresh_once(sp_dataset *ds, const char *refresh_sql, sp_error *err) 
   return SP_OK;
 }
 
-static void refresh_and_schedule(sp_dataset *ds, char *manual_sql) {
+static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, uint64_t serving) {
   sp_runtime *rt = ds->rt;
   const sp_acceleration_spec *a = &ds->spec->acceleration;
   sp_error err = {0};
@@ -287,6 +288,7 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql) {
     }
   }
   ds->generation++;
+  if (serving > ds->served) ds->served = serving;
   pthread_cond_broadcast(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
   if (rc == SP_OK) define_views(rt);
@@ -310,10 +312,11 @@ static void *dataset_thread(void *arg) {
     }
     if (rt->stopping) break;
     char *manual_sql = ds->manual ? ds->manual_sql : NULL;
+    uint64_t serving = ds->manual ? ds->requested : 0;
     ds->manual = 0;
     ds->manual_sql = NULL;
     pthread_mutex_unlock(&rt->lock);
-    refresh_and_schedule(ds, manual_sql);
+    refresh_and_schedule(ds, manual_sql, serving);
     free(manual_sql);
     pthread_mutex_lock(&rt->lock);
   }
@@ -367,7 +370,12 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   if (spec->mode == SP_MODE_READ_WRITE && ds->cmod->supports_writes == NULL)
     return sp_fail(err, SP_EINVAL, "dataset \"%s\": mode read_write is not supported by the %s connector", spec->name,
                    ds->cmod->name);
-  if (!ds->accelerated) return setup_native_scan(ds);
+  if (!ds->accelerated) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "Dataset %s is not available yet: its source has not been reached", spec->name);
+    SP_TRY(sp_engine_define_placeholder(rt->engine, spec->name, msg, err));
+    return setup_native_scan(ds);
+  }
   ds->amod = sp_registry_accelerator(spec->acceleration.engine);
   if (ds->amod == NULL) {
     sp_registry_accelerator_names(names, sizeof names);
@@ -376,6 +384,11 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   }
   sp_accel_state state;
   SP_TRY(open_accelerator(ds, &state, err));
+  if (!state.has_data) {
+    char msg[512];
+    snprintf(msg, sizeof msg, "Acceleration not ready; loading initial data for %s", spec->name);
+    SP_TRY(sp_engine_define_placeholder(rt->engine, spec->name, msg, err));
+  }
   if (state.has_data) {
     /* A file accelerator with committed data serves it before the source is reached. */
     SP_TRY(define_dataset_table(ds, err));
@@ -523,6 +536,7 @@ int sp_runtime_refresh(sp_runtime *rt, const char *name, const sp_refresh_overri
   free(ds->manual_sql);
   ds->manual_sql = sql;
   ds->manual = 1;
+  ds->requested++;
   pthread_cond_broadcast(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
   return SP_OK;
@@ -547,9 +561,10 @@ int sp_runtime_wait_refresh(sp_runtime *rt, const char *name, int64_t timeout_ms
   if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
   int64_t deadline = now_ms() + timeout_ms;
   pthread_mutex_lock(&rt->lock);
-  uint64_t gen = ds->generation;
+  uint64_t gen = ds->generation, target = ds->requested;
   int rc = SP_OK;
-  while (ds->generation == gen && rc == SP_OK) {
+  /* With a manual refresh pending, wait for it (it may already have finished); else for the next one. */
+  while ((target ? ds->served < target : ds->generation == gen) && rc == SP_OK) {
     struct timespec ts = {.tv_sec = (time_t)(deadline / 1000), .tv_nsec = (long)(deadline % 1000) * 1000000L};
     if (pthread_cond_timedwait(&rt->cond, &rt->lock, &ts) == ETIMEDOUT)
       rc = sp_fail(err, SP_ETIMEDOUT, "dataset %s did not refresh within %lld ms", name, (long long)timeout_ms);

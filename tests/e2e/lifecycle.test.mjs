@@ -454,7 +454,7 @@ test('four large datasets load at start, each logged once with its row count', {
       assert.deepEqual(await countSum(rt, d.name), { n: d.n, s: (d.n * (d.n + 1)) / 2 }, d.name);
       const lines = log.split('\n').filter((l) => l.includes(`dataset "${d.name}" loaded `));
       assert.equal(lines.length, 1, `one load line for ${d.name}:\n${log}`);
-      assert.match(lines[0], new RegExp(`INFO dataset "${d.name}" loaded ${d.n} rows in [0-9.]+ s`));
+      assert.match(lines[0], new RegExp(`INFO dataset "${d.name}" loaded ${d.n} rows \\([0-9.]+ MiB\\) in [0-9.]+ s \\([0-9]+ rows/s, [0-9.]+ MiB/s\\)`));
     }
   } finally {
     if (rt) await rt.stop();

@@ -190,6 +190,25 @@ static void test_refresh_is_atomic(void **state) {
   sp_runtime_destroy(rt);
 }
 
+/* Before its first load a dataset answers with Spice's message, not "table does not exist". */
+static void test_not_ready_message(void **state) {
+  assert_int_equal(rename("data.csv", "data.csv.away"), 0);
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+                              "  - from: file:data.csv\n    name: later\n    acceleration:\n      engine: arrow\n");
+  sp_runtime *rt = NULL;
+  sp_error err = {0};
+  sp_runtime_options o = {0};
+  assert_int_equal(sp_runtime_create(&o, &rt, &err), SP_OK);
+  assert_int_equal(query_int(rt, "SELECT count(*) FROM later", &err), -1);
+  assert_non_null(strstr(err.msg, "Acceleration not ready; loading initial data for later"));
+  assert_int_equal(rename("data.csv.away", "data.csv"), 0);
+  assert_int_equal(sp_runtime_start(rt, &err), SP_OK);
+  for (int i = 0; i < 600 && !sp_runtime_ready(rt); i++) usleep(50000);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM later", 1000);
+  sp_runtime_destroy(rt);
+  write_file("spicepod.yaml", POD);
+}
+
 /* A file accelerator serves its committed copy at the next start even when the source is gone. */
 static void test_restart_serves_file_copy(void **state) {
   sp_runtime *rt = start();
@@ -266,6 +285,7 @@ int main(void) {
       cmocka_unit_test(test_refresh_is_atomic),
       cmocka_unit_test(test_restart_serves_file_copy),
       cmocka_unit_test(test_arrow_pruning_is_exact),
+      cmocka_unit_test(test_not_ready_message),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
