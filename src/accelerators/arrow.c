@@ -11,6 +11,7 @@
 #include "spice/accelerator.h"
 #include "spice/arrow.h"
 #include "spice/engine.h"
+#include "spice/sqltext.h"
 
 typedef struct arrow_accel {
   sp_accelerator base; /* must be first */
@@ -39,16 +40,10 @@ static int arrow_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_
 }
 
 static int arrow_table_sql(sp_accelerator *self, char *buf, size_t n, sp_error *err) {
-  size_t o = 0;
-  const char *head = "sp_arrow_scan('";
-  if (n < strlen(head) + 4) return sp_fail(err, SP_EINVAL, "buffer too small");
-  o += (size_t)snprintf(buf, n, "%s", head);
-  for (const char *p = self->dataset->name; *p; p++) {
-    if (o + 4 >= n) return sp_fail(err, SP_EINVAL, "dataset name too long");
-    if (*p == '\'') buf[o++] = '\'';
-    buf[o++] = *p;
-  }
-  snprintf(buf + o, n - o, "')");
+  char lit[600];
+  if (sp_sql_literal(lit, sizeof lit, self->dataset->name) != 0 ||
+      (size_t)snprintf(buf, n, "sp_arrow_scan(%s)", lit) >= n)
+    return sp_fail(err, SP_EINVAL, "dataset name too long");
   return SP_OK;
 }
 

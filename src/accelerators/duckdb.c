@@ -21,6 +21,7 @@
 #include "spice/arrow.h"
 #include "spice/engine.h"
 #include "spice/log.h"
+#include "spice/sqltext.h"
 
 typedef struct duckdb_accel {
   sp_accelerator base; /* must be first */
@@ -41,17 +42,6 @@ static void alias_of(const char *name, char *buf, size_t n) {
   size_t o = (size_t)snprintf(buf, n, "acc_");
   for (const char *p = name; *p && o + 1 < n; p++)
     buf[o++] = (char)((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ? *p : '_');
-  buf[o] = '\0';
-}
-
-static void sql_string(char *buf, size_t n, const char *s) {
-  size_t o = 0;
-  buf[o++] = '\'';
-  for (; *s && o + 3 < n; s++) {
-    if (*s == '\'') buf[o++] = '\'';
-    buf[o++] = *s;
-  }
-  buf[o++] = '\'';
   buf[o] = '\0';
 }
 
@@ -81,7 +71,7 @@ static int duckdb_open_accel(sp_accelerator *self, sp_accel_state *state, sp_err
       *slash = '\0';
       sp_engine_allow_directory(self->engine, dir, NULL); /* its WAL is written next to it */
     }
-    sql_string(lit, sizeof lit, a->path);
+    sp_sql_literal(lit, sizeof lit, a->path);
     snprintf(sql, sizeof sql, "ATTACH IF NOT EXISTS %s AS \"%s\"", lit, alias);
     if (sp_engine_exec(self->engine, sql, err) != SP_OK) {
       sp_error_prefix(err, "could not open duckdb file \"%s\" for dataset \"%s\"", a->path, self->dataset->name);

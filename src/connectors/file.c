@@ -21,6 +21,7 @@
 #include "spice/connector.h"
 #include "spice/duckdb_util.h"
 #include "spice/log.h"
+#include "spice/sqltext.h"
 
 typedef struct file_conn {
   sp_connector base; /* must be first */
@@ -43,17 +44,6 @@ static const sp_param_spec file_params[] = {
     {"client_timeout", SP_PARAM_DURATION, 0, NULL, NULL, "accepted for compatibility"},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
-
-static void sql_string(char *buf, size_t n, const char *s) {
-  size_t o = 0;
-  buf[o++] = '\'';
-  for (; *s && o + 3 < n; s++) {
-    if (*s == '\'') buf[o++] = '\'';
-    buf[o++] = *s;
-  }
-  buf[o++] = '\'';
-  buf[o] = '\0';
-}
 
 static const char *format_of_extension(const char *path) {
   static const struct { const char *ext, *fmt; } map[] = {
@@ -89,7 +79,7 @@ static int build_source(file_conn *c, int is_dir, sp_error *err) {
              ext && *ext ? ext : (strcmp(c->format, "parquet") == 0 ? ".parquet" : strcmp(c->format, "csv") == 0 ? ".csv" : ".json*"));
   else
     snprintf(pattern, sizeof pattern, "%s", c->path);
-  sql_string(lit, sizeof lit, pattern);
+  sp_sql_literal(lit, sizeof lit, pattern);
   bool hive = sp_params_get_bool(p, "hive_partitioning_enabled", false);
   const char *comp = sp_params_get(p, "file_compression_type");
   char comp_opt[64] = "";
@@ -99,9 +89,9 @@ static int build_source(file_conn *c, int is_dir, sp_error *err) {
   } else if (strcmp(c->format, "csv") == 0) {
     char delim[8], quote[8], esc[8];
     const char *e = sp_params_get(p, "csv_escape");
-    sql_string(delim, sizeof delim, sp_params_get(p, "csv_delimiter"));
-    sql_string(quote, sizeof quote, sp_params_get(p, "csv_quote"));
-    sql_string(esc, sizeof esc, e ? e : sp_params_get(p, "csv_quote"));
+    sp_sql_literal(delim, sizeof delim, sp_params_get(p, "csv_delimiter"));
+    sp_sql_literal(quote, sizeof quote, sp_params_get(p, "csv_quote"));
+    sp_sql_literal(esc, sizeof esc, e ? e : sp_params_get(p, "csv_quote"));
     snprintf(c->source, sizeof c->source,
              "read_csv(%s, header=%s, delim=%s, quote=%s, escape=%s, sample_size=%lld, hive_partitioning=%s%s)", lit,
              sp_params_get_bool(p, "csv_has_header", true) ? "true" : "false", delim, quote, esc,
@@ -194,14 +184,7 @@ static int file_get_all_data(sp_connector *self, struct ArrowArrayStream *out, s
  * never rewritten. It was classified as a single SELECT by the runtime before it reaches here. */
 static int file_query(file_conn *c, const char *query, struct ArrowArrayStream *out, sp_error *err) {
   char name[600];
-  size_t o = 0;
-  name[o++] = '"';
-  for (const char *p = c->base.dataset->name; *p && o + 3 < sizeof name; p++) {
-    if (*p == '"') name[o++] = '"';
-    name[o++] = *p;
-  }
-  name[o++] = '"';
-  name[o] = '\0';
+  if (sp_sql_ident(name, sizeof name, c->base.dataset->name) != 0) return sp_fail(err, SP_EINVAL, "dataset name too long");
   size_t n = strlen(c->source) + strlen(query) + strlen(name) + 64;
   char *sql = malloc(n);
   if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
@@ -221,14 +204,9 @@ static int file_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayS
   if (list == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   for (size_t i = 0; i < scan->n_columns; i++) {
     if (i) *o++ = ',';
-    *o++ = '"';
-    for (const char *p = scan->columns[i]; *p; p++) {
-      if (*p == '"') *o++ = '"';
-      *o++ = *p;
-    }
-    *o++ = '"';
+    sp_sql_ident(o, cap - (size_t)(o - list), scan->columns[i]);
+    o += strlen(o);
   }
-  *o = '\0';
   int rc = file_read((file_conn *)self, list, scan->limit, out, err);
   free(list);
   return rc;

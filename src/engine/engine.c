@@ -17,6 +17,7 @@
 #include "engine/classify.h"
 #include "engine/engine_int.h"
 #include "spice/log.h"
+#include "spice/sqltext.h"
 
 int sp_engine_fail_error_data(sp_error *err, sp_status code, duckdb_error_data ed, const char *what) {
   const char *m = ed ? duckdb_error_data_message(ed) : NULL;
@@ -237,20 +238,23 @@ int sp_engine_query_int(sp_engine *e, const char *sql, int64_t *out, sp_error *e
 
 /* Appends 'item' (quoted; a trailing '/' when dir) to a comma-separated SQL list. */
 static int list_append(char **list, const char *item, int dir, sp_error *err) {
-  size_t old = *list ? strlen(*list) : 0, n = old + 2 * strlen(item) + 8;
-  char *s = realloc(*list, n);
-  if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
-  size_t o = old;
-  if (old) s[o++] = ',';
-  s[o++] = '\'';
-  for (const char *p = item; *p; p++) {
-    if (*p == '\'') s[o++] = '\'';
-    s[o++] = *p;
+  size_t len = strlen(item), old = *list ? strlen(*list) : 0;
+  char *with_slash = malloc(len + 2), *lit = NULL, *s = NULL;
+  if (with_slash) {
+    memcpy(with_slash, item, len + 1);
+    if (dir && len && item[len - 1] != '/') memcpy(with_slash + len, "/", 2);
+    lit = sp_sql_literal_dup(with_slash);
   }
-  if (dir && o > old + 1 && s[o - 1] != '/') s[o++] = '/';
-  s[o++] = '\'';
-  s[o] = '\0';
+  if (lit) s = realloc(*list, old + strlen(lit) + 2);
+  if (s == NULL) {
+    free(with_slash);
+    free(lit);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  snprintf(s + old, strlen(lit) + 2, "%s%s", old ? "," : "", lit);
   *list = s;
+  free(with_slash);
+  free(lit);
   return SP_OK;
 }
 
@@ -355,15 +359,15 @@ int sp_engine_define_table(sp_engine *e, const char *name, const char *table_sql
 }
 
 int sp_engine_define_placeholder(sp_engine *e, const char *name, const char *message, sp_error *err) {
-  size_t n = 2 * strlen(message) + 64;
-  char *lit = malloc(n), *o = lit;
-  if (lit == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
-  o += snprintf(o, n, "sp_unavailable('");
-  for (const char *p = message; *p; p++) {
-    if (*p == '\'') *o++ = '\'';
-    *o++ = *p;
+  char *msg = sp_sql_literal_dup(message);
+  size_t n = msg ? strlen(msg) + 32 : 0;
+  char *lit = msg ? malloc(n) : NULL;
+  if (lit == NULL) {
+    free(msg);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
   }
-  snprintf(o, n - (size_t)(o - lit), "')");
+  snprintf(lit, n, "sp_unavailable(%s)", msg);
+  free(msg);
   /* DuckDB binds a view as it is created, on this thread: let the placeholder bind just for that. */
   sp_engine_placeholder_mode(1);
   int rc = sp_engine_define_table(e, name, lit, 0, err);

@@ -25,6 +25,7 @@
 #include "spice/log.h"
 #include "spice/runtime.h"
 #include "spice/secrets.h"
+#include "spice/sqltext.h"
 
 typedef struct sp_dataset {
   sp_runtime *rt;
@@ -179,12 +180,9 @@ static int define_dataset_table(sp_dataset *ds, sp_error *err) {
     int rc = sp_engine_register_source(ds->rt->engine, ds->spec->name, &schema, source_open, ds, err);
     sp_schema_release(&schema);
     SP_TRY(rc);
-    size_t o = (size_t)snprintf(table_sql, sizeof table_sql, "sp_source_scan('");
-    for (const char *p = ds->spec->name; *p && o + 4 < sizeof table_sql; p++) {
-      if (*p == '\'') table_sql[o++] = '\'';
-      table_sql[o++] = *p;
-    }
-    snprintf(table_sql + o, sizeof table_sql - o, "')");
+    char lit[600];
+    if (sp_sql_literal(lit, sizeof lit, ds->spec->name) != 0) return sp_fail(err, SP_EINVAL, "dataset name too long");
+    snprintf(table_sql, sizeof table_sql, "sp_source_scan(%s)", lit);
   }
   return sp_engine_define_table(ds->rt->engine, ds->spec->name, table_sql, flags, err);
 }
