@@ -49,6 +49,10 @@ bool sp_runtime_ready(sp_runtime *rt);
 const sp_pod *sp_runtime_pod(sp_runtime *rt); /* borrowed; lives as long as rt */
 sp_engine *sp_runtime_engine(sp_runtime *rt); /* borrowed */
 
+/* A counter that grows whenever any dataset's data may have changed (a refresh completed, a write landed).
+ * A cached result taken at version v is stale once this returns anything else. */
+uint64_t sp_runtime_data_version(sp_runtime *rt);
+
 /* Runs one user statement; see sp_engine_query. */
 int sp_runtime_query(sp_runtime *rt, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err);
 

@@ -61,6 +61,7 @@ struct sp_runtime {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   int stopping;
+  uint64_t data_version; /* atomic; see sp_runtime_data_version */
 };
 
 static int64_t now_ms(void) {
@@ -263,6 +264,7 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, uint64_t serv
   pthread_mutex_lock(&rt->lock);
   int64_t now = now_ms();
   if (rc == SP_OK) {
+    __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
     ds->status = SP_STATUS_READY;
     ds->error[0] = '\0';
     ds->ready_once = 1;
@@ -489,6 +491,7 @@ bool sp_runtime_ready(sp_runtime *rt) {
 }
 
 const sp_pod *sp_runtime_pod(sp_runtime *rt) { return rt->pod; }
+uint64_t sp_runtime_data_version(sp_runtime *rt) { return __atomic_load_n(&rt->data_version, __ATOMIC_ACQUIRE); }
 sp_engine *sp_runtime_engine(sp_runtime *rt) { return rt->engine; }
 
 int sp_runtime_query(sp_runtime *rt, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err) {
