@@ -85,9 +85,12 @@ typedef struct sp_column_stats {
 
 /* An immutable, ref-counted set of batches with one schema. Readers pin it with sp_snapshot_ref while they
  * read, so a refresh can publish a new one at any time. */
+struct sp_batch_owner;
+
 typedef struct sp_snapshot {
   struct ArrowSchema schema;   /* a struct schema */
-  struct ArrowArray *batches;  /* struct arrays, each with offset 0 */
+  struct ArrowArray *batches;  /* struct arrays (non-owning copies of the owners' top nodes; read-only) */
+  struct sp_batch_owner **owners; /* who owns each batch; shared between snapshots */
   size_t n_batches;
   int64_t rows;
   int64_t bytes;
@@ -95,6 +98,9 @@ typedef struct sp_snapshot {
   sp_column_stats *stats;      /* n_batches * schema.n_children, row-major by batch; NULL = none */
 } sp_snapshot;
 
+/* A new snapshot with base's batches (shared, not copied) followed by `stream`'s (consumed, even on failure).
+ * base may be NULL. base is unchanged; the result has one reference. */
+int sp_snapshot_append(sp_snapshot *base, struct ArrowArrayStream *stream, sp_snapshot **out, sp_error *err);
 /* Drains `stream` (consumed, even on failure) into a new snapshot with one reference. */
 int sp_snapshot_from_stream(struct ArrowArrayStream *stream, sp_snapshot **out, sp_error *err);
 /* An empty snapshot of `schema` (copied). */

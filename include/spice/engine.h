@@ -49,6 +49,13 @@ int sp_engine_exec(sp_engine *e, const char *sql, sp_error *err);
  * there is no row). */
 int sp_engine_query_int(sp_engine *e, const char *sql, int64_t *out, sp_error *err);
 
+/* Runs trusted internal SQL as a streaming result on a pooled connection (no classification: never pass
+ * user SQL). *out is owned by the caller. */
+int sp_engine_query_internal(sp_engine *e, const char *sql, struct ArrowArrayStream *out, sp_error *err);
+/* Runs trusted internal SQL and writes the first column of the first row as text into out (n bytes).
+ * SP_ENOTFOUND when there is no row or the value is NULL. */
+int sp_engine_query_text(sp_engine *e, const char *sql, char *out, size_t n, sp_error *err);
+
 /* Borrows an internal connection (a duckdb_connection, as void* so this header needs no duckdb.h). It is
  * unsandboxed: never run user SQL on it. Give it back with sp_engine_conn_release. */
 int sp_engine_conn_acquire(sp_engine *e, void **out_conn, sp_error *err);
@@ -80,6 +87,8 @@ void sp_engine_set_write_hook(sp_engine *e, sp_engine_write_fn fn, void *ctx);
  * reference on snap; the previous snapshot is unreferenced once no query uses it. */
 int sp_engine_publish_snapshot(sp_engine *e, const char *name, sp_snapshot *snap, sp_error *err);
 void sp_engine_remove_snapshot(sp_engine *e, const char *name);
+/* The snapshot published as `name`, with a reference the caller drops (sp_snapshot_unref), or NULL. */
+sp_snapshot *sp_engine_pin_current(sp_engine *e, const char *name);
 
 /* ---- Streams (loading, federated scans) -------------------------------------------------------------- */
 

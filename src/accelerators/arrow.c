@@ -26,13 +26,18 @@ static int arrow_open(sp_accelerator *self, sp_accel_state *state, sp_error *err
 
 static void arrow_close(sp_accelerator *self) { sp_engine_remove_snapshot(self->engine, self->dataset->name); }
 
+/* An APPEND builds a new snapshot from the current one's batches (shared, not copied) followed by the new
+ * rows, then publishes it like a full refresh: readers still see one whole version at a time. */
 static int arrow_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_rows, sp_error *err) {
-  if (u->type != SP_UPDATE_OVERWRITE) {
+  if (u->type == SP_UPDATE_CHANGES) {
     sp_stream_release(&u->stream);
-    return sp_fail(err, SP_ENOTSUP, "the arrow accelerator supports only full refreshes for now");
+    return sp_fail(err, SP_ENOTSUP, "the arrow accelerator does not apply change streams yet");
   }
+  sp_snapshot *current = u->type == SP_UPDATE_APPEND ? sp_engine_pin_current(self->engine, self->dataset->name) : NULL;
   sp_snapshot *snap;
-  SP_TRY(sp_snapshot_from_stream(&u->stream, &snap, err));
+  int arc = sp_snapshot_append(current, &u->stream, &snap, err);
+  sp_snapshot_unref(current);
+  SP_TRY(arc);
   int rc = sp_engine_publish_snapshot(self->engine, self->dataset->name, snap, err);
   if (rc == SP_OK && out_rows) *out_rows = snap->rows;
   sp_snapshot_unref(snap);
@@ -53,7 +58,7 @@ const sp_accelerator_module sp_accelerator_arrow = {
     .prefix = "arrow",
     .params = (const sp_param_spec[]){{0}},
     .instance_size = sizeof(arrow_accel),
-    .caps = SP_ACCEL_CAP_MEMORY,
+    .caps = SP_ACCEL_CAP_MEMORY | SP_ACCEL_CAP_APPEND,
     .open = arrow_open,
     .close = arrow_close,
     .add_data = arrow_add_data,

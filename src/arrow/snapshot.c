@@ -9,9 +9,24 @@
 
 #include "spice/arrow.h"
 
+/* One batch, owned once and shared by every snapshot that contains it (an append shares the batches of the
+ * snapshot it extends instead of copying or chaining them). */
+struct sp_batch_owner {
+  struct ArrowArray array;
+  int refs; /* atomic */
+};
+
+static void owner_unref(struct sp_batch_owner *o) {
+  if (o != NULL && __atomic_sub_fetch(&o->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+    sp_array_release(&o->array);
+    free(o);
+  }
+}
+
 static void snapshot_free(sp_snapshot *s) {
   free(s->stats);
-  for (size_t i = 0; i < s->n_batches; i++) sp_array_release(&s->batches[i]);
+  for (size_t i = 0; i < s->n_batches; i++) owner_unref(s->owners[i]);
+  free(s->owners);
   free(s->batches);
   sp_schema_release(&s->schema);
   free(s);
@@ -70,13 +85,19 @@ static void column_stats(const struct ArrowSchema *schema, const struct ArrowArr
   if (seen) st->kind = t.type == SP_ARROW_FLOAT || t.type == SP_ARROW_DOUBLE ? SP_STAT_FLOAT : SP_STAT_INT;
 }
 
-/* Statistics for every top-level column of every batch; on failure the snapshot just has none. */
-static void snapshot_stats(sp_snapshot *s) {
+/* Statistics for every top-level column of every batch; the first `reused` batches come from `base` with
+ * their statistics. On failure the snapshot just has none. */
+static void snapshot_stats(sp_snapshot *s, const sp_snapshot *base, size_t reused) {
   int64_t nc = s->schema.n_children;
   if (nc == 0 || s->n_batches == 0) return;
   s->stats = calloc(s->n_batches * (size_t)nc, sizeof *s->stats);
   if (s->stats == NULL) return;
-  for (size_t b = 0; b < s->n_batches; b++) {
+  size_t from = 0;
+  if (base && base->stats && reused > 0) {
+    memcpy(s->stats, base->stats, reused * (size_t)nc * sizeof *s->stats);
+    from = reused;
+  }
+  for (size_t b = from; b < s->n_batches; b++) {
     const struct ArrowArray *batch = &s->batches[b];
     for (int64_t c = 0; c < nc && c < batch->n_children; c++) {
       struct ArrowArray col = *batch->children[c];
@@ -87,7 +108,61 @@ static void snapshot_stats(sp_snapshot *s) {
   }
 }
 
+/* Makes room for one more batch. */
+static int snapshot_grow(sp_snapshot *s, size_t *cap, sp_error *err) {
+  if (s->n_batches < *cap) return SP_OK;
+  size_t ncap = *cap ? *cap * 2 : 64;
+  struct ArrowArray *nb = realloc(s->batches, ncap * sizeof *nb);
+  if (nb) s->batches = nb;
+  struct sp_batch_owner **no = nb ? realloc(s->owners, ncap * sizeof *no) : NULL;
+  if (no) s->owners = no;
+  if (nb == NULL || no == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  *cap = ncap;
+  return SP_OK;
+}
+
+/* Adds a batch held by `o` (the snapshot takes one reference). batches[i] is a non-owning copy of its top node. */
+static void snapshot_add(sp_snapshot *s, struct sp_batch_owner *o) {
+  s->owners[s->n_batches] = o;
+  s->batches[s->n_batches] = o->array;
+  s->batches[s->n_batches].release = NULL;
+  s->n_batches++;
+  s->rows += o->array.length;
+  s->bytes += sp_array_payload_bytes(&s->schema, &o->array);
+}
+
+/* Drains `stream` into s, from batch index `first_new` on computing statistics. Consumes the stream. */
+static int snapshot_fill(sp_snapshot *s, size_t cap, struct ArrowArrayStream *stream, sp_error *err) {
+  int rc = SP_OK;
+  while (rc == SP_OK) {
+    struct ArrowArray b;
+    memset(&b, 0, sizeof b);
+    if (stream->get_next(stream, &b) != 0) {
+      const char *m = stream->get_last_error(stream);
+      rc = sp_fail(err, SP_EIO, "%s", m ? m : "error reading the stream");
+      break;
+    }
+    if (b.release == NULL) break;
+    struct sp_batch_owner *o = b.length > 0 ? malloc(sizeof *o) : NULL;
+    if (o == NULL || snapshot_grow(s, &cap, err) != SP_OK) {
+      free(o);
+      sp_array_release(&b);
+      if (b.length > 0) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+      continue;
+    }
+    sp_array_move(&o->array, &b);
+    o->refs = 1;
+    snapshot_add(s, o);
+  }
+  sp_stream_release(stream);
+  return rc;
+}
+
 int sp_snapshot_from_stream(struct ArrowArrayStream *stream, sp_snapshot **out, sp_error *err) {
+  return sp_snapshot_append(NULL, stream, out, err);
+}
+
+int sp_snapshot_append(sp_snapshot *base, struct ArrowArrayStream *stream, sp_snapshot **out, sp_error *err) {
   sp_snapshot *s = calloc(1, sizeof *s);
   size_t cap = 0;
   int rc = SP_OK;
@@ -99,41 +174,25 @@ int sp_snapshot_from_stream(struct ArrowArrayStream *stream, sp_snapshot **out, 
   if (stream->get_schema(stream, &s->schema) != 0) {
     const char *m = stream->get_last_error(stream);
     rc = sp_fail(err, SP_EIO, "%s", m ? m : "could not read the schema of the stream");
+  } else if (base && base->schema.n_children != s->schema.n_children) {
+    rc = sp_fail(err, SP_EINVAL, "appended rows have %lld columns, the dataset has %lld",
+                 (long long)s->schema.n_children, (long long)base->schema.n_children);
   }
-  while (rc == SP_OK) {
-    struct ArrowArray b;
-    memset(&b, 0, sizeof b);
-    if (stream->get_next(stream, &b) != 0) {
-      const char *m = stream->get_last_error(stream);
-      rc = sp_fail(err, SP_EIO, "%s", m ? m : "error reading the stream");
-      break;
+  for (size_t i = 0; rc == SP_OK && base && i < base->n_batches; i++) {
+    rc = snapshot_grow(s, &cap, err);
+    if (rc == SP_OK) {
+      __atomic_add_fetch(&base->owners[i]->refs, 1, __ATOMIC_RELAXED);
+      snapshot_add(s, base->owners[i]);
     }
-    if (b.release == NULL) break;
-    if (b.length == 0) {
-      sp_array_release(&b);
-      continue;
-    }
-    if (s->n_batches == cap) {
-      size_t ncap = cap ? cap * 2 : 64;
-      struct ArrowArray *nb = realloc(s->batches, ncap * sizeof *nb);
-      if (nb == NULL) {
-        sp_array_release(&b);
-        rc = sp_fail(err, SP_ENOMEM, "out of memory");
-        break;
-      }
-      s->batches = nb;
-      cap = ncap;
-    }
-    s->rows += b.length;
-    s->bytes += sp_array_payload_bytes(&s->schema, &b);
-    sp_array_move(&s->batches[s->n_batches++], &b);
   }
-  sp_stream_release(stream);
+  size_t first_new = s->n_batches;
+  if (rc == SP_OK) rc = snapshot_fill(s, cap, stream, err);
+  else sp_stream_release(stream);
   if (rc != SP_OK) {
     snapshot_free(s);
     return rc;
   }
-  snapshot_stats(s);
+  snapshot_stats(s, base, first_new);
   *out = s;
   return SP_OK;
 }

@@ -453,6 +453,8 @@ void sp_engine_remove_snapshot(sp_engine *e, const char *name) {
   }
 }
 
+sp_snapshot *sp_engine_pin_current(sp_engine *e, const char *name) { return sp_engine_pin_snapshot(e, name); }
+
 /* Pins the current snapshot of a slot (a reference the caller drops), or NULL. */
 sp_snapshot *sp_engine_pin_snapshot(sp_engine *e, const char *name) {
   sp_snapshot *s = NULL;

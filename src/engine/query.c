@@ -239,6 +239,43 @@ int sp_duckdb_stream(duckdb_database db, const char *sql, struct ArrowArrayStrea
   return SP_OK;
 }
 
+static void pool_put(void *ctx, duckdb_connection c) { sp_engine_conn_put(ctx, c); }
+
+int sp_engine_query_internal(sp_engine *e, const char *sql, struct ArrowArrayStream *out, sp_error *err) {
+  result_stream *r = calloc(1, sizeof *r);
+  if (r == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  r->done = pool_put;
+  r->done_ctx = e;
+  sp_query_request req = {.sql = sql};
+  int rc = sp_engine_conn_get(e, &r->conn, err);
+  if (rc == SP_OK) rc = result_open(r, &req, err);
+  if (rc != SP_OK) {
+    result_free(r);
+    return rc;
+  }
+  result_export(r, out);
+  return SP_OK;
+}
+
+int sp_engine_query_text(sp_engine *e, const char *sql, char *out, size_t n, sp_error *err) {
+  duckdb_connection c;
+  duckdb_result res;
+  SP_TRY(sp_engine_conn_get(e, &c, err));
+  int rc = SP_OK;
+  if (duckdb_query(c, sql, &res) == DuckDBError) {
+    rc = sp_fail(err, SP_EINTERNAL, "%s", duckdb_result_error(&res));
+  } else if (duckdb_row_count(&res) == 0 || duckdb_column_count(&res) == 0 || duckdb_value_is_null(&res, 0, 0)) {
+    rc = SP_ENOTFOUND;
+  } else {
+    char *v = duckdb_value_varchar(&res, 0, 0);
+    snprintf(out, n, "%s", v ? v : "");
+    duckdb_free(v);
+  }
+  duckdb_destroy_result(&res);
+  sp_engine_conn_put(e, c);
+  return rc;
+}
+
 int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err) {
   result_stream *r = calloc(1, sizeof *r);
   sp_sql_class cls;

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "runtime/registry.h"
+#include "runtime/runtime_int.h"
 #include "spice/accelerator.h"
 #include "spice/arrow.h"
 #include "spice/connector.h"
@@ -27,44 +28,7 @@
 #include "spice/secrets.h"
 #include "spice/sqltext.h"
 
-typedef struct sp_dataset {
-  sp_runtime *rt;
-  const sp_dataset_spec *spec;     /* borrowed from rt->pod */
-  const sp_connector_module *cmod;
-  const sp_accelerator_module *amod;
-  sp_connector *conn;              /* NULL until opened */
-  sp_accelerator *accel;           /* NULL when not accelerated */
-  int accelerated;
-  char *native_sql;                /* federated: the engine reads the source itself with this expression */
-  pthread_t thread;
-  int has_thread;
-  /* Guarded by rt->lock: */
-  sp_status_kind status;
-  char error[1024];
-  int ready_once, defined;
-  int64_t rows, last_refresh_ms, next_due_ms;
-  int attempt;                     /* failed attempts in a row */
-  int manual;                      /* a manual refresh is requested */
-  char *manual_sql;                /* its refresh_sql override (owned) */
-  char *refresh_sql;               /* PATCHed refresh_sql (owned), NULL = the spec's */
-  uint64_t generation;             /* completed refreshes, for waiters */
-  uint64_t requested, served;      /* manual refreshes asked for / completed (by request number) */
-} sp_dataset;
-
-struct sp_runtime {
-  sp_pod *pod;
-  sp_secrets *secrets;
-  sp_engine *engine;
-  sp_dataset *datasets;
-  size_t n;
-  char data_dir[4096];
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  int stopping;
-  uint64_t data_version; /* atomic; see sp_runtime_data_version */
-};
-
-static int64_t now_ms(void) {
+int64_t sp__now_ms(void) {
   struct timeval tv;
   gettimeofday(&tv, NULL);
   return (int64_t)tv.tv_sec * 1000 + tv.tv_usec / 1000;
@@ -97,7 +61,7 @@ static int64_t backoff_ms(int attempt) {
 
 /* ---- Opening modules -------------------------------------------------------------------------------------- */
 
-static int open_connector(sp_dataset *ds, sp_error *err) {
+int sp__open_connector(sp_dataset *ds, sp_error *err) {
   char what[300];
   sp_params params = {0};
   snprintf(what, sizeof what, "dataset \"%s\"", ds->spec->name);
@@ -168,7 +132,7 @@ static int source_open(void *ctx, const char *const *columns, size_t n_columns, 
   return ds->conn->module->get_all_data(ds->conn, out, err);
 }
 
-static int define_dataset_table(sp_dataset *ds, sp_error *err) {
+int sp__define_dataset_table(sp_dataset *ds, sp_error *err) {
   char table_sql[2048];
   unsigned flags = ds->spec->mode == SP_MODE_READ_WRITE ? SP_TABLE_WRITABLE : 0;
   if (ds->accelerated) {
@@ -203,54 +167,7 @@ static void define_views(sp_runtime *rt) {
 
 /* ---- Refresh ---------------------------------------------------------------------------------------------- */
 
-/* Progress of one load, logged every few seconds while it runs. */
-typedef struct load_progress {
-  const char *name;
-  int64_t start_ms, last_log_ms, rows, bytes;
-} load_progress;
-
-static void on_progress(void *ctx, int64_t rows, int64_t bytes, int done) {
-  load_progress *p = ctx;
-  p->rows = rows;
-  p->bytes = bytes;
-  int64_t now = now_ms();
-  if (done || now - p->last_log_ms < 5000) return;
-  p->last_log_ms = now;
-  double secs = (double)(now - p->start_ms) / 1000.0;
-  sp_log_info("dataset \"%s\": loading, %lld rows (%.1f MiB) so far, %.0f rows/s", p->name, (long long)rows,
-              (double)bytes / 1048576.0, secs > 0 ? (double)rows / secs : 0.0);
-}
-
-/* One refresh (or, for a federated dataset, one registration attempt). */
-static int refresh_once(sp_dataset *ds, const char *refresh_sql, sp_error *err) {
-  if (ds->conn == NULL) SP_TRY(open_connector(ds, err));
-  if (!ds->accelerated) return define_dataset_table(ds, err);
-  struct ArrowArrayStream stream;
-  int64_t t0 = now_ms(), rows = -1;
-  if (refresh_sql && *refresh_sql) {
-    SP_TRY(sp_engine_check_sql(ds->rt->engine, refresh_sql, err));
-    if (ds->cmod->scan == NULL)
-      return sp_fail(err, SP_ENOTSUP, "refresh_sql is not supported by the %s connector", ds->cmod->name);
-    sp_scan scan = {.limit = -1, .query = refresh_sql};
-    SP_TRY(ds->cmod->scan(ds->conn, &scan, &stream, err));
-  } else {
-    SP_TRY(ds->cmod->get_all_data(ds->conn, &stream, err));
-  }
-  load_progress progress = {.name = ds->spec->name, .start_ms = t0, .last_log_ms = t0};
-  sp_data_update u = {.type = SP_UPDATE_OVERWRITE};
-  SP_TRY(sp_stream_meter(&stream, on_progress, &progress, &u.stream, err));
-  SP_TRY(ds->amod->add_data(ds->accel, &u, &rows, err));
-  SP_TRY(define_dataset_table(ds, err));
-  double secs = (double)(now_ms() - t0) / 1000.0, mib = (double)progress.bytes / 1048576.0;
-  sp_log_info("dataset \"%s\" loaded %lld rows (%.1f MiB) in %.2f s (%.0f rows/s, %.1f MiB/s)", ds->spec->name,
-              (long long)rows, mib, secs, secs > 0 ? (double)rows / secs : 0.0, secs > 0 ? mib / secs : 0.0);
-  pthread_mutex_lock(&ds->rt->lock);
-  ds->rows = rows;
-  pthread_mutex_unlock(&ds->rt->lock);
-  return SP_OK;
-}
-
-static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, uint64_t serving) {
+static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mode, uint64_t serving) {
   sp_runtime *rt = ds->rt;
   const sp_acceleration_spec *a = &ds->spec->acceleration;
   sp_error err = {0};
@@ -259,10 +176,11 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, uint64_t serv
   char *sql_copy = sql ? strdup(sql) : NULL;
   if (ds->ready_once) ds->status = SP_STATUS_REFRESHING;
   pthread_mutex_unlock(&rt->lock);
-  int rc = refresh_once(ds, sql_copy, &err);
+  sp_refresh_job job = {.refresh_sql = sql_copy, .mode = manual_mode >= 0 ? (sp_refresh_mode)manual_mode : a->refresh_mode};
+  int rc = sp__dataset_refresh(ds, &job, &err);
   free(sql_copy);
   pthread_mutex_lock(&rt->lock);
-  int64_t now = now_ms();
+  int64_t now = sp__now_ms();
   if (rc == SP_OK) {
     __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
     ds->status = SP_STATUS_READY;
@@ -299,7 +217,7 @@ static void *dataset_thread(void *arg) {
   sp_runtime *rt = ds->rt;
   pthread_mutex_lock(&rt->lock);
   for (;;) {
-    while (!rt->stopping && !ds->manual && (ds->next_due_ms < 0 || now_ms() < ds->next_due_ms)) {
+    while (!rt->stopping && !ds->manual && (ds->next_due_ms < 0 || sp__now_ms() < ds->next_due_ms)) {
       if (ds->next_due_ms < 0) {
         pthread_cond_wait(&rt->cond, &rt->lock);
       } else {
@@ -313,10 +231,11 @@ static void *dataset_thread(void *arg) {
     if (rt->stopping) break;
     char *manual_sql = ds->manual ? ds->manual_sql : NULL;
     uint64_t serving = ds->manual ? ds->requested : 0;
+    int manual_mode = ds->manual ? ds->manual_mode : -1;
     ds->manual = 0;
     ds->manual_sql = NULL;
     pthread_mutex_unlock(&rt->lock);
-    refresh_and_schedule(ds, manual_sql, serving);
+    refresh_and_schedule(ds, manual_sql, manual_mode, serving);
     free(manual_sql);
     pthread_mutex_lock(&rt->lock);
   }
@@ -345,7 +264,7 @@ static int setup_native_scan(sp_dataset *ds) {
   char sql[8800], path[4096];
   sp_error err = {0};
   struct stat st;
-  if (ds->cmod->native_scan == NULL || open_connector(ds, &err) != SP_OK) return SP_OK;
+  if (ds->cmod->native_scan == NULL || sp__open_connector(ds, &err) != SP_OK) return SP_OK;
   if (ds->cmod->native_scan(ds->conn, sql, sizeof sql, path, sizeof path, &err) != SP_OK) return SP_OK;
   if (stat(path, &st) != 0 || sp_engine_allow_path(ds->rt->engine, path, S_ISDIR(st.st_mode), &err) != SP_OK) return SP_OK;
   ds->native_sql = strdup(sql);
@@ -391,7 +310,7 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   }
   if (state.has_data) {
     /* A file accelerator with committed data serves it before the source is reached. */
-    SP_TRY(define_dataset_table(ds, err));
+    SP_TRY(sp__define_dataset_table(ds, err));
     ds->status = SP_STATUS_READY;
     ds->ready_once = 1;
     ds->rows = state.rows;
@@ -406,7 +325,7 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
   if (rt == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   pthread_mutex_init(&rt->lock, NULL);
   pthread_cond_init(&rt->cond, NULL);
-  srand((unsigned)now_ms());
+  srand((unsigned)sp__now_ms());
   const char *pod_path = opts && opts->pod_path ? opts->pod_path : ".";
   char cwd[2048];
   if (getcwd(cwd, sizeof cwd) == NULL) cwd[0] = '\0';
@@ -529,13 +448,19 @@ int sp_runtime_refresh(sp_runtime *rt, const char *name, const sp_refresh_overri
   if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
   if (canonical) snprintf(canonical, 256, "%s", ds->spec->name);
   if (!ds->accelerated) return sp_fail(err, SP_EINVAL, "Dataset %s does not have acceleration enabled", ds->spec->name);
-  if (ov && ov->refresh_mode && strcasecmp(ov->refresh_mode, "full") != 0)
-    return sp_fail(err, SP_EINVAL, "refresh_mode \"%s\" is not supported for dataset %s (supported: full)",
-                   ov->refresh_mode, ds->spec->name);
+  int mode = -1;
+  if (ov && ov->refresh_mode) {
+    sp_refresh_mode m;
+    if (sp_refresh_mode_parse(ov->refresh_mode, &m) != 0 || (m != SP_REFRESH_FULL && m != SP_REFRESH_APPEND))
+      return sp_fail(err, SP_EINVAL, "refresh_mode \"%s\" is not supported for dataset %s (supported: full, append)",
+                     ov->refresh_mode, ds->spec->name);
+    mode = (int)m;
+  }
   char *sql = ov && ov->refresh_sql ? strdup(ov->refresh_sql) : NULL;
   pthread_mutex_lock(&rt->lock);
   free(ds->manual_sql);
   ds->manual_sql = sql;
+  ds->manual_mode = mode;
   ds->manual = 1;
   ds->requested++;
   pthread_cond_broadcast(&rt->cond);
@@ -560,7 +485,7 @@ int sp_runtime_set_refresh_sql(sp_runtime *rt, const char *name, const char *ref
 int sp_runtime_wait_refresh(sp_runtime *rt, const char *name, int64_t timeout_ms, sp_error *err) {
   sp_dataset *ds = find_dataset(rt, name);
   if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
-  int64_t deadline = now_ms() + timeout_ms;
+  int64_t deadline = sp__now_ms() + timeout_ms;
   pthread_mutex_lock(&rt->lock);
   uint64_t gen = ds->generation, target = ds->requested;
   int rc = SP_OK;

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Internals of the runtime shared by runtime.c (life cycle, scheduling, API) and refresh.c (what one refresh
+ * does). Not for other layers.
+ */
+#ifndef SPICE_RUNTIME_INT_H
+#define SPICE_RUNTIME_INT_H
+
+#include <pthread.h>
+#include <stdint.h>
+
+#include "spice/accelerator.h"
+#include "spice/connector.h"
+#include "spice/runtime.h"
+#include "spice/secrets.h"
+
+typedef struct sp_dataset {
+  sp_runtime *rt;
+  const sp_dataset_spec *spec;     /* borrowed from rt->pod */
+  const sp_connector_module *cmod;
+  const sp_accelerator_module *amod;
+  sp_connector *conn;              /* NULL until opened */
+  sp_accelerator *accel;           /* NULL when not accelerated */
+  int accelerated;
+  char *native_sql;                /* federated: the engine reads the source itself with this expression */
+  pthread_t thread;
+  int has_thread;
+  /* Guarded by rt->lock: */
+  sp_status_kind status;
+  char error[1024];
+  int ready_once, defined;
+  int64_t rows, last_refresh_ms, next_due_ms;
+  int attempt;                     /* failed attempts in a row */
+  int manual;                      /* a manual refresh is requested */
+  int manual_mode;                 /* its refresh_mode override (sp_refresh_mode), -1 = the dataset's */
+  char *manual_sql;                /* its refresh_sql override (owned) */
+  char *refresh_sql;               /* PATCHed refresh_sql (owned), NULL = the spec's */
+  uint64_t generation;             /* completed refreshes, for waiters */
+  uint64_t requested, served;      /* manual refreshes asked for / completed (by request number) */
+} sp_dataset;
+
+struct sp_runtime {
+  sp_pod *pod;
+  sp_secrets *secrets;
+  sp_engine *engine;
+  sp_dataset *datasets;
+  size_t n;
+  char data_dir[4096];
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int stopping;
+  uint64_t data_version; /* atomic; see sp_runtime_data_version */
+};
+
+/* What one refresh does: the dataset's refresh_sql (or an override), and its mode. */
+typedef struct sp_refresh_job {
+  const char *refresh_sql;   /* NULL: none */
+  sp_refresh_mode mode;      /* full or append */
+} sp_refresh_job;
+
+int64_t sp__now_ms(void);
+int sp__open_connector(sp_dataset *ds, sp_error *err);
+/* (Re)defines the dataset's table in the engine from its accelerator or its source. */
+int sp__define_dataset_table(sp_dataset *ds, sp_error *err);
+/* One refresh of an accelerated dataset (or the registration of a federated one). */
+int sp__dataset_refresh(sp_dataset *ds, const sp_refresh_job *job, sp_error *err);
+
+#endif
