@@ -68,6 +68,10 @@ struct sp_accelerator_module {
   /* Required. Writes into buf the DuckDB table expression that reads the current copy
    * (e.g. `sp_arrow_scan('trips')` or `"acc_trips"."main"."trips"`). Returns SP_EINVAL if buf is short. */
   int (*table_sql)(sp_accelerator *self, char *buf, size_t n, sp_error *err);
+
+  /* Optional (retention). Deletes the rows for which `condition` (a DuckDB boolean expression over the
+   * dataset's columns, written by the runtime) is true, atomically like an OVERWRITE. */
+  int (*delete_where)(sp_accelerator *self, const char *condition, int64_t *out_deleted, sp_error *err);
 };
 
 #endif

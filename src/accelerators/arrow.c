@@ -6,6 +6,7 @@
  * Memory only (Spice: "File mode not supported for Arrow engine").
  */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "spice/accelerator.h"
@@ -52,6 +53,29 @@ static int arrow_table_sql(sp_accelerator *self, char *buf, size_t n, sp_error *
   return SP_OK;
 }
 
+/* Retention: the kept rows become the next snapshot (the condition is evaluated by the engine). */
+static int arrow_delete_where(sp_accelerator *self, const char *condition, int64_t *out_deleted, sp_error *err) {
+  sp_snapshot *current = sp_engine_pin_current(self->engine, self->dataset->name), *kept = NULL;
+  if (current == NULL) return SP_OK; /* nothing loaded yet */
+  char scan[700];
+  int rc = arrow_table_sql(self, scan, sizeof scan, err);
+  size_t n = strlen(scan) + 2 * strlen(condition) + 64;
+  char *sql = rc == SP_OK ? malloc(n) : NULL;
+  if (rc == SP_OK && sql == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  struct ArrowArrayStream rows;
+  if (rc == SP_OK) {
+    snprintf(sql, n, "SELECT * FROM %s WHERE (%s) IS NOT TRUE", scan, condition);
+    rc = sp_engine_query_internal(self->engine, sql, &rows, err);
+  }
+  free(sql);
+  if (rc == SP_OK) rc = sp_snapshot_from_stream(&rows, &kept, err);
+  if (rc == SP_OK) rc = sp_engine_publish_snapshot(self->engine, self->dataset->name, kept, err);
+  if (rc == SP_OK && out_deleted) *out_deleted = current->rows - kept->rows;
+  sp_snapshot_unref(kept);
+  sp_snapshot_unref(current);
+  return rc;
+}
+
 const sp_accelerator_module sp_accelerator_arrow = {
     .abi = SP_ACCELERATOR_ABI,
     .name = "arrow",
@@ -63,4 +87,5 @@ const sp_accelerator_module sp_accelerator_arrow = {
     .close = arrow_close,
     .add_data = arrow_add_data,
     .table_sql = arrow_table_sql,
+    .delete_where = arrow_delete_where,
 };

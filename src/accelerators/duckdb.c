@@ -167,6 +167,33 @@ static int duckdb_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out
   return SP_OK;
 }
 
+/* Retention: one DELETE and the checkpoint row, in one transaction. */
+static int duckdb_delete_where(sp_accelerator *self, const char *condition, int64_t *out_deleted, sp_error *err) {
+  duckdb_accel *a = (duckdb_accel *)self;
+  int64_t before = -1, after = -1;
+  char count[800];
+  snprintf(count, sizeof count, "SELECT rows FROM %s", a->checkpoint);
+  sp_engine_query_int(self->engine, count, &before, NULL);
+  size_t n = strlen(condition) + sizeof a->table + 64;
+  char *del = malloc(n), ckpt[1600];
+  if (del == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  snprintf(del, n, "DELETE FROM %s WHERE %s", a->table, condition);
+  snprintf(ckpt, sizeof ckpt, "UPDATE %s SET rows = (SELECT count(*) FROM %s)", a->checkpoint, a->table);
+  const char *stmts[] = {"BEGIN TRANSACTION", del, ckpt, "COMMIT"};
+  void *conn;
+  int rc = sp_engine_conn_acquire(self->engine, &conn, err);
+  if (rc == SP_OK) {
+    rc = run_in_tx(conn, stmts, sizeof stmts / sizeof stmts[0], err);
+    sp_engine_conn_release(self->engine, conn);
+  }
+  free(del);
+  if (rc == SP_OK && out_deleted) {
+    sp_engine_query_int(self->engine, count, &after, NULL);
+    *out_deleted = before >= 0 && after >= 0 ? before - after : -1;
+  }
+  return rc;
+}
+
 static int duckdb_table_sql(sp_accelerator *self, char *buf, size_t n, sp_error *err) {
   duckdb_accel *a = (duckdb_accel *)self;
   if ((size_t)snprintf(buf, n, "%s", a->table) >= n) return sp_fail(err, SP_EINVAL, "buffer too small");
@@ -184,4 +211,5 @@ const sp_accelerator_module sp_accelerator_duckdb = {
     .close = duckdb_close_accel,
     .add_data = duckdb_add_data,
     .table_sql = duckdb_table_sql,
+    .delete_where = duckdb_delete_where,
 };

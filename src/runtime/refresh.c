@@ -72,20 +72,40 @@ static int engine_literal(sp_dataset *ds, const char *expr, const char *from, ch
   return SP_OK;
 }
 
-/* full + refresh_data_window: keep rows whose time column is after now - window. */
-static int window_filter(sp_dataset *ds, char **query, sp_error *err) {
-  const sp_acceleration_spec *a = &ds->spec->acceleration;
-  char col[600], now[64], since[256], lit[1400], cond[2100];
+/* `col > now - ms` as a condition with a typed literal, in the time column's own terms. */
+static int since_condition(sp_dataset *ds, const char *op, int64_t ms, char *cond, size_t n, sp_error *err) {
+  char col[600], now[64], since[256], lit[1400];
   SP_TRY(time_column(ds, col, sizeof col, err));
   const char *fmt = ds->spec->time_format;
   if (fmt && strcasecmp(fmt, "unix_seconds") == 0) snprintf(now, sizeof now, "epoch(now())::BIGINT");
   else if (fmt && strcasecmp(fmt, "unix_millis") == 0) snprintf(now, sizeof now, "epoch_ms(now())");
   else if (fmt && strcasecmp(fmt, "timestamptz") == 0) snprintf(now, sizeof now, "now()");
   else snprintf(now, sizeof now, "now()::TIMESTAMP");
-  minus_ms(fmt, now, a->refresh_data_window_ms, since, sizeof since);
+  minus_ms(fmt, now, ms, since, sizeof since);
   SP_TRY(engine_literal(ds, since, "(SELECT 1)", lit, sizeof lit, err));
-  snprintf(cond, sizeof cond, "%s > %s", col, lit);
+  snprintf(cond, n, "%s %s %s", col, op, lit);
+  return SP_OK;
+}
+
+/* full + refresh_data_window: keep rows whose time column is after now - window. */
+static int window_filter(sp_dataset *ds, char **query, sp_error *err) {
+  char cond[2100];
+  SP_TRY(since_condition(ds, ">", ds->spec->acceleration.refresh_data_window_ms, cond, sizeof cond, err));
   return wrap_filter(ds, *query, cond, query, err);
+}
+
+int sp__dataset_retention(sp_dataset *ds, sp_error *err) {
+  const sp_acceleration_spec *a = &ds->spec->acceleration;
+  char cond[2100];
+  int64_t deleted = 0;
+  if (ds->amod->delete_where == NULL)
+    return sp_fail(err, SP_ENOTSUP, "dataset \"%s\": the %s engine cannot delete rows for retention", ds->spec->name,
+                   ds->amod->name);
+  SP_TRY(since_condition(ds, "<", a->retention_period_ms, cond, sizeof cond, err));
+  SP_TRY(ds->amod->delete_where(ds->accel, cond, &deleted, err));
+  if (deleted != 0) SP_TRY(sp__define_dataset_table(ds, err));
+  sp_log_info("[retention] Evicted %lld records for %s", (long long)deleted, ds->spec->name);
+  return SP_OK;
 }
 
 /* Progress of one load, logged every few seconds while it runs. */

@@ -59,6 +59,19 @@ static int64_t backoff_ms(int attempt) {
   return (int64_t)((double)base * jitter);
 }
 
+/* The next refresh after one that just ended: the interval, moved by up to ±refresh_jitter_max (default 10 %
+ * of the interval) when jitter is enabled, so that replicas do not hit a source at the same moment. */
+static int64_t next_refresh_ms(const sp_dataset *ds, int64_t now) {
+  const sp_acceleration_spec *a = &ds->spec->acceleration;
+  int64_t iv = a->refresh_check_interval_ms;
+  if (!ds->accelerated || iv <= 0) return -1;
+  if (!a->refresh_jitter_enabled) return now + iv;
+  int64_t max = a->refresh_jitter_max_ms >= 0 ? a->refresh_jitter_max_ms : iv / 10;
+  int64_t j = max > 0 ? (int64_t)((double)rand() / RAND_MAX * (double)max) : 0;
+  int64_t next = now + (rand() & 1 ? iv + j : iv - j);
+  return next > now ? next : now;
+}
+
 /* ---- Opening modules -------------------------------------------------------------------------------------- */
 
 int sp__open_connector(sp_dataset *ds, sp_error *err) {
@@ -188,7 +201,7 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mo
     ds->ready_once = 1;
     ds->attempt = 0;
     ds->last_refresh_ms = now;
-    ds->next_due_ms = ds->accelerated && a->refresh_check_interval_ms > 0 ? now + a->refresh_check_interval_ms : -1;
+    ds->next_due_ms = next_refresh_ms(ds, now);
   } else {
     ds->status = SP_STATUS_ERROR;
     snprintf(ds->error, sizeof ds->error, "%s", err.msg);
@@ -201,7 +214,7 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mo
       ds->next_due_ms = now + delay;
       sp_log_warn("dataset \"%s\": %s (retrying in %.1f s)", ds->spec->name, err.msg, (double)delay / 1000.0);
     } else {
-      ds->next_due_ms = ds->accelerated && a->refresh_check_interval_ms > 0 ? now + a->refresh_check_interval_ms : -1;
+      ds->next_due_ms = next_refresh_ms(ds, now);
       sp_log_error("dataset \"%s\": %s", ds->spec->name, err.msg);
     }
   }
@@ -212,17 +225,34 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mo
   if (rc == SP_OK) define_views(rt);
 }
 
+/* The earlier of two due times, -1 meaning never. */
+static int64_t earliest(int64_t a, int64_t b) { return a < 0 ? b : b < 0 ? a : a < b ? a : b; }
+
+/* Runs retention if it is due; called and returns with rt->lock held. */
+static void retention_if_due(sp_dataset *ds) {
+  sp_runtime *rt = ds->rt;
+  if (ds->next_retention_ms < 0 || sp__now_ms() < ds->next_retention_ms || !ds->ready_once) return;
+  ds->next_retention_ms = sp__now_ms() + ds->spec->acceleration.retention_check_interval_ms;
+  pthread_mutex_unlock(&rt->lock);
+  sp_error err = {0};
+  if (sp__dataset_retention(ds, &err) != SP_OK) sp_log_warn("[retention] dataset \"%s\": %s", ds->spec->name, err.msg);
+  else __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
+  pthread_mutex_lock(&rt->lock);
+}
+
 static void *dataset_thread(void *arg) {
   sp_dataset *ds = arg;
   sp_runtime *rt = ds->rt;
   pthread_mutex_lock(&rt->lock);
   for (;;) {
     while (!rt->stopping && !ds->manual && (ds->next_due_ms < 0 || sp__now_ms() < ds->next_due_ms)) {
-      if (ds->next_due_ms < 0) {
+      retention_if_due(ds);
+      int64_t due = earliest(ds->next_due_ms, ds->next_retention_ms);
+      if (rt->stopping || ds->manual || (ds->next_due_ms >= 0 && sp__now_ms() >= ds->next_due_ms)) break;
+      if (due < 0) {
         pthread_cond_wait(&rt->cond, &rt->lock);
       } else {
         struct timespec ts;
-        int64_t due = ds->next_due_ms;
         ts.tv_sec = (time_t)(due / 1000);
         ts.tv_nsec = (long)(due % 1000) * 1000000L;
         pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
@@ -279,6 +309,7 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   ds->rows = -1;
   ds->last_refresh_ms = -1;
   ds->next_due_ms = 0; /* load now */
+  ds->next_retention_ms = -1;
   ds->cmod = sp_registry_connector(spec->connector);
   if (ds->cmod == NULL) {
     sp_registry_connector_names(names, sizeof names);
@@ -359,11 +390,20 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
 int sp_runtime_start(sp_runtime *rt, sp_error *err) {
   for (size_t i = 0; i < rt->n; i++) {
     sp_dataset *ds = &rt->datasets[i];
-    if (ds->ready_once && ds->accelerated) {
+    const sp_acceleration_spec *a = &ds->spec->acceleration;
+    int always = a->refresh_on_startup && strcasecmp(a->refresh_on_startup, "always") == 0;
+    if (ds->ready_once && ds->accelerated && !always) {
       /* Served from file; refresh only when the interval says so (refresh_on_startup: auto). */
-      int64_t iv = ds->spec->acceleration.refresh_check_interval_ms;
+      int64_t iv = a->refresh_check_interval_ms;
       ds->next_due_ms = iv > 0 ? (ds->last_refresh_ms > 0 ? ds->last_refresh_ms + iv : 0) : -1;
+    } else if (ds->accelerated && a->refresh_jitter_enabled) {
+      /* The first load is spread too (spice-compat §3.2). */
+      int64_t iv = a->refresh_check_interval_ms > 0 ? a->refresh_check_interval_ms : 0;
+      int64_t max = a->refresh_jitter_max_ms >= 0 ? a->refresh_jitter_max_ms : iv / 10;
+      ds->next_due_ms = sp__now_ms() + (max > 0 ? (int64_t)((double)rand() / RAND_MAX * (double)max) : 0);
     }
+    if (ds->accelerated && a->retention_check_enabled && a->retention_check_interval_ms > 0)
+      ds->next_retention_ms = sp__now_ms() + a->retention_check_interval_ms;
     if (pthread_create(&ds->thread, NULL, dataset_thread, ds) != 0)
       return sp_fail(err, SP_EINTERNAL, "could not start the refresh task of dataset \"%s\"", ds->spec->name);
     ds->has_thread = 1;

@@ -30,6 +30,7 @@ typedef struct sp_dataset {
   char error[1024];
   int ready_once, defined;
   int64_t rows, last_refresh_ms, next_due_ms;
+  int64_t next_retention_ms;       /* -1: no retention */
   int attempt;                     /* failed attempts in a row */
   int manual;                      /* a manual refresh is requested */
   int manual_mode;                 /* its refresh_mode override (sp_refresh_mode), -1 = the dataset's */
@@ -62,6 +63,8 @@ int64_t sp__now_ms(void);
 int sp__open_connector(sp_dataset *ds, sp_error *err);
 /* (Re)defines the dataset's table in the engine from its accelerator or its source. */
 int sp__define_dataset_table(sp_dataset *ds, sp_error *err);
+/* Deletes the rows older than retention_period from the accelerated copy. */
+int sp__dataset_retention(sp_dataset *ds, sp_error *err);
 /* One refresh of an accelerated dataset (or the registration of a federated one). */
 int sp__dataset_refresh(sp_dataset *ds, const sp_refresh_job *job, sp_error *err);
 

@@ -293,6 +293,67 @@ static void test_refresh_data_window(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+/* Retention deletes exactly the rows older than retention_period, in both engines, without a refresh. */
+static void test_retention(void **state) {
+  time_t now = time(NULL);
+  FILE *f = fopen("ret.csv", "w");
+  assert_non_null(f);
+  fputs("id,ts\n", f);
+  for (int i = 1; i <= 500; i++) {
+    time_t t = now - (time_t)i * 37;
+    struct tm tm;
+    char ts[32];
+    gmtime_r(&t, &tm);
+    strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
+    fprintf(f, "%d,%s\n", i, ts);
+  }
+  fprintf(f, "501,\n"); /* no time: never evicted */
+  fclose(f);
+  write_file("spicepod.yaml",
+             "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+             "  - from: file:ret.csv\n    name: ret_a\n    time_column: ts\n    acceleration:\n      engine: arrow\n"
+             "      retention_check_enabled: true\n      retention_period: 1h\n      retention_check_interval: 1s\n"
+             "  - from: file:ret.csv\n    name: ret_d\n    time_column: ts\n    acceleration:\n      engine: duckdb\n"
+             "      retention_check_enabled: true\n      retention_period: 1h\n      retention_check_interval: 1s\n");
+  sp_runtime *rt = start();
+  const char *names[] = {"ret_a", "ret_d"};
+  for (int k = 0; k < 2; k++) {
+    char q[200];
+    sp_error err = {0};
+    snprintf(q, sizeof q, "SELECT count(*) FROM %s", names[k]);
+    int64_t n = -1;
+    for (int i = 0; i < 100 && (n = query_int(rt, q, &err)) != 98; i++) usleep(100000);
+    /* 97 rows inside the hour (97 * 37 s < 1 h < 98 * 37 s) and the row without a time */
+    ASSERT_QUERY(rt, q, 98);
+    snprintf(q, sizeof q, "SELECT count(*) FROM %s WHERE ts < now()::TIMESTAMP - INTERVAL 1 HOUR", names[k]);
+    ASSERT_QUERY(rt, q, 0);
+  }
+  sp_runtime_destroy(rt);
+  write_file("spicepod.yaml", POD);
+}
+
+/* refresh_on_startup: always refreshes a file accelerator at start even though it has a copy. */
+static void test_refresh_on_startup_always(void **state) {
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+                              "  - from: file:data.csv\n    name: st\n    acceleration:\n      engine: duckdb\n"
+                              "      mode: file\n      refresh_on_startup: always\n");
+  write_csv("data.csv", 1000);
+  sp_runtime *rt = start();
+  ASSERT_QUERY(rt, "SELECT count(*) FROM st", 1000);
+  sp_runtime_destroy(rt);
+  write_csv("data.csv", 1200);
+  sp_error err = {0};
+  sp_runtime_options o = {0};
+  assert_int_equal(sp_runtime_create(&o, &rt, &err), SP_OK);
+  assert_int_equal(sp_runtime_start(rt, &err), SP_OK);
+  int64_t n = -1;
+  for (int i = 0; i < 100 && (n = query_int(rt, "SELECT count(*) FROM st", &err)) != 1200; i++) usleep(100000);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM st", 1200);
+  sp_runtime_destroy(rt);
+  write_csv("data.csv", 1000);
+  write_file("spicepod.yaml", POD);
+}
+
 /* A file accelerator serves its committed copy at the next start even when the source is gone. */
 static void test_restart_serves_file_copy(void **state) {
   sp_runtime *rt = start();
@@ -372,6 +433,8 @@ int main(void) {
       cmocka_unit_test(test_not_ready_message),
       cmocka_unit_test(test_append_by_time_column),
       cmocka_unit_test(test_refresh_data_window),
+      cmocka_unit_test(test_retention),
+      cmocka_unit_test(test_refresh_on_startup_always),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
