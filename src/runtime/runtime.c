@@ -145,24 +145,47 @@ static int source_open(void *ctx, const char *const *columns, size_t n_columns, 
   return ds->conn->module->get_all_data(ds->conn, out, err);
 }
 
+/* The table expression that reads the source itself (federated). */
+static int source_table_sql(sp_dataset *ds, char *table_sql, size_t n, sp_error *err) {
+  if (ds->native_sql) {
+    snprintf(table_sql, n, "%s", ds->native_sql);
+    return SP_OK;
+  }
+  struct ArrowSchema schema;
+  SP_TRY(ds->cmod->get_schema(ds->conn, &schema, err));
+  int rc = sp_engine_register_source(ds->rt->engine, ds->spec->name, &schema, source_open, ds, err);
+  sp_schema_release(&schema);
+  SP_TRY(rc);
+  char lit[600];
+  if (sp_sql_literal(lit, sizeof lit, ds->spec->name) != 0) return sp_fail(err, SP_EINVAL, "dataset name too long");
+  snprintf(table_sql, n, "sp_source_scan(%s)", lit);
+  return SP_OK;
+}
+
 int sp__define_dataset_table(sp_dataset *ds, sp_error *err) {
   char table_sql[2048];
   unsigned flags = ds->spec->mode == SP_MODE_READ_WRITE ? SP_TABLE_WRITABLE : 0;
   if (ds->accelerated) {
     SP_TRY(ds->amod->table_sql(ds->accel, table_sql, sizeof table_sql, err));
-  } else if (ds->native_sql) {
-    snprintf(table_sql, sizeof table_sql, "%s", ds->native_sql);
   } else {
-    struct ArrowSchema schema;
-    SP_TRY(ds->cmod->get_schema(ds->conn, &schema, err));
-    int rc = sp_engine_register_source(ds->rt->engine, ds->spec->name, &schema, source_open, ds, err);
-    sp_schema_release(&schema);
-    SP_TRY(rc);
-    char lit[600];
-    if (sp_sql_literal(lit, sizeof lit, ds->spec->name) != 0) return sp_fail(err, SP_EINVAL, "dataset name too long");
-    snprintf(table_sql, sizeof table_sql, "sp_source_scan(%s)", lit);
+    SP_TRY(source_table_sql(ds, table_sql, sizeof table_sql, err));
   }
   return sp_engine_define_table(ds->rt->engine, ds->spec->name, table_sql, flags, err);
+}
+
+static int setup_native_scan(sp_dataset *ds);
+
+/* ready_state: on_registration — until its first load, an accelerated dataset answers from its source. */
+static int serve_from_source(sp_dataset *ds) {
+  char table_sql[2048];
+  sp_error err = {0};
+  if (setup_native_scan(ds) != SP_OK || ds->conn == NULL || source_table_sql(ds, table_sql, sizeof table_sql, &err) != SP_OK ||
+      sp_engine_define_table(ds->rt->engine, ds->spec->name, table_sql, 0, &err) != SP_OK) {
+    sp_log_warn("dataset \"%s\": cannot answer from its source before the first load: %s", ds->spec->name, err.msg);
+    return -1;
+  }
+  ds->registered_ready = 1;
+  return 0;
 }
 
 /* Views depend on datasets: define each one that is not yet defined once everything it reads exists. */
@@ -334,7 +357,8 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   }
   sp_accel_state state;
   SP_TRY(open_accelerator(ds, &state, err));
-  if (!state.has_data) {
+  int on_registration = spec->ready_state && strcasecmp(spec->ready_state, "on_registration") == 0;
+  if (!state.has_data && !(on_registration && serve_from_source(ds) == 0)) {
     char msg[512];
     snprintf(msg, sizeof msg, "Acceleration not ready; loading initial data for %s", spec->name);
     SP_TRY(sp_engine_define_placeholder(rt->engine, spec->name, msg, err));
@@ -444,7 +468,7 @@ void sp_runtime_destroy(sp_runtime *rt) {
 bool sp_runtime_ready(sp_runtime *rt) {
   bool ready = true;
   pthread_mutex_lock(&rt->lock);
-  for (size_t i = 0; i < rt->n && ready; i++) ready = rt->datasets[i].ready_once != 0;
+  for (size_t i = 0; i < rt->n && ready; i++) ready = rt->datasets[i].ready_once || rt->datasets[i].registered_ready;
   pthread_mutex_unlock(&rt->lock);
   return ready;
 }

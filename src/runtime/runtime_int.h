@@ -28,7 +28,8 @@ typedef struct sp_dataset {
   /* Guarded by rt->lock: */
   sp_status_kind status;
   char error[1024];
-  int ready_once, defined;
+  int ready_once;
+  int registered_ready;            /* ready_state: on_registration, answering from the source until loaded */
   int64_t rows, last_refresh_ms, next_due_ms;
   int64_t next_retention_ms;       /* -1: no retention */
   int attempt;                     /* failed attempts in a row */

@@ -354,6 +354,21 @@ static void test_refresh_on_startup_always(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+/* ready_state: on_registration answers from the source before the first load, and is ready at once. */
+static void test_ready_on_registration(void **state) {
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+                              "  - from: file:data.csv\n    name: early\n    ready_state: on_registration\n"
+                              "    acceleration:\n      engine: arrow\n");
+  sp_runtime *rt = NULL;
+  sp_error err = {0};
+  sp_runtime_options o = {0};
+  assert_int_equal(sp_runtime_create(&o, &rt, &err), SP_OK);
+  assert_true(sp_runtime_ready(rt)); /* nothing loaded yet */
+  ASSERT_QUERY(rt, "SELECT count(*) FROM early", 1000); /* from the file itself */
+  sp_runtime_destroy(rt);
+  write_file("spicepod.yaml", POD);
+}
+
 /* A file accelerator serves its committed copy at the next start even when the source is gone. */
 static void test_restart_serves_file_copy(void **state) {
   sp_runtime *rt = start();
@@ -434,6 +449,7 @@ int main(void) {
       cmocka_unit_test(test_append_by_time_column),
       cmocka_unit_test(test_refresh_data_window),
       cmocka_unit_test(test_retention),
+      cmocka_unit_test(test_ready_on_registration),
       cmocka_unit_test(test_refresh_on_startup_always),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
