@@ -109,9 +109,18 @@ static int open_accelerator(sp_dataset *ds, sp_accel_state *state, sp_error *err
   char what[300];
   if (a->mode == SP_ACCEL_FILE && !(ds->amod->caps & SP_ACCEL_CAP_FILE))
     return sp_fail(err, SP_EINVAL, "dataset \"%s\": File mode not supported for %s engine", ds->spec->name, ds->amod->name);
-  sp_params params = {0};
+  /* Params the runtime itself reads are taken out before the engine's table checks the rest. */
+  sp_params engine_params = {0}, params = {0};
+  for (size_t i = 0; i < a->params.count; i++) {
+    const sp_kv *kv = &a->params.items[i];
+    if (strcmp(kv->key, "file_watcher") == 0) ds->file_watch = strcasecmp(kv->value, "enabled") == 0 || strcasecmp(kv->value, "true") == 0;
+    else if (strcmp(kv->key, "disable_query_push_down") != 0) sp_params_set(&engine_params, kv->key, kv->value, kv->line, kv->col);
+  }
+  engine_params.file = a->params.file;
   snprintf(what, sizeof what, "acceleration of dataset \"%s\"", ds->spec->name);
-  SP_TRY(sp_params_validate(ds->amod->params, ds->amod->prefix, &a->params, ds->rt->secrets, what, &params, err));
+  int vrc = sp_params_validate(ds->amod->params, ds->amod->prefix, &engine_params, ds->rt->secrets, what, &params, err);
+  sp_params_free(&engine_params);
+  SP_TRY(vrc);
   sp_accelerator *acc = calloc(1, ds->amod->instance_size);
   if (acc == NULL) {
     sp_params_free(&params);
@@ -412,6 +421,13 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
 }
 
 int sp_runtime_start(sp_runtime *rt, sp_error *err) {
+  /* Watched sources need their connector open to know their path. */
+  for (size_t i = 0; i < rt->n; i++)
+    if (rt->datasets[i].file_watch && rt->datasets[i].conn == NULL) {
+      sp_error e = {0};
+      if (sp__open_connector(&rt->datasets[i], &e) != SP_OK) sp_log_warn("%s", e.msg);
+    }
+  SP_TRY(sp__watcher_start(rt, rt->datasets, rt->n, &rt->watcher, err));
   for (size_t i = 0; i < rt->n; i++) {
     sp_dataset *ds = &rt->datasets[i];
     const sp_acceleration_spec *a = &ds->spec->acceleration;
@@ -441,6 +457,7 @@ void sp_runtime_destroy(sp_runtime *rt) {
   rt->stopping = 1;
   pthread_cond_broadcast(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
+  sp__watcher_stop(rt->watcher);
   for (size_t i = 0; i < rt->n; i++)
     if (rt->datasets[i].has_thread) pthread_join(rt->datasets[i].thread, NULL);
   for (size_t i = 0; i < rt->n; i++) {

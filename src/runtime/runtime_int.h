@@ -29,6 +29,7 @@ typedef struct sp_dataset {
   sp_status_kind status;
   char error[1024];
   int ready_once;
+  int file_watch;                  /* acceleration param file_watcher: enabled */
   int registered_ready;            /* ready_state: on_registration, answering from the source until loaded */
   int64_t rows, last_refresh_ms, next_due_ms;
   int64_t next_retention_ms;       /* -1: no retention */
@@ -52,6 +53,7 @@ struct sp_runtime {
   pthread_cond_t cond;
   int stopping;
   uint64_t data_version; /* atomic; see sp_runtime_data_version */
+  struct sp_watcher *watcher;
 };
 
 /* What one refresh does: the dataset's refresh_sql (or an override), and its mode. */
@@ -59,6 +61,11 @@ typedef struct sp_refresh_job {
   const char *refresh_sql;   /* NULL: none */
   sp_refresh_mode mode;      /* full or append */
 } sp_refresh_job;
+
+typedef struct sp_watcher sp_watcher;
+/* Starts watching the sources of datasets with file_watch set (none: *out = NULL). */
+int sp__watcher_start(sp_runtime *rt, sp_dataset *datasets, size_t n, sp_watcher **out, sp_error *err);
+void sp__watcher_stop(sp_watcher *w); /* NULL-safe */
 
 int64_t sp__now_ms(void);
 int sp__open_connector(sp_dataset *ds, sp_error *err);

@@ -369,6 +369,25 @@ static void test_ready_on_registration(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+/* file_watcher: enabled refreshes the dataset when its file changes, with no interval and no request. */
+static void test_file_watcher(void **state) {
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+                              "  - from: file:data.csv\n    name: watched\n    acceleration:\n      engine: arrow\n"
+                              "      params:\n        file_watcher: enabled\n");
+  write_csv("data.csv", 1000);
+  sp_runtime *rt = start();
+  ASSERT_QUERY(rt, "SELECT count(*) FROM watched", 1000);
+  write_csv("data.csv.tmp", 1300);
+  assert_int_equal(rename("data.csv.tmp", "data.csv"), 0);
+  sp_error err = {0};
+  int64_t n = -1;
+  for (int i = 0; i < 100 && (n = query_int(rt, "SELECT count(*) FROM watched", &err)) != 1300; i++) usleep(100000);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM watched", 1300);
+  sp_runtime_destroy(rt);
+  write_csv("data.csv", 1000);
+  write_file("spicepod.yaml", POD);
+}
+
 /* A file accelerator serves its committed copy at the next start even when the source is gone. */
 static void test_restart_serves_file_copy(void **state) {
   sp_runtime *rt = start();
@@ -450,6 +469,7 @@ int main(void) {
       cmocka_unit_test(test_refresh_data_window),
       cmocka_unit_test(test_retention),
       cmocka_unit_test(test_ready_on_registration),
+      cmocka_unit_test(test_file_watcher),
       cmocka_unit_test(test_refresh_on_startup_always),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
