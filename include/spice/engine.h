@@ -135,6 +135,12 @@ typedef struct sp_query_request {
  * happen while batches are produced come from the stream's get_last_error. */
 int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err);
 
+/* on_zero_results: use_source. Defines a hidden view over the dataset's source (`source_table_sql`) and makes
+ * any query that reads dataset `name` and returns no rows run again against the source. */
+int sp_engine_set_zero_results_source(sp_engine *e, const char *name, const char *source_table_sql, sp_error *err);
+/* How many queries were answered from a source that way (metric accelerated_zero_results_federated_fallback). */
+uint64_t sp_engine_zero_results_fallbacks(sp_engine *e);
+
 /* Arrow batches skipped so far because their statistics ruled out every row of a query (for tests and
  * metrics). */
 uint64_t sp_engine_pruned_batches(sp_engine *e);

@@ -119,6 +119,7 @@ void sp_engine_destroy(sp_engine *e) {
   slots_free(e->snapshots);
   slots_free(e->streams);
   slots_free(e->sources);
+  slots_free(e->fallbacks);
   sp_engine_class_cache_clear(e);
   free(e->class_cache);
   free(e->writable);
@@ -532,6 +533,33 @@ int sp_engine_register_source(sp_engine *e, const char *name, const struct Arrow
   e->sources = s;
   pthread_mutex_unlock(&e->lock);
   return SP_OK;
+}
+
+int sp_engine_set_zero_results_source(sp_engine *e, const char *name, const char *source_table_sql, sp_error *err) {
+  sp_slot *s = calloc(1, sizeof *s);
+  if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  snprintf(s->name, sizeof s->name, "%s", name);
+  /* A flat name: dots would read as schema.table. */
+  size_t o = (size_t)snprintf(s->target, sizeof s->target, "spice_source__");
+  for (const char *p = name; *p && o + 1 < sizeof s->target; p++) s->target[o++] = *p == '.' ? '_' : *p;
+  s->target[o] = '\0';
+  int rc = sp_engine_define_table(e, s->target, source_table_sql, 0, err);
+  if (rc != SP_OK) {
+    free(s);
+    return rc;
+  }
+  pthread_mutex_lock(&e->lock);
+  sp_slot **p = slot_find(&e->fallbacks, name), *old = p ? *p : NULL;
+  if (old) *p = old->next;
+  s->next = e->fallbacks;
+  e->fallbacks = s;
+  pthread_mutex_unlock(&e->lock);
+  free(old);
+  return SP_OK;
+}
+
+uint64_t sp_engine_zero_results_fallbacks(sp_engine *e) {
+  return __atomic_load_n(&e->zero_results_fallbacks, __ATOMIC_RELAXED);
 }
 
 void sp_engine_unregister_source(sp_engine *e, const char *name) {

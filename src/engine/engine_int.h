@@ -23,6 +23,7 @@ typedef struct sp_slot {
   struct ArrowSchema schema;         /* sources and streams: the schema */
   sp_source_open_fn open;            /* sources */
   void *ctx;
+  char target[SP_ENGINE_MAX_NAME + 32]; /* fallbacks: the source view's name */
   struct sp_slot *next;
 } sp_slot;
 
@@ -57,6 +58,8 @@ struct sp_engine {
   int threads;
   int locked;
   uint64_t pruned_batches;           /* atomic */
+  uint64_t zero_results_fallbacks;   /* atomic */
+  sp_slot *fallbacks;                /* on_zero_results: use_source: dataset name -> slot.target (its source view) */
 };
 
 /* While on, sp_unavailable() binds on this thread (so its placeholder view can be created). */
@@ -113,5 +116,10 @@ void sp_engine_class_cache_clear(sp_engine *e);
  * *out_sql (malloc'd) when rewritten, 0 when there was nothing to prune (*out_sql NULL). Never fails the
  * query: any problem means "run it as written". */
 int sp_engine_prune_rewrite(sp_engine *e, duckdb_connection conn, const sp_query_request *req, char **out_sql);
+
+/* on_zero_results: use_source (prune.c). has_fallbacks: the query text may read such a dataset.
+ * fallback_rewrite: the query with each such dataset replaced by its source view; 1 when rewritten. */
+int sp_engine_has_fallbacks(sp_engine *e, const char *sql);
+int sp_engine_fallback_rewrite(sp_engine *e, duckdb_connection conn, const char *sql, char **out_sql);
 
 #endif

@@ -271,3 +271,78 @@ int sp_engine_prune_rewrite(sp_engine *e, duckdb_connection conn, const sp_query
   free(p.names);
   return p.rewritten;
 }
+
+/* ---- on_zero_results: use_source ---------------------------------------------------------------------------- */
+
+int sp_engine_has_fallbacks(sp_engine *e, const char *sql) {
+  int found = 0;
+  pthread_mutex_lock(&e->lock);
+  for (sp_slot *s = e->fallbacks; s && !found; s = s->next) found = strcasestr(sql, s->name) != NULL;
+  pthread_mutex_unlock(&e->lock);
+  return found;
+}
+
+typedef struct fallback_ctx {
+  char **names, **targets;
+  size_t n;
+  int rewritten;
+} fallback_ctx;
+
+static void fallback_walk(fallback_ctx *f, json_t *j) {
+  if (json_is_object(j)) {
+    if (strcmp(jstr(j, "type"), "BASE_TABLE") == 0 && !jstr(j, "catalog_name")[0] &&
+        (!jstr(j, "schema_name")[0] || strcasecmp(jstr(j, "schema_name"), "main") == 0)) {
+      for (size_t i = 0; i < f->n; i++) {
+        if (!f->names[i][0] || strcasecmp(jstr(j, "table_name"), f->names[i]) != 0) continue;
+        if (!jstr(j, "alias")[0]) json_object_set_new(j, "alias", json_string(jstr(j, "table_name")));
+        json_object_set_new(j, "table_name", json_string(f->targets[i]));
+        json_object_set_new(j, "schema_name", json_string(""));
+        f->rewritten = 1;
+        break;
+      }
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(j, key, v) fallback_walk(f, v);
+  } else if (json_is_array(j)) {
+    for (size_t i = 0; i < json_array_size(j); i++) fallback_walk(f, json_array_get(j, i));
+  }
+}
+
+int sp_engine_fallback_rewrite(sp_engine *e, duckdb_connection conn, const char *sql, char **out_sql) {
+  fallback_ctx f = {0};
+  *out_sql = NULL;
+  pthread_mutex_lock(&e->lock);
+  for (sp_slot *s = e->fallbacks; s; s = s->next) {
+    char **nn = realloc(f.names, (f.n + 1) * sizeof *nn), **nt = nn ? realloc(f.targets, (f.n + 1) * sizeof *nt) : NULL;
+    if (nn) f.names = nn;
+    if (nt) f.targets = nt;
+    if (nn == NULL || nt == NULL) break;
+    f.names[f.n] = strdup(s->name);
+    f.targets[f.n] = strdup(s->target);
+    f.n++;
+  }
+  pthread_mutex_unlock(&e->lock);
+  char *text = call_text_fn(conn, "json_serialize_sql", sql);
+  if (text) unknown_locations_to_zero(text);
+  json_t *ast = text ? json_loads(text, 0, NULL) : NULL;
+  free(text);
+  if (ast && !json_is_true(json_object_get(ast, "error"))) {
+    prune_ctx p = {.names = f.names, .n_names = f.n};
+    drop_cte_names(&p, ast); /* a CTE of the same name is not the dataset */
+    fallback_walk(&f, json_object_get(ast, "statements"));
+  }
+  if (f.rewritten) {
+    char *json = json_dumps(ast, JSON_COMPACT);
+    if (json) *out_sql = call_text_fn(conn, "json_deserialize_sql", json);
+    free(json);
+  }
+  json_decref(ast);
+  for (size_t i = 0; i < f.n; i++) {
+    free(f.names[i]);
+    free(f.targets[i]);
+  }
+  free(f.names);
+  free(f.targets);
+  return f.rewritten && *out_sql != NULL;
+}

@@ -21,6 +21,7 @@ typedef struct result_stream {
   duckdb_result result;
   int has_result;
   int finished;                    /* the last chunk was read */
+  duckdb_data_chunk first;         /* a chunk fetched early (zero-results check), returned first */
   duckdb_arrow_options options;
   char error[1024];
 } result_stream;
@@ -55,7 +56,8 @@ static int result_get_schema(struct ArrowArrayStream *st, struct ArrowSchema *ou
 static int result_get_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
   result_stream *r = st->private_data;
   memset(out, 0, sizeof *out);
-  duckdb_data_chunk chunk = duckdb_fetch_chunk(r->result);
+  duckdb_data_chunk chunk = r->first ? r->first : duckdb_fetch_chunk(r->result);
+  r->first = NULL;
   if (chunk == NULL) {
     const char *m = duckdb_result_error(&r->result);
     if (m != NULL && *m) {
@@ -82,6 +84,7 @@ static const char *result_last_error(struct ArrowArrayStream *st) {
 }
 
 static void result_free(result_stream *r) {
+  if (r->first) duckdb_destroy_data_chunk(&r->first);
   if (r->options) duckdb_destroy_arrow_options(&r->options);
   if (r->has_result) duckdb_destroy_result(&r->result);
   if (r->has_result && !r->finished && r->conn) {
@@ -276,6 +279,33 @@ int sp_engine_query_text(sp_engine *e, const char *sql, char *out, size_t n, sp_
   return rc;
 }
 
+/* on_zero_results: use_source. When a query that reads such a dataset returns no rows, it runs again with
+ * the dataset bound to its source (spice-compat §3.5). The first chunk is kept for the reader otherwise. */
+static int zero_results_fallback(sp_engine *e, result_stream *r, const sp_query_request *req, sp_error *err) {
+  if (!sp_engine_has_fallbacks(e, req->sql)) return SP_OK;
+  r->first = duckdb_fetch_chunk(r->result);
+  if (r->first != NULL) return SP_OK;
+  const char *m = duckdb_result_error(&r->result);
+  if (m != NULL && *m) return SP_OK; /* the error surfaces from the stream */
+  char *rewritten = NULL;
+  if (!sp_engine_fallback_rewrite(e, r->conn, req->sql, &rewritten) || rewritten == NULL) {
+    free(rewritten);
+    r->finished = 1;
+    return SP_OK;
+  }
+  duckdb_destroy_result(&r->result);
+  r->has_result = 0;
+  duckdb_destroy_prepare(&r->stmt);
+  if (r->options) duckdb_destroy_arrow_options(&r->options);
+  r->options = NULL;
+  sp_query_request again = *req;
+  again.sql = rewritten;
+  int rc = result_open(r, &again, err);
+  free(rewritten);
+  if (rc == SP_OK) __atomic_add_fetch(&e->zero_results_fallbacks, 1, __ATOMIC_RELAXED);
+  return rc;
+}
+
 int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err) {
   result_stream *r = calloc(1, sizeof *r);
   sp_sql_class cls;
@@ -297,6 +327,7 @@ int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArray
     rc = result_open(r, req, err);
   }
   free(pruned);
+  if (rc == SP_OK) rc = zero_results_fallback(e, r, req, err);
   if (rc != SP_OK) {
     result_free(r);
     return rc;

@@ -184,6 +184,16 @@ int sp__define_dataset_table(sp_dataset *ds, sp_error *err) {
 
 static int setup_native_scan(sp_dataset *ds);
 
+/* on_zero_results: use_source — a hidden view over the source for queries that find nothing accelerated. */
+static void setup_zero_results_source(sp_dataset *ds) {
+  char table_sql[2048];
+  sp_error err = {0};
+  if (setup_native_scan(ds) != SP_OK || ds->conn == NULL || source_table_sql(ds, table_sql, sizeof table_sql, &err) != SP_OK ||
+      sp_engine_set_zero_results_source(ds->rt->engine, ds->spec->name, table_sql, &err) != SP_OK)
+    sp_log_warn("dataset \"%s\": on_zero_results: use_source is off: %s", ds->spec->name,
+                err.msg[0] ? err.msg : "its source cannot be read now");
+}
+
 /* ready_state: on_registration — until its first load, an accelerated dataset answers from its source. */
 static int serve_from_source(sp_dataset *ds) {
   char table_sql[2048];
@@ -366,6 +376,8 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   }
   sp_accel_state state;
   SP_TRY(open_accelerator(ds, &state, err));
+  if (spec->acceleration.on_zero_results && strcasecmp(spec->acceleration.on_zero_results, "use_source") == 0)
+    setup_zero_results_source(ds);
   int on_registration = spec->ready_state && strcasecmp(spec->ready_state, "on_registration") == 0;
   if (!state.has_data && !(on_registration && serve_from_source(ds) == 0)) {
     char msg[512];

@@ -388,6 +388,26 @@ static void test_file_watcher(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+/* on_zero_results: use_source answers from the source when the accelerated copy has no matching row. */
+static void test_zero_results_use_source(void **state) {
+  write_csv("data.csv", 1000);
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+                              "  - from: file:data.csv\n    name: zr\n    acceleration:\n      engine: arrow\n"
+                              "      refresh_sql: SELECT * FROM zr WHERE id <= 500\n      on_zero_results: use_source\n");
+  sp_runtime *rt = start();
+  sp_engine *e = sp_runtime_engine(rt);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM zr", 500);                    /* the accelerated copy */
+  uint64_t before = sp_engine_zero_results_fallbacks(e);
+  ASSERT_QUERY(rt, "SELECT val::BIGINT FROM zr WHERE id = 900", 1800);  /* no row in the copy: the source has it */
+  ASSERT_QUERY(rt, "SELECT z.val::BIGINT FROM zr z WHERE z.id > 990 ORDER BY z.id DESC", 2000);
+  assert_int_equal(sp_engine_zero_results_fallbacks(e), before + 2);
+  ASSERT_QUERY(rt, "SELECT val::BIGINT FROM zr WHERE id = 10", 20);     /* found: no fallback */
+  ASSERT_QUERY(rt, "SELECT count(*) FROM zr WHERE id = 900", 0);        /* an aggregate returns a row: no fallback (as in Spice) */
+  assert_int_equal(sp_engine_zero_results_fallbacks(e), before + 2);
+  sp_runtime_destroy(rt);
+  write_file("spicepod.yaml", POD);
+}
+
 /* A file accelerator serves its committed copy at the next start even when the source is gone. */
 static void test_restart_serves_file_copy(void **state) {
   sp_runtime *rt = start();
@@ -470,6 +490,7 @@ int main(void) {
       cmocka_unit_test(test_retention),
       cmocka_unit_test(test_ready_on_registration),
       cmocka_unit_test(test_file_watcher),
+      cmocka_unit_test(test_zero_results_use_source),
       cmocka_unit_test(test_refresh_on_startup_always),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
