@@ -1,0 +1,629 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * The `postgres` connector: a table or view of a PostgreSQL server (`postgres:schema.table` or
+ * `postgres:table`, resolved with PostgreSQL's own identifier rules by to_regclass).
+ *
+ * open() reads the columns from pg_catalog once (domains resolved to their base types, enums and arrays
+ * mapped) and fixes the Arrow schema. Loads run `COPY (SELECT cols FROM "s"."t") TO STDOUT (FORMAT binary)`
+ * and decode it straight into Arrow (pg_copy.c) while the consumer pulls batches: nothing holds the table.
+ * scan() pushes the projection and a limit into that SELECT. Connections come from a small pool of idle
+ * ones (connection_pool_size); a pooled connection that turns out dead is replaced once.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libpq-fe.h>
+
+#include "connectors/pg_copy.h"
+#include "spice/arrow.h"
+#include "spice/connector.h"
+#include "spice/log.h"
+
+#define PG_BATCH_ROWS 65536
+#define PG_BATCH_BYTES ((size_t)64 << 20)
+#define PG_MAX_PARAMS 16
+
+typedef struct pg_column {
+  char *name;
+  char *expr;     /* in the SELECT list: "col" or "col"::text */
+  char *pg_type;  /* format_type(), for messages and docs */
+  pgc_type type;
+} pg_column;
+
+typedef struct pg_conn {
+  sp_connector base; /* must be first */
+  const char *kw[PG_MAX_PARAMS + 1], *val[PG_MAX_PARAMS + 1];
+  int expand; /* kw[0] is a connection string */
+  char *relation; /* "schema"."table", quoted */
+  char *display;  /* schema.table, for messages */
+  pg_column *cols;
+  size_t n_cols;
+  pthread_mutex_t lock; /* guards the pool */
+  PGconn **idle;
+  size_t n_idle, pool_size;
+} pg_conn;
+
+static const sp_param_spec pg_params[] = {
+    {"connection_string", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL,
+     "libpq connection string or URI; takes the place of the other pg_ params"},
+    {"host", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "server host name or socket folder"},
+    {"port", SP_PARAM_INT, SP_PARAM_PREFIXED, "5432", NULL, "server port"},
+    {"db", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "database name"},
+    {"user", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL, "user name"},
+    {"pass", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL, "password"},
+    {"sslmode", SP_PARAM_ENUM, SP_PARAM_PREFIXED, NULL, "disable|allow|prefer|require|verify-ca|verify-full",
+     "TLS mode (default: libpq's, prefer)"},
+    {"sslrootcert", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "CA certificate file for verify-ca/verify-full"},
+    {"connection_pool_size", SP_PARAM_INT, 0, "10", NULL, "idle connections kept for reuse"},
+    {"unsupported_type_action", SP_PARAM_ENUM, 0, "error", "error|warn|ignore|string",
+     "what to do with a column of a type that has no Arrow mapping"},
+    {NULL, 0, 0, NULL, NULL, NULL},
+};
+
+/* ---- Connections ------------------------------------------------------------------------------------------ */
+
+static void add_kw(pg_conn *c, size_t *n, const char *k, const char *v) {
+  if (v == NULL || *n >= PG_MAX_PARAMS) return;
+  c->kw[*n] = k;
+  c->val[*n] = v;
+  (*n)++;
+}
+
+static void build_conninfo(pg_conn *c) {
+  const sp_params *p = &c->base.params;
+  size_t n = 0;
+  const char *cs = sp_params_get(p, "pg_connection_string");
+  if (cs && *cs) {
+    add_kw(c, &n, "dbname", cs);
+    c->expand = 1;
+  } else {
+    add_kw(c, &n, "host", sp_params_get(p, "pg_host"));
+    add_kw(c, &n, "port", sp_params_get(p, "pg_port"));
+    add_kw(c, &n, "dbname", sp_params_get(p, "pg_db"));
+    add_kw(c, &n, "user", sp_params_get(p, "pg_user"));
+    add_kw(c, &n, "password", sp_params_get(p, "pg_pass"));
+  }
+  /* Explicit TLS params apply on top of a connection string too. */
+  add_kw(c, &n, "sslmode", sp_params_get(p, "pg_sslmode"));
+  add_kw(c, &n, "sslrootcert", sp_params_get(p, "pg_sslrootcert"));
+  add_kw(c, &n, "client_encoding", "UTF8");
+  add_kw(c, &n, "application_name", "spicec");
+  add_kw(c, &n, "connect_timeout", "10");
+  c->kw[n] = c->val[n] = NULL;
+}
+
+/* libpq's message on one line, without its trailing newline. */
+static void one_line(char *dst, size_t n, const char *msg) {
+  size_t o = 0;
+  for (const char *s = msg ? msg : ""; *s && o + 1 < n; s++) {
+    if (*s == '\n' || *s == '\t') {
+      if (s[1] == '\0') break;
+      if (o && dst[o - 1] != ' ') dst[o++] = ' ';
+      continue;
+    }
+    dst[o++] = *s;
+  }
+  dst[o] = '\0';
+}
+
+/* "host:port" as libpq resolved it (also for connection strings), never a password. */
+static void server_name(PGconn *pq, const pg_conn *c, char *buf, size_t n) {
+  const char *h = pq ? PQhost(pq) : NULL, *p = pq ? PQport(pq) : NULL;
+  if (h == NULL || *h == '\0') h = sp_params_get(&c->base.params, "pg_host");
+  if (p == NULL || *p == '\0') p = sp_params_get(&c->base.params, "pg_port");
+  snprintf(buf, n, "%s:%s", h && *h ? h : "localhost", p && *p ? p : "5432");
+}
+
+static int connect_new(pg_conn *c, PGconn **out, sp_error *err) {
+  const char *ds = c->base.dataset->name;
+  if (c->expand) {
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(c->val[0], &perr);
+    PQfreemem(perr); /* it may quote the string, which may hold a password */
+    if (opts == NULL) return sp_fail(err, SP_EINVAL, "dataset \"%s\": pg_connection_string is not a valid connection string", ds);
+    PQconninfoFree(opts);
+  }
+  PGconn *pq = PQconnectdbParams(c->kw, c->val, c->expand);
+  if (pq == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  if (PQstatus(pq) == CONNECTION_OK) {
+    *out = pq;
+    return SP_OK;
+  }
+  char server[512], msg[600];
+  server_name(pq, c, server, sizeof server);
+  one_line(msg, sizeof msg, PQerrorMessage(pq));
+  int code = strstr(msg, "password authentication failed") || strstr(msg, "no password supplied") ||
+                     PQconnectionNeedsPassword(pq)
+                 ? SP_EUNAUTH
+                 : SP_ECONNECT;
+  PQfinish(pq);
+  return sp_fail(err, code, "could not connect to postgres server \"%s\" for dataset \"%s\": %s", server, ds, msg);
+}
+
+/* A connection from the pool, or a new one. *pooled says which (a pooled one may have died meanwhile). */
+static int pool_get(pg_conn *c, PGconn **out, int *pooled, sp_error *err) {
+  PGconn *pq = NULL;
+  pthread_mutex_lock(&c->lock);
+  while (pq == NULL && c->n_idle > 0) {
+    pq = c->idle[--c->n_idle];
+    if (PQstatus(pq) != CONNECTION_OK) {
+      PQfinish(pq);
+      pq = NULL;
+    }
+  }
+  pthread_mutex_unlock(&c->lock);
+  *pooled = pq != NULL;
+  if (pq) {
+    *out = pq;
+    return SP_OK;
+  }
+  return connect_new(c, out, err);
+}
+
+/* Returns a healthy, idle connection to the pool; closes anything else. */
+static void pool_put(pg_conn *c, PGconn *pq) {
+  if (pq == NULL) return;
+  if (PQstatus(pq) == CONNECTION_OK && PQtransactionStatus(pq) == PQTRANS_IDLE) {
+    pthread_mutex_lock(&c->lock);
+    if (c->n_idle < c->pool_size) {
+      c->idle[c->n_idle++] = pq;
+      pq = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+  }
+  if (pq) PQfinish(pq);
+}
+
+/* ---- Catalog ---------------------------------------------------------------------------------------------- */
+
+static int map_base_oid(Oid oid, int typmod, pgc_type *t) {
+  memset(t, 0, sizeof *t);
+  switch (oid) {
+  case 16: t->kind = PGC_BOOL; return 1;
+  case 17: t->kind = PGC_BYTEA; return 1;
+  case 18: case 19: case 25: case 114: case 1042: case 1043: t->kind = PGC_TEXT; return 1; /* "char", name, text, json, bpchar, varchar */
+  case 20: t->kind = PGC_INT8; return 1;
+  case 21: t->kind = PGC_INT2; return 1;
+  case 23: t->kind = PGC_INT4; return 1;
+  case 26: t->kind = PGC_OID; return 1;
+  case 700: t->kind = PGC_FLOAT4; return 1;
+  case 701: t->kind = PGC_FLOAT8; return 1;
+  case 1082: t->kind = PGC_DATE; return 1;
+  case 1083: t->kind = PGC_TIME; return 1;
+  case 1114: t->kind = PGC_TIMESTAMP; return 1;
+  case 1184: t->kind = PGC_TIMESTAMPTZ; return 1;
+  case 1186: t->kind = PGC_INTERVAL; return 1;
+  case 2950: t->kind = PGC_UUID; return 1;
+  case 3802: t->kind = PGC_JSONB; return 1;
+  case 1700: {
+    /* typmod = ((precision << 16) | (scale & 0x7ff)) + 4; scale may be negative since PostgreSQL 15 */
+    int p = typmod >= 4 ? ((typmod - 4) >> 16) & 0xffff : 0, s = typmod >= 4 ? (typmod - 4) & 0x7ff : 0;
+    if (s & 0x400) s -= 0x800;
+    if (typmod < 4 || p > 38 || p < 1 || s < 0 || s > p) {
+      t->kind = PGC_NUMERIC_TEXT;
+    } else {
+      t->kind = PGC_NUMERIC;
+      t->precision = p;
+      t->scale = s;
+    }
+    return 1;
+  }
+  default: return 0;
+  }
+}
+
+/* Maps a type oid: built-in types, domains (to their base), enums (to text), arrays of those (to lists).
+ * Returns 1 when mapped, 0 when not, or -(status) on a query failure. */
+static int map_type(PGconn *pq, Oid oid, int typmod, int depth, pgc_type *t, sp_error *err) {
+  if (map_base_oid(oid, typmod, t)) return 1;
+  if (depth > 8) return 0;
+  char oid_s[16];
+  snprintf(oid_s, sizeof oid_s, "%u", oid);
+  const char *args[1] = {oid_s};
+  PGresult *r = PQexecParams(pq, "SELECT typtype, typcategory, typelem, typbasetype, typtypmod FROM pg_catalog.pg_type "
+                                 "WHERE oid = $1::oid", 1, NULL, args, NULL, NULL, 0);
+  if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+    char msg[600];
+    one_line(msg, sizeof msg, PQerrorMessage(pq));
+    PQclear(r);
+    return -sp_fail(err, SP_EIO, "could not read type %u: %s", oid, msg);
+  }
+  char typtype = PQgetvalue(r, 0, 0)[0], cat = PQgetvalue(r, 0, 1)[0];
+  Oid elem = (Oid)strtoul(PQgetvalue(r, 0, 2), NULL, 10), base = (Oid)strtoul(PQgetvalue(r, 0, 3), NULL, 10);
+  int base_mod = atoi(PQgetvalue(r, 0, 4));
+  PQclear(r);
+  if (typtype == 'd') return map_type(pq, base, base_mod, depth + 1, t, err);
+  if (typtype == 'e') {
+    memset(t, 0, sizeof *t);
+    t->kind = PGC_TEXT;
+    return 1;
+  }
+  if (cat == 'A' && elem != 0 && depth == 0) {
+    pgc_type e;
+    int m = map_type(pq, elem, typmod, depth + 1, &e, err);
+    if (m <= 0 || e.kind == PGC_LIST) return m;
+    memset(t, 0, sizeof *t);
+    t->kind = PGC_LIST;
+    t->elem = e.kind;
+    t->elem_precision = e.precision;
+    t->elem_scale = e.scale;
+    return 1;
+  }
+  return 0;
+}
+
+static char *quote_ident_dup(PGconn *pq, const char *s) {
+  char *q = PQescapeIdentifier(pq, s, strlen(s));
+  char *d = q ? strdup(q) : NULL;
+  PQfreemem(q);
+  return d;
+}
+
+/* Finds the relation named by the dataset path; SP_ENOTFOUND when it does not exist. */
+static int find_relation(pg_conn *c, PGconn *pq, char *oid_out, size_t n, sp_error *err) {
+  const char *path = c->base.dataset->path, *ds = c->base.dataset->name;
+  if (path == NULL || *path == '\0') return sp_fail(err, SP_EINVAL, "dataset \"%s\": from: postgres: needs a table name", ds);
+  const char *args[1] = {path};
+  PGresult *r = PQexecParams(pq, "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                                 "ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)",
+                             1, NULL, args, NULL, NULL, 0);
+  int rc = SP_OK;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    char msg[600];
+    one_line(msg, sizeof msg, PQerrorMessage(pq));
+    rc = sp_fail(err, SP_EINVAL, "dataset \"%s\": invalid postgres table name \"%s\": %s", ds, path, msg);
+  } else if (PQntuples(r) == 0) {
+    rc = sp_fail(err, SP_ENOTFOUND, "dataset \"%s\": postgres table \"%s\" does not exist", ds, path);
+  } else {
+    snprintf(oid_out, n, "%s", PQgetvalue(r, 0, 0));
+    char *s = quote_ident_dup(pq, PQgetvalue(r, 0, 1)), *t = quote_ident_dup(pq, PQgetvalue(r, 0, 2));
+    size_t m = (s ? strlen(s) : 0) + (t ? strlen(t) : 0) + 2;
+    c->relation = s && t ? malloc(m) : NULL;
+    if (c->relation) snprintf(c->relation, m, "%s.%s", s, t);
+    m = strlen(PQgetvalue(r, 0, 1)) + strlen(PQgetvalue(r, 0, 2)) + 2;
+    c->display = malloc(m);
+    if (c->display) snprintf(c->display, m, "%s.%s", PQgetvalue(r, 0, 1), PQgetvalue(r, 0, 2));
+    free(s);
+    free(t);
+    if (c->relation == NULL || c->display == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  PQclear(r);
+  return rc;
+}
+
+/* Adds column i of the catalog result, or skips / fails it per unsupported_type_action. */
+static int add_column(pg_conn *c, PGconn *pq, PGresult *r, int i, sp_error *err) {
+  const char *name = PQgetvalue(r, i, 0), *tname = PQgetvalue(r, i, 3);
+  const char *action = sp_params_get(&c->base.params, "unsupported_type_action");
+  pg_column *col = &c->cols[c->n_cols];
+  int m = map_type(pq, (Oid)strtoul(PQgetvalue(r, i, 1), NULL, 10), atoi(PQgetvalue(r, i, 2)), 0, &col->type, err);
+  if (m < 0) return -m;
+  int as_text = 0;
+  if (m == 0) {
+    if (action == NULL || strcasecmp(action, "error") == 0)
+      return sp_fail(err, SP_ENOTSUP,
+                     "dataset \"%s\": column \"%s\" of postgres table \"%s\" has unsupported type %s "
+                     "(set unsupported_type_action: string, warn or ignore)",
+                     c->base.dataset->name, name, c->display, tname);
+    if (strcasecmp(action, "string") != 0) {
+      if (strcasecmp(action, "warn") == 0)
+        sp_log_warn("dataset \"%s\": column \"%s\" of postgres table \"%s\" has unsupported type %s; skipped",
+                    c->base.dataset->name, name, c->display, tname);
+      return SP_OK;
+    }
+    memset(&col->type, 0, sizeof col->type);
+    col->type.kind = PGC_TEXT;
+    as_text = 1;
+  }
+  char *q = quote_ident_dup(pq, name);
+  col->name = strdup(name);
+  col->pg_type = strdup(tname);
+  col->expr = q ? malloc(strlen(q) + 8) : NULL;
+  if (col->expr) sprintf(col->expr, "%s%s", q, as_text ? "::text" : "");
+  free(q);
+  c->n_cols++;
+  if (col->name == NULL || col->pg_type == NULL || col->expr == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  return SP_OK;
+}
+
+static int read_columns(pg_conn *c, PGconn *pq, sp_error *err) {
+  char oid[32];
+  SP_TRY(find_relation(c, pq, oid, sizeof oid, err));
+  const char *args[1] = {oid};
+  PGresult *r = PQexecParams(pq, "SELECT a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+                                 "FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 "
+                                 "AND NOT a.attisdropped ORDER BY a.attnum",
+                             1, NULL, args, NULL, NULL, 0);
+  int rc = SP_OK;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    char msg[600];
+    one_line(msg, sizeof msg, PQerrorMessage(pq));
+    rc = sp_fail(err, SP_EIO, "dataset \"%s\": could not read the columns of \"%s\": %s", c->base.dataset->name, c->display, msg);
+  } else if ((c->cols = calloc((size_t)PQntuples(r) + 1, sizeof *c->cols)) == NULL) {
+    rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  for (int i = 0; rc == SP_OK && i < PQntuples(r); i++) rc = add_column(c, pq, r, i, err);
+  PQclear(r);
+  if (rc == SP_OK && c->n_cols == 0)
+    rc = sp_fail(err, SP_EINVAL, "dataset \"%s\": postgres table \"%s\" has no columns spicec can read", c->base.dataset->name,
+                 c->display);
+  return rc;
+}
+
+static void pg_close(sp_connector *self) {
+  pg_conn *c = (pg_conn *)self;
+  for (size_t i = 0; i < c->n_idle; i++) PQfinish(c->idle[i]);
+  free(c->idle);
+  for (size_t i = 0; i < c->n_cols; i++) {
+    free(c->cols[i].name);
+    free(c->cols[i].expr);
+    free(c->cols[i].pg_type);
+  }
+  free(c->cols);
+  free(c->relation);
+  free(c->display);
+  if (c->pool_size) pthread_mutex_destroy(&c->lock);
+}
+
+static int pg_open(sp_connector *self, sp_error *err) {
+  pg_conn *c = (pg_conn *)self;
+  int64_t pool = sp_params_get_int(&self->params, "connection_pool_size", 10);
+  c->pool_size = pool < 1 ? 1 : pool > 1000 ? 1000 : (size_t)pool;
+  if ((c->idle = calloc(c->pool_size, sizeof *c->idle)) == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  pthread_mutex_init(&c->lock, NULL);
+  build_conninfo(c);
+  PGconn *pq;
+  int pooled, rc = pool_get(c, &pq, &pooled, err);
+  if (rc == SP_OK) {
+    rc = read_columns(c, pq, err);
+    pool_put(c, pq);
+  }
+  if (rc != SP_OK) pg_close(self);
+  return rc;
+}
+
+/* ---- Streams ---------------------------------------------------------------------------------------------- */
+
+typedef struct pg_stream {
+  pg_conn *c;
+  PGconn *pq;        /* NULL once the COPY is over and the connection went back to the pool */
+  pgc_decoder *dec;
+  pgc_type *types;
+  const char **names;
+  size_t n;
+  int finished;      /* the COPY ended cleanly */
+  char error[1024];
+} pg_stream;
+
+static int stream_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
+  pg_stream *s = st->private_data;
+  sp_error err = {0};
+  if (pgc_schema(s->types, s->names, s->n, out, &err) != SP_OK) {
+    snprintf(s->error, sizeof s->error, "%s", err.msg);
+    return 12; /* ENOMEM */
+  }
+  return 0;
+}
+
+/* Ends the COPY: the command's result must be a success, then the connection goes back to the pool. */
+static int finish_copy(pg_stream *s, sp_error *err) {
+  PGresult *r;
+  int rc = SP_OK;
+  while ((r = PQgetResult(s->pq)) != NULL) {
+    if (rc == SP_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+      char msg[600];
+      one_line(msg, sizeof msg, PQresultErrorMessage(r));
+      rc = sp_fail(err, SP_EIO, "%s", msg);
+    }
+    PQclear(r);
+  }
+  if (rc == SP_OK) rc = pgc_end(s->dec, err);
+  if (rc == SP_OK) {
+    pool_put(s->c, s->pq);
+    s->pq = NULL;
+    s->finished = 1;
+  }
+  return rc;
+}
+
+/* Reads COPY data until a batch is full or the COPY ends. */
+static int fill(pg_stream *s, sp_error *err) {
+  while (!s->finished && pgc_pending_rows(s->dec) < PG_BATCH_ROWS && pgc_pending_bytes(s->dec) < PG_BATCH_BYTES) {
+    char *buf = NULL;
+    int n = PQgetCopyData(s->pq, &buf, 0);
+    if (n > 0) {
+      int rc = pgc_feed(s->dec, (const uint8_t *)buf, (size_t)n, err);
+      PQfreemem(buf);
+      SP_TRY(rc);
+    } else if (n == -1) {
+      SP_TRY(finish_copy(s, err));
+    } else {
+      char msg[600];
+      one_line(msg, sizeof msg, PQerrorMessage(s->pq));
+      return sp_fail(err, PQstatus(s->pq) == CONNECTION_BAD ? SP_ECONNECT : SP_EIO, "%s", msg);
+    }
+  }
+  return SP_OK;
+}
+
+static int stream_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
+  pg_stream *s = st->private_data;
+  sp_error err = {0};
+  if (s->error[0]) return 5;
+  if (fill(s, &err) == SP_OK) {
+    if (pgc_pending_rows(s->dec) == 0) {
+      memset(out, 0, sizeof *out); /* end of stream */
+      return 0;
+    }
+    if (pgc_finish_batch(s->dec, out, &err) == SP_OK) return 0;
+  }
+  snprintf(s->error, sizeof s->error, "could not read postgres table \"%s\" for dataset \"%s\": %s", s->c->display,
+           s->c->base.dataset->name, err.msg);
+  return err.code == SP_ENOMEM ? 12 : 5; /* ENOMEM : EIO */
+}
+
+static const char *stream_error(struct ArrowArrayStream *st) {
+  pg_stream *s = st->private_data;
+  return s->error[0] ? s->error : NULL;
+}
+
+static void stream_free(pg_stream *s) {
+  /* A COPY left half-read: closing the connection makes the server stop it. */
+  if (s->pq) PQfinish(s->pq);
+  pgc_decoder_free(s->dec);
+  free(s->types);
+  free(s->names);
+  free(s);
+}
+
+static void stream_release(struct ArrowArrayStream *st) {
+  if (st->release == NULL) return;
+  stream_free(st->private_data);
+  st->release = NULL;
+}
+
+/* COPY (SELECT <cols> FROM <relation> [LIMIT n]) TO STDOUT (FORMAT binary). Owned by the caller. */
+static char *copy_sql(const pg_conn *c, const size_t *idx, size_t n, int64_t limit) {
+  size_t cap = strlen(c->relation) + 128;
+  for (size_t i = 0; i < n; i++) cap += strlen(c->cols[idx[i]].expr) + 2;
+  char *sql = malloc(cap);
+  if (sql == NULL) return NULL;
+  size_t o = (size_t)snprintf(sql, cap, "COPY (SELECT ");
+  for (size_t i = 0; i < n; i++) o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", c->cols[idx[i]].expr);
+  o += (size_t)snprintf(sql + o, cap - o, " FROM %s", c->relation);
+  if (limit >= 0) o += (size_t)snprintf(sql + o, cap - o, " LIMIT %lld", (long long)limit);
+  snprintf(sql + o, cap - o, ") TO STDOUT (FORMAT binary)");
+  return sql;
+}
+
+/* Starts the COPY on a pooled connection, retrying once on a fresh one if the pooled one had died. */
+static int start_copy(pg_conn *c, const char *sql, PGconn **out, sp_error *err) {
+  for (int attempt = 0;; attempt++) {
+    PGconn *pq;
+    int pooled;
+    SP_TRY(pool_get(c, &pq, &pooled, err));
+    PGresult *r = PQexec(pq, sql);
+    if (PQresultStatus(r) == PGRES_COPY_OUT) {
+      PQclear(r);
+      *out = pq;
+      return SP_OK;
+    }
+    char msg[600];
+    one_line(msg, sizeof msg, PQerrorMessage(pq));
+    PQclear(r);
+    int dead = PQstatus(pq) == CONNECTION_BAD;
+    PQfinish(pq);
+    if (dead && pooled && attempt == 0) continue;
+    return sp_fail(err, dead ? SP_ECONNECT : SP_EIO, "could not read postgres table \"%s\" for dataset \"%s\": %s", c->display,
+                   c->base.dataset->name, msg);
+  }
+}
+
+static int open_stream(pg_conn *c, const size_t *idx, size_t n, int64_t limit, struct ArrowArrayStream *out, sp_error *err) {
+  pg_stream *s = calloc(1, sizeof *s);
+  char *sql = copy_sql(c, idx, n, limit);
+  if (s) {
+    s->c = c;
+    s->n = n;
+    s->types = calloc(n, sizeof *s->types);
+    s->names = calloc(n, sizeof *s->names);
+  }
+  if (s == NULL || sql == NULL || s->types == NULL || s->names == NULL) {
+    free(sql);
+    if (s) stream_free(s);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  for (size_t i = 0; i < n; i++) {
+    s->types[i] = c->cols[idx[i]].type;
+    s->names[i] = c->cols[idx[i]].name;
+  }
+  sp_log_debug("dataset \"%s\": %s", c->base.dataset->name, sql);
+  int rc = pgc_decoder_new(s->types, n, &s->dec, err);
+  if (rc == SP_OK) rc = start_copy(c, sql, &s->pq, err);
+  free(sql);
+  if (rc != SP_OK) {
+    stream_free(s);
+    return rc;
+  }
+  memset(out, 0, sizeof *out);
+  out->get_schema = stream_schema;
+  out->get_next = stream_next;
+  out->get_last_error = stream_error;
+  out->release = stream_release;
+  out->private_data = s;
+  return SP_OK;
+}
+
+/* ---- Methods ---------------------------------------------------------------------------------------------- */
+
+static int pg_get_schema(sp_connector *self, struct ArrowSchema *out, sp_error *err) {
+  pg_conn *c = (pg_conn *)self;
+  pgc_type *types = calloc(c->n_cols, sizeof *types);
+  const char **names = calloc(c->n_cols, sizeof *names);
+  int rc = types && names ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+  for (size_t i = 0; rc == SP_OK && i < c->n_cols; i++) {
+    types[i] = c->cols[i].type;
+    names[i] = c->cols[i].name;
+  }
+  if (rc == SP_OK) rc = pgc_schema(types, names, c->n_cols, out, err);
+  free(types);
+  free(names);
+  return rc;
+}
+
+static int all_columns(pg_conn *c, size_t **idx, sp_error *err) {
+  if ((*idx = calloc(c->n_cols, sizeof **idx)) == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  for (size_t i = 0; i < c->n_cols; i++) (*idx)[i] = i;
+  return SP_OK;
+}
+
+static int pg_get_all_data(sp_connector *self, struct ArrowArrayStream *out, sp_error *err) {
+  pg_conn *c = (pg_conn *)self;
+  size_t *idx;
+  SP_TRY(all_columns(c, &idx, err));
+  int rc = open_stream(c, idx, c->n_cols, -1, out, err);
+  free(idx);
+  return rc;
+}
+
+static int pg_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
+  pg_conn *c = (pg_conn *)self;
+  if (scan->query)
+    return sp_fail(err, SP_ENOTSUP, "dataset \"%s\": refresh_sql is not supported by the postgres connector yet",
+                   self->dataset->name);
+  size_t *idx, n = scan->columns && scan->n_columns ? scan->n_columns : c->n_cols;
+  if (scan->columns == NULL || scan->n_columns == 0) {
+    SP_TRY(all_columns(c, &idx, err));
+  } else {
+    if ((idx = calloc(n, sizeof *idx)) == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+      size_t j = 0;
+      while (j < c->n_cols && strcmp(c->cols[j].name, scan->columns[i]) != 0) j++;
+      if (j == c->n_cols) {
+        free(idx);
+        return sp_fail(err, SP_EINVAL, "dataset \"%s\" has no column \"%s\"", self->dataset->name, scan->columns[i]);
+      }
+      idx[i] = j;
+    }
+  }
+  int rc = open_stream(c, idx, n, scan->limit, out, err);
+  free(idx);
+  return rc;
+}
+
+const sp_connector_module sp_connector_postgres = {
+    .abi = SP_CONNECTOR_ABI,
+    .name = "postgres",
+    .prefix = "pg",
+    .params = pg_params,
+    .instance_size = sizeof(pg_conn),
+    .caps = SP_CONNECTOR_CAP_SCAN_PROJECTION | SP_CONNECTOR_CAP_SCAN_LIMIT,
+    .open = pg_open,
+    .close = pg_close,
+    .get_schema = pg_get_schema,
+    .get_all_data = pg_get_all_data,
+    .scan = pg_scan,
+};
