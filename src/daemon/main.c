@@ -29,7 +29,8 @@ static void usage(FILE *f) {
           "usage: spiced [options] [SPICEPOD_PATH]\n"
           "  --http ADDR          HTTP API address (default 127.0.0.1:8090)\n"
           "  --flight ADDR        Arrow Flight address (default 127.0.0.1:50051; not served yet)\n"
-          "  --metrics ADDR       accepted for compatibility (not served yet)\n"
+          "  --metrics ADDR       serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9090)\n"
+          "  --tls-certificate-file FILE, --tls-key-file FILE   serve HTTPS (PEM files)\n"
           "  --data-dir DIR       folder for file accelerators (default .spice/data)\n"
           "  --log-format FMT     text (default) or json; level from SPICED_LOG (info)\n"
           "  -v, --verbose        debug logging\n"
@@ -37,14 +38,18 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-  const char *http_addr = "127.0.0.1:8090", *pod_path = NULL, *data_dir = NULL;
+  const char *http_addr = "127.0.0.1:8090", *pod_path = NULL, *data_dir = NULL, *metrics_addr = NULL;
+  sp_http_options http_opts = {0};
   const char *lvl = getenv("SPICED_LOG");
   if (lvl && sp_log_level_parse(lvl) >= 0) sp_log_set_level((sp_log_level)sp_log_level_parse(lvl));
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     int has_val = i + 1 < argc;
     if (strcmp(a, "--http") == 0 && has_val) http_addr = argv[++i];
-    else if ((strcmp(a, "--flight") == 0 || strcmp(a, "--metrics") == 0 || strcmp(a, "--open_telemetry") == 0) && has_val) i++;
+    else if (strcmp(a, "--metrics") == 0 && has_val) metrics_addr = argv[++i];
+    else if (strcmp(a, "--tls-certificate-file") == 0 && has_val) http_opts.tls_certificate_file = argv[++i];
+    else if (strcmp(a, "--tls-key-file") == 0 && has_val) http_opts.tls_key_file = argv[++i];
+    else if ((strcmp(a, "--flight") == 0 || strcmp(a, "--open_telemetry") == 0) && has_val) i++;
     else if (strcmp(a, "--data-dir") == 0 && has_val) data_dir = argv[++i];
     else if (strcmp(a, "--log-format") == 0 && has_val) sp_log_set_format(strcmp(argv[++i], "json") == 0 ? SP_LOG_JSON : SP_LOG_TEXT);
     else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) sp_log_set_level(SP_LOG_DEBUG);
@@ -70,18 +75,28 @@ int main(int argc, char **argv) {
     return 1;
   }
   sp_http_server *http = NULL;
-  if (sp_http_start(rt, http_addr, &http, &err) != SP_OK) {
+  if (sp_http_start_opts(rt, http_addr, &http_opts, &http, &err) != SP_OK) {
     sp_log_error("could not start the HTTP server on %s: %s", http_addr, err.msg);
     sp_runtime_destroy(rt);
     return 1;
   }
-  sp_log_info("spiced %s: spicepod \"%s\", HTTP API on http://%s", SPICED_VERSION, sp_runtime_pod(rt)->name, http_addr);
+  sp_log_info("spiced %s: spicepod \"%s\", HTTP API on %s://%s", SPICED_VERSION, sp_runtime_pod(rt)->name,
+              sp_http_tls(http) ? "https" : "http", http_addr);
+  sp_metrics_server *metrics = NULL;
+  if (metrics_addr && sp_metrics_start(http, metrics_addr, &metrics, &err) != SP_OK) {
+    sp_log_error("could not start the metrics server on %s: %s", metrics_addr, err.msg);
+    sp_http_stop(http);
+    sp_runtime_destroy(rt);
+    return 1;
+  }
+  if (metrics) sp_log_info("metrics on http://%s/metrics", sp_metrics_endpoint(metrics));
   if (sp_runtime_start(rt, &err) != SP_OK) {
     sp_log_error("%s", err.msg);
     stop_requested = 1;
   }
   while (!stop_requested) pause();
   sp_log_info("shutting down");
+  sp_metrics_stop(metrics);
   sp_http_stop(http);
   sp_runtime_destroy(rt);
   return 0;

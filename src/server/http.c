@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "server/http_int.h"
+#include "server/http_metrics.h"
 #include "spice/log.h"
 
 #define POOL_MAX 16
@@ -41,11 +42,28 @@ struct sp_http_server {
   int n_comps;
   sp_buf pool[POOL_MAX];
   int n_pool;
+  sp_http_config cfg;
+  sp_rcache *cache;        /* NULL when runtime.results_cache is off */
+  sp_http_metrics *metrics;
+  bool tls;
 };
+
+/* The request whose access handler runs on this thread: responses are queued synchronously from it, so
+ * sp__http_queue can note the status code for metrics without threading the request through every call. */
+static _Thread_local sp_http_req *tl_req;
 
 /* ---- Accessors for http_routes.c ---------------------------------------------------------------------- */
 
 sp_runtime *sp__http_runtime(sp_http_server *s) { return s->rt; }
+const sp_http_config *sp__http_config(sp_http_server *s) { return &s->cfg; }
+sp_rcache *sp__http_cache(sp_http_server *s) { return s->cache; }
+sp_http_metrics *sp__http_metrics(sp_http_server *s) { return s->metrics; }
+
+int64_t sp__http_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 bool sp__http_stopping(sp_http_server *s) { return atomic_load(&s->stopping); }
 
 int sp__http_components(sp_http_server *s, sp_http_component *out, int max) {
@@ -105,10 +123,44 @@ static void pool_put(sp_http_server *s, sp_buf *b) {
 
 /* ---- Responses ---------------------------------------------------------------------------------------- */
 
+static bool origin_allowed(const sp_http_config *cfg, const char *origin, bool *any) {
+  *any = false;
+  for (size_t i = 0; i < cfg->n_cors_origins; i++) {
+    if (strcmp(cfg->cors_origins[i], "*") == 0) *any = true;
+    else if (strcmp(cfg->cors_origins[i], origin) == 0) return true;
+  }
+  return *any;
+}
+
+void sp__http_cors_headers(sp_http_server *s, struct MHD_Connection *c, struct MHD_Response *r, bool preflight) {
+  if (!s->cfg.cors_enabled) return;
+  const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+  bool any;
+  if (origin == NULL || !origin_allowed(&s->cfg, origin, &any)) return;
+  if (!preflight) {
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", any ? "*" : origin);
+    if (!any) MHD_add_response_header(r, "Vary", "Origin");
+    return;
+  }
+  MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, PATCH, OPTIONS");
+  MHD_add_response_header(r, "Access-Control-Allow-Headers", "Accept, Content-Type, Authorization, X-API-Key");
+  MHD_add_response_header(r, "Access-Control-Max-Age", "3600");
+}
+
+void sp__http_cache_headers(sp_http_server *s, struct MHD_Response *r, sp_cache_status st) {
+  if (st == SP_CACHE_NONE) return;
+  static const char *const names[] = {"", "MISS", "BYPASS", "HIT"};
+  MHD_add_response_header(r, "Results-Cache-Status", names[st]);
+  if (st != SP_CACHE_BYPASS) MHD_add_response_header(r, "X-Cache", st == SP_CACHE_HIT ? "Hit from spiceai" : "Miss from spiceai");
+  if (st != SP_CACHE_BYPASS) sp_http_metrics_cache(s->metrics, st == SP_CACHE_HIT);
+}
+
 enum MHD_Result sp__http_queue(sp_http_server *s, struct MHD_Connection *c, unsigned code, struct MHD_Response *r,
                                const char *content_type) {
   if (r == NULL) return MHD_NO;
   if (content_type) MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+  sp__http_cors_headers(s, c, r, false);
+  if (tl_req) tl_req->status = code;
   if (atomic_load(&s->stopping)) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(c, code, r);
   MHD_destroy_response(r);
@@ -159,6 +211,9 @@ typedef struct sql_resp {
   sp_buf out;
   size_t out_pos;
   int stream_errno; /* the get_next error, for the status code of an early failure */
+  sp_sql_cache cache; /* key and version when the result is to be stored */
+  sp_buf capture;     /* the body so far, while it stays under the cache's item limit */
+  bool capturing;
 } sql_resp;
 
 static void sql_resp_free(void *cls) {
@@ -168,7 +223,27 @@ static void sql_resp_free(void *cls) {
   if (q->stream.release) q->stream.release(&q->stream);
   sp_formatter_destroy(q->fmt);
   pool_put(q->s, &q->out);
+  sp_buf_free(&q->cache.key);
+  sp_buf_free(&q->capture);
   free(q);
+}
+
+/* Copies the bytes just formatted (q->out from 0) into the capture; a body that outgrows the cache's item
+ * limit stops being captured, and once the result is complete it is stored. */
+static void capture(sql_resp *q) {
+  if (!q->capturing) return;
+  sp_rcache *c = q->s->cache;
+  if (q->capture.len + q->out.len > sp_rcache_item_limit(c) || sp_buf_append(&q->capture, q->out.data, q->out.len) != SP_OK) {
+    q->capturing = false;
+    sp_buf_free(&q->capture);
+    return;
+  }
+  if (!q->ended) return;
+  q->capturing = false;
+  if (sp_rcache_put(c, q->cache.key.data, q->cache.key.len, q->cache.version, sp__http_now_ms(), q->capture.data,
+                    q->capture.len) != SP_OK)
+    sp_log_debug("results cache: out of memory storing a result");
+  sp_buf_free(&q->capture);
 }
 
 static int next_batch(sql_resp *q, sp_error *err) {
@@ -211,6 +286,7 @@ static ssize_t sql_reader(void *cls, uint64_t pos, char *buf, size_t max) {
       sp_log_error("query results cut short after the response started: %s", err.msg);
       return MHD_CONTENT_READER_END_WITH_ERROR;
     }
+    capture(q);
     if (q->out.len == 0) return MHD_CONTENT_READER_END_OF_STREAM;
   }
   size_t n = q->out.len - q->out_pos;
@@ -239,11 +315,23 @@ static int sql_prepare(sql_resp *q, const sp_query_request *req, sp_format_kind 
 }
 
 enum MHD_Result sp__http_sql(sp_http_server *s, struct MHD_Connection *c, const sp_query_request *req,
-                             sp_format_kind kind) {
-  if (atomic_load(&s->stopping)) return sp__http_text(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Runtime is shutting down");
+                             sp_format_kind kind, sp_sql_cache *cache) {
+  sp_cache_status st = cache ? cache->status : SP_CACHE_NONE;
+  if (atomic_load(&s->stopping)) {
+    if (cache) sp_buf_free(&cache->key);
+    return sp__http_text(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "Runtime is shutting down");
+  }
   sql_resp *q = calloc(1, sizeof *q);
-  if (q == NULL) return sp__http_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  if (q == NULL) {
+    if (cache) sp_buf_free(&cache->key);
+    return sp__http_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+  }
   q->s = s;
+  if (cache) {
+    q->cache = *cache;
+    memset(&cache->key, 0, sizeof cache->key);
+    q->capturing = s->cache != NULL && q->cache.key.len > 0 && (st == SP_CACHE_MISS || st == SP_CACHE_BYPASS);
+  }
   pool_get(s, &q->out);
   sp_error err = {0};
   int rc = sql_prepare(q, req, kind, &err);
@@ -254,12 +342,14 @@ enum MHD_Result sp__http_sql(sp_http_server *s, struct MHD_Connection *c, const 
     sp_log_debug("query failed (%u): %s", code, err.msg);
     return sp__http_text(s, c, code, err.msg);
   }
+  capture(q);
   uint64_t size = q->ended ? (uint64_t)q->out.len : MHD_SIZE_UNKNOWN;
   struct MHD_Response *r = MHD_create_response_from_callback(size, BLOCK_BYTES, sql_reader, q, sql_resp_free);
   if (r == NULL) {
     sql_resp_free(q);
     return MHD_NO;
   }
+  sp__http_cache_headers(s, r, st);
   return sp__http_queue(s, c, MHD_HTTP_OK, r, sp_format_content_type(kind));
 }
 
@@ -285,6 +375,14 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
   if (r == NULL) return;
   if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->method[0])
     sp_log_debug("%s %s ended early (MHD code %d)", r->method, r->uri, (int)toe);
+  if (r->started && r->status) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    double secs = (double)(now.tv_sec - r->start.tv_sec) + (double)(now.tv_nsec - r->start.tv_nsec) / 1e9;
+    sp_http_metrics_request(s->metrics, r->method, sp__http_route_path(r->route), r->status, secs);
+    if (r->is_query)
+      sp_http_metrics_query(s->metrics, r->status == MHD_HTTP_OK && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK, secs);
+  }
   free(r->uri);
   sp_buf_free(&r->body);
   free(r);
@@ -308,6 +406,9 @@ static bool content_length_too_large(struct MHD_Connection *c) {
   return errno == ERANGE || n > SP_HTTP_BODY_LIMIT;
 }
 
+static enum MHD_Result handle_request(sp_http_server *s, struct MHD_Connection *c, sp_http_req *r, const char *method,
+                                      const char *upload, size_t *upload_size);
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
   (void)url;
@@ -315,6 +416,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   sp_http_server *s = cls;
   sp_http_req *r = *con_cls;
   if (r == NULL || r->uri == NULL) return MHD_NO; /* out of memory in on_uri */
+  tl_req = r;
+  enum MHD_Result ret = handle_request(s, c, r, method, upload, upload_size);
+  tl_req = NULL;
+  return ret;
+}
+
+static enum MHD_Result handle_request(sp_http_server *s, struct MHD_Connection *c, sp_http_req *r, const char *method,
+                                      const char *upload, size_t *upload_size) {
   if (!r->started) {
     r->started = true;
     snprintf(r->method, sizeof r->method, "%s", method);
@@ -370,7 +479,7 @@ static int split_addr(const char *addr, char *host, size_t hn, char *port, size_
   return SP_OK;
 }
 
-static void describe_bound(int fd, char *out, size_t n) {
+void sp__http_describe_bound(int fd, char *out, size_t n) {
   struct sockaddr_storage ss;
   socklen_t len = sizeof ss;
   char ip[INET6_ADDRSTRLEN] = "?";
@@ -390,7 +499,7 @@ static void describe_bound(int fd, char *out, size_t n) {
   snprintf(out, n, "%s:%d", ip, port);
 }
 
-static int listen_on(const char *addr, int *out_fd, bool *out_v6, sp_error *err) {
+int sp__http_listen(const char *addr, int *out_fd, bool *out_v6, sp_error *err) {
   char host[256], port[16];
   SP_TRY(split_addr(addr, host, sizeof host, port, sizeof port, err));
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
@@ -425,46 +534,95 @@ static unsigned pool_threads(void) {
   return cores > 0 ? (unsigned)cores * 2 : 2;
 }
 
-int sp_http_start(sp_runtime *rt, const char *addr, sp_http_server **out, sp_error *err) {
-  if (rt == NULL || addr == NULL) return sp_fail(err, SP_EINVAL, "sp_http_start needs a runtime and an address");
-  int fd;
-  bool v6 = false;
-  SP_TRY(listen_on(addr, &fd, &v6, err));
-  sp_http_server *s = calloc(1, sizeof *s);
-  if (s == NULL) {
-    close(fd);
-    return sp_fail(err, SP_ENOMEM, "out of memory");
+static void server_free(sp_http_server *s) {
+  sp_rcache_destroy(s->cache);
+  sp_http_metrics_destroy(s->metrics);
+  sp_http_config_free(&s->cfg);
+  pthread_mutex_destroy(&s->mu);
+  free(s);
+}
+
+/* The spicepod's settings, with the command line's TLS files taking the place of runtime.tls. */
+static int server_config(sp_http_server *s, const sp_http_options *opts, sp_error *err) {
+  SP_TRY(sp_http_config_load(sp_runtime_pod(s->rt), &s->cfg, err));
+  if (opts && (opts->tls_certificate_file || opts->tls_key_file)) {
+    if (!opts->tls_certificate_file || !opts->tls_key_file)
+      return sp_fail(err, SP_EINVAL, "--tls-certificate-file and --tls-key-file must be given together");
+    free(s->cfg.tls_cert_pem);
+    free(s->cfg.tls_key_pem);
+    s->cfg.tls_cert_pem = s->cfg.tls_key_pem = NULL;
+    SP_TRY(sp_http_read_file(opts->tls_certificate_file, &s->cfg.tls_cert_pem, err));
+    SP_TRY(sp_http_read_file(opts->tls_key_file, &s->cfg.tls_key_pem, err));
+    s->cfg.tls_enabled = true;
   }
+  if (s->cfg.tls_enabled && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES)
+    return sp_fail(err, SP_ENOTSUP, "TLS is configured but this libmicrohttpd was built without TLS support");
+  s->tls = s->cfg.tls_enabled;
+  if (s->cfg.cache_enabled) SP_TRY(sp_rcache_create(s->cfg.cache_max_bytes, s->cfg.cache_ttl_ms, &s->cache, err));
+  if ((s->metrics = sp_http_metrics_create()) == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  return SP_OK;
+}
+
+static struct MHD_Daemon *start_daemon(sp_http_server *s, bool v6) {
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+  if (v6) flags |= MHD_USE_IPv6;
+  if (s->tls) flags |= MHD_USE_TLS;
+  struct MHD_OptionItem tls[] = {
+      {s->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->cfg.tls_cert_pem},
+      {MHD_OPTION_HTTPS_MEM_KEY, 0, s->cfg.tls_key_pem},
+      {MHD_OPTION_END, 0, NULL},
+  };
+  return MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
+                          MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD logs to stderr */
+                          MHD_OPTION_LISTEN_SOCKET, s->listen_fd,
+                          MHD_OPTION_THREAD_POOL_SIZE, pool_threads(),
+                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
+                          MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
+                          MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                          MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
+                          MHD_OPTION_ARRAY, tls,
+                          MHD_OPTION_END);
+}
+
+int sp_http_start(sp_runtime *rt, const char *addr, sp_http_server **out, sp_error *err) {
+  return sp_http_start_opts(rt, addr, NULL, out, err);
+}
+
+int sp_http_start_opts(sp_runtime *rt, const char *addr, const sp_http_options *opts, sp_http_server **out,
+                       sp_error *err) {
+  if (rt == NULL || addr == NULL) return sp_fail(err, SP_EINVAL, "sp_http_start needs a runtime and an address");
+  sp_http_server *s = calloc(1, sizeof *s);
+  if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   s->rt = rt;
-  s->listen_fd = fd;
   pthread_mutex_init(&s->mu, NULL);
-  describe_bound(fd, s->endpoint, sizeof s->endpoint);
+  bool v6 = false;
+  int rc = server_config(s, opts, err);
+  if (rc == SP_OK) rc = sp__http_listen(addr, &s->listen_fd, &v6, err);
+  if (rc != SP_OK) {
+    server_free(s);
+    return rc;
+  }
+  sp__http_describe_bound(s->listen_fd, s->endpoint, sizeof s->endpoint);
   set_comp(&s->comps[0], "http", s->endpoint, "Ready");
   set_comp(&s->comps[1], "flight", "N/A", "Disabled");
   set_comp(&s->comps[2], "metrics", "N/A", "Disabled");
   set_comp(&s->comps[3], "opentelemetry", "N/A", "Disabled");
   s->n_comps = 4;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC | MHD_USE_ERROR_LOG;
-  if (v6) flags |= MHD_USE_IPv6;
-  s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s,
-                               MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, /* first, or MHD logs to stderr */
-                               MHD_OPTION_LISTEN_SOCKET, fd,
-                               MHD_OPTION_THREAD_POOL_SIZE, pool_threads(),
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)300,
-                               MHD_OPTION_URI_LOG_CALLBACK, on_uri, s,
-                               MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-                               MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
-                               MHD_OPTION_END);
+  s->daemon = start_daemon(s, v6);
   if (s->daemon == NULL) {
-    close(fd);
-    pthread_mutex_destroy(&s->mu);
-    free(s);
-    return sp_fail(err, SP_EIO, "could not start the HTTP server on %s", addr);
+    bool tls = s->tls;
+    close(s->listen_fd);
+    server_free(s);
+    return sp_fail(err, SP_EIO, "could not start the HTTP server on %s%s", addr,
+                   tls ? " (check the TLS certificate and key)" : "");
   }
-  sp_log_debug("HTTP API listening on %s with %u threads", s->endpoint, pool_threads());
+  sp_log_debug("HTTP API listening on %s%s with %u threads", s->endpoint, s->tls ? " (TLS)" : "", pool_threads());
+  if (s->cfg.auth_enabled) sp_log_info("HTTP API requires an API key (%zu configured)", s->cfg.n_api_keys);
   *out = s;
   return SP_OK;
 }
+
+bool sp_http_tls(const sp_http_server *s) { return s->tls; }
 
 void sp_http_stop(sp_http_server *s) {
   if (s == NULL) return;
@@ -479,6 +637,5 @@ void sp_http_stop(sp_http_server *s) {
     sp_log_warn("HTTP server stopping with %d requests still running", atomic_load(&s->inflight));
   MHD_stop_daemon(s->daemon);
   for (int i = 0; i < s->n_pool; i++) sp_buf_free(&s->pool[i]);
-  pthread_mutex_destroy(&s->mu);
-  free(s);
+  server_free(s);
 }

@@ -18,6 +18,21 @@ typedef struct sp_http_server sp_http_server;
  * address cannot be bound (the message names it and says why). */
 int sp_http_start(sp_runtime *rt, const char *addr, sp_http_server **out, sp_error *err);
 
+/* Settings from the command line that override the spicepod's (all optional). */
+typedef struct sp_http_options {
+  const char *tls_certificate_file; /* with tls_key_file: serve HTTPS, in place of runtime.tls */
+  const char *tls_key_file;
+} sp_http_options;
+
+/* sp_http_start with options (NULL: none). The spicepod's runtime.auth, runtime.results_cache /
+ * runtime.caching.sql_results, runtime.cors and runtime.tls are read here (docs/http-api.md). SP_ENOTSUP when
+ * TLS is asked for and libmicrohttpd lacks it; SP_EIO when a certificate file cannot be read. */
+int sp_http_start_opts(sp_runtime *rt, const char *addr, const sp_http_options *opts, sp_http_server **out,
+                       sp_error *err);
+
+/* True when the server speaks HTTPS. */
+bool sp_http_tls(const sp_http_server *s);
+
 /* Stops accepting connections, waits (up to 30 s) for requests in flight, including streaming responses,
  * to finish, then closes everything. NULL-safe. */
 void sp_http_stop(sp_http_server *s);
@@ -30,5 +45,15 @@ const char *sp_http_endpoint(const sp_http_server *s);
  * Until called, flight and metrics show as {"endpoint":"N/A","status":"Disabled"}. Thread-safe. */
 int sp_http_set_component(sp_http_server *s, const char *name, const char *endpoint, const char *status,
                           sp_error *err);
+
+/* The Prometheus endpoint (`spiced --metrics ADDR`, spice-compat §4.5): GET /health answers "OK", any other
+ * path the metrics of `http` (borrowed; stop this first) and its runtime in Prometheus text format. It marks
+ * the "metrics" component Ready with its address in GET /v1/status. *out is owned by the caller. */
+typedef struct sp_metrics_server sp_metrics_server;
+int sp_metrics_start(sp_http_server *http, const char *addr, sp_metrics_server **out, sp_error *err);
+/* The address actually bound (borrowed). */
+const char *sp_metrics_endpoint(const sp_metrics_server *m);
+/* NULL-safe. */
+void sp_metrics_stop(sp_metrics_server *m);
 
 #endif

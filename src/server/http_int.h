@@ -11,6 +11,8 @@
 #include <time.h>
 
 #include "server/format.h"
+#include "server/http_config.h"
+#include "server/results_cache.h"
 #include "server/format_value.h"
 #include "server/http.h"
 #include "server/http_params.h"
@@ -37,9 +39,24 @@ typedef struct sp_http_req {
   const char *query; /* into uri after '?', or NULL */
   char name[1024];   /* the decoded {name} path segment */
   struct timespec start;
+  unsigned status;   /* the status code queued, for metrics */
+  bool is_query;     /* a /v1/sql statement ran (or failed to) */
 } sp_http_req;
 
+/* Results-cache state of one /v1/sql request (see results_cache.h). */
+typedef enum sp_cache_status { SP_CACHE_NONE = 0, SP_CACHE_MISS, SP_CACHE_BYPASS, SP_CACHE_HIT } sp_cache_status;
+typedef struct sp_sql_cache {
+  sp_cache_status status;
+  sp_buf key;       /* the cache key (owned) when the result is to be stored */
+  uint64_t version; /* sp_runtime_data_version before the query ran */
+} sp_sql_cache;
+
 sp_runtime *sp__http_runtime(sp_http_server *s);
+const sp_http_config *sp__http_config(sp_http_server *s);
+sp_rcache *sp__http_cache(sp_http_server *s); /* NULL when the results cache is off */
+int64_t sp__http_now_ms(void);               /* monotonic milliseconds */
+/* Adds the results-cache headers for `st` (none for SP_CACHE_NONE) and counts the request for metrics. */
+void sp__http_cache_headers(sp_http_server *s, struct MHD_Response *r, sp_cache_status st);
 bool sp__http_stopping(sp_http_server *s);
 /* Copies up to max component rows for /v1/status; returns how many. */
 int sp__http_components(sp_http_server *s, sp_http_component *out, int max);
@@ -56,9 +73,23 @@ enum MHD_Result sp__http_message(sp_http_server *s, struct MHD_Connection *c, un
 /* HTTP status for an sp_status (400 for the user's mistakes, 503 for busy/unreachable, else 500). */
 unsigned sp__http_status_for(int code);
 
-/* Runs a query and queues its streamed result in `kind`. */
+/* Runs a query and queues its streamed result in `kind`. `cache` (may be NULL) says how the response is
+ * labelled and, for MISS and BYPASS, where a complete result small enough is stored; its key is taken. */
 enum MHD_Result sp__http_sql(sp_http_server *s, struct MHD_Connection *c, const sp_query_request *req,
-                             sp_format_kind kind);
+                             sp_format_kind kind, sp_sql_cache *cache);
+
+/* Opens a listening socket on "host:port" (see sp_http_start); *out_v6 says whether it is IPv6. */
+int sp__http_listen(const char *addr, int *out_fd, bool *out_v6, sp_error *err);
+/* "127.0.0.1:8090" / "[::1]:8090" for a bound socket. */
+void sp__http_describe_bound(int fd, char *out, size_t n);
+
+/* The route's path template for metrics ("/v1/sql", "/v1/datasets/:name/acceleration/refresh"). */
+const char *sp__http_route_path(int route);
+/* Adds the CORS headers when runtime.cors is on and the request's Origin is allowed: Allow-Origin (which
+ * sp__http_queue adds to every response), or with `preflight` the allowed methods and headers. */
+void sp__http_cors_headers(sp_http_server *s, struct MHD_Connection *c, struct MHD_Response *r, bool preflight);
+typedef struct sp_http_metrics sp_http_metrics;
+sp_http_metrics *sp__http_metrics(sp_http_server *s);
 
 /* Resolves r->uri and method to a route. Returns true when it already queued a response (404, 405, 400 for a
  * bad URL) with *early the result to return to MHD. */

@@ -79,6 +79,48 @@ static bool method_allowed(int route, const char *method) {
   return strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 }
 
+const char *sp__http_route_path(int route) {
+  switch (route) {
+  case R_HEALTH: return "/health";
+  case R_READY: return "/v1/ready";
+  case R_SQL: return "/v1/sql";
+  case R_DATASETS: return "/v1/datasets";
+  case R_STATUS: return "/v1/status";
+  case R_SPICEPODS: return "/v1/spicepods";
+  case R_REFRESH: return "/v1/datasets/:name/acceleration/refresh";
+  case R_ACCEL: return "/v1/datasets/:name/acceleration";
+  default: return "unmatched";
+  }
+}
+
+/* ---- API keys ------------------------------------------------------------------------------------------- */
+
+/* The key a request presents: X-API-Key, else an `Authorization: Bearer` token. */
+static const char *presented_key(struct MHD_Connection *c) {
+  const char *k = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-API-Key");
+  if (k) return k;
+  const char *a = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+  if (a == NULL || strncasecmp(a, "Bearer ", 7) != 0) return NULL;
+  for (a += 7; *a == ' ';) a++;
+  return a;
+}
+
+/* /health and /v1/ready stay open, as in Spice; everything else needs a key when runtime.auth is on. */
+static bool authorized(sp_http_server *s, struct MHD_Connection *c, const sp_http_req *r) {
+  const sp_http_config *cfg = sp__http_config(s);
+  if (!cfg->auth_enabled || r->route == R_HEALTH || r->route == R_READY) return true;
+  const char *k = presented_key(c);
+  return k != NULL && sp_http_key_valid(cfg, k, strlen(k));
+}
+
+/* A CORS preflight (OPTIONS while runtime.cors is on) is answered before routing and authentication: browsers
+ * send it without credentials. */
+static enum MHD_Result preflight(sp_http_server *s, struct MHD_Connection *c) {
+  struct MHD_Response *resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+  if (resp) sp__http_cors_headers(s, c, resp, true);
+  return sp__http_queue(s, c, MHD_HTTP_OK, resp, NULL);
+}
+
 bool sp__http_route(sp_http_server *s, struct MHD_Connection *c, sp_http_req *r, enum MHD_Result *early) {
   segs *sg = malloc(sizeof *sg);
   if (sg == NULL) {
@@ -91,6 +133,14 @@ bool sp__http_route(sp_http_server *s, struct MHD_Connection *c, sp_http_req *r,
   free(sg);
   const char *q = strchr(r->uri, '?');
   r->query = q ? q + 1 : NULL;
+  if (sp__http_config(s)->cors_enabled && strcmp(r->method, "OPTIONS") == 0) {
+    *early = preflight(s, c);
+    return true;
+  }
+  if (!authorized(s, c, r)) {
+    *early = sp__http_text(s, c, MHD_HTTP_UNAUTHORIZED, "Unauthorized");
+    return true;
+  }
   if (rc == -2) {
     *early = sp__http_text(s, c, MHD_HTTP_BAD_REQUEST, err.msg);
     return true;
@@ -180,6 +230,43 @@ static enum MHD_Result send_buf(sp_http_server *s, struct MHD_Connection *c, int
 
 /* ---- /v1/sql -------------------------------------------------------------------------------------------- */
 
+/* `Cache-Control: no-cache` (or no-store) among the request's directives. */
+static bool no_cache_requested(struct MHD_Connection *c) {
+  const char *cc = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CACHE_CONTROL);
+  return cc && (strcasestr(cc, "no-cache") || strcasestr(cc, "no-store"));
+}
+
+/* Decides the cache status of a query and answers a hit. Returns true when it queued the response (*ret);
+ * otherwise *cache says MISS/BYPASS with the key, or NONE (cache off, or a statement that is not cached). */
+static bool cache_lookup(sp_http_server *s, struct MHD_Connection *c, const sp_query_request *q, sp_format_kind kind,
+                         sp_sql_cache *cache, enum MHD_Result *ret) {
+  sp_rcache *rc = sp__http_cache(s);
+  bool cacheable = false;
+  if (rc == NULL) return false;
+  if (sp_cache_key(q->sql, q->params, q->n_params, (int)kind, &cache->key, &cacheable) != SP_OK || !cacheable) {
+    sp_buf_free(&cache->key);
+    return false;
+  }
+  /* The version is read before the query runs: a refresh that lands meanwhile makes the entry stale. */
+  cache->version = sp_runtime_data_version(sp__http_runtime(s));
+  if (no_cache_requested(c)) {
+    cache->status = SP_CACHE_BYPASS;
+    return false;
+  }
+  sp_buf hit = {0};
+  if (!sp_rcache_get(rc, cache->key.data, cache->key.len, cache->version, sp__http_now_ms(), &hit)) {
+    cache->status = SP_CACHE_MISS;
+    return false;
+  }
+  sp_buf_free(&cache->key);
+  struct MHD_Response *resp = MHD_create_response_from_buffer(hit.len, hit.data ? hit.data : (void *)"",
+                                                              hit.data ? MHD_RESPMEM_MUST_FREE : MHD_RESPMEM_PERSISTENT);
+  if (resp == NULL) sp_buf_free(&hit);
+  else sp__http_cache_headers(s, resp, SP_CACHE_HIT);
+  *ret = sp__http_queue(s, c, MHD_HTTP_OK, resp, sp_format_content_type(kind));
+  return true;
+}
+
 static enum MHD_Result handle_sql(sp_http_server *s, struct MHD_Connection *c, sp_http_req *r) {
   const char *ct = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
   const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT);
@@ -188,7 +275,15 @@ static enum MHD_Result handle_sql(sp_http_server *s, struct MHD_Connection *c, s
   if (sp_http_parse_sql_body(r->body.data, r->body.len, sp_http_is_json_content_type(ct), &body, &err) != SP_OK)
     return sp__http_text(s, c, MHD_HTTP_BAD_REQUEST, err.msg);
   sp_query_request q = {.sql = body.sql, .params = body.params, .n_params = body.n_params};
-  enum MHD_Result ret = sp__http_sql(s, c, &q, sp_http_negotiate(accept));
+  sp_format_kind kind = sp_http_negotiate(accept);
+  r->is_query = true;
+  sp_sql_cache cache = {0};
+  enum MHD_Result ret;
+  if (cache_lookup(s, c, &q, kind, &cache, &ret)) {
+    sp_sql_body_free(&body);
+    return ret;
+  }
+  ret = sp__http_sql(s, c, &q, kind, &cache);
   sp_sql_body_free(&body);
   return ret;
 }
