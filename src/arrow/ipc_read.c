@@ -461,12 +461,15 @@ typedef struct rctx {
 
 static const int64_t ZEROS[4] = {0}; /* empty offsets buffers point here */
 
-static int take_node(rctx *c, int64_t *length, int64_t *nulls, sp_error *err) {
+/* The next field node. A null-type node's null count is ignored (apache-arrow writes -1 for a sliced one; the
+ * count is its length by definition). */
+static int take_node(rctx *c, bool null_type, int64_t *length, int64_t *nulls, sp_error *err) {
   if (c->node_i >= c->nodes.n) return bad(err, "fewer field nodes than fields");
   const uint8_t *p = c->nodes.b->p + c->nodes.pos + 16 * (size_t)c->node_i++;
   *length = fb_load_i64(p);
   *nulls = fb_load_i64(p + 8);
   if (*length < 0 || *length > MAX_NODE_LENGTH) return bad(err, "field node length out of range");
+  if (null_type) *nulls = *length;
   if (*nulls < 0 || *nulls > *length) return bad(err, "field node null count out of range");
   return SP_OK;
 }
@@ -633,7 +636,7 @@ static int decode_array(rctx *c, const struct ArrowSchema *s, struct ArrowArray 
   sp_arrow_typeinfo t; /* the layout: the index type for a dictionary field */
   sp_arrow_parse_format(s->format, &t);
   int64_t length = 0, nulls = 0;
-  SP_TRY(take_node(c, &length, &nulls, err));
+  SP_TRY(take_node(c, t.type == SP_ARROW_NA, &length, &nulls, err));
   bool indices = s->dictionary != NULL && !c->dictionary_batch;
   struct ArrowArray *a = new_node(c->b, buffer_count(t.type), indices ? 0 : v->n_children);
   if (a == NULL) return oom(err);
