@@ -9,6 +9,8 @@
  * scan() pushes the projection and a limit into that SELECT. Connections come from a small pool of idle
  * ones (connection_pool_size); a pooled connection that turns out dead is replaced once.
  */
+#include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +389,10 @@ static int pg_open(sp_connector *self, sp_error *err) {
 
 /* ---- Streams ---------------------------------------------------------------------------------------------- */
 
+/* A load in flight. A producer thread reads the COPY and decodes it into batches while the consumer works on
+ * the previous ones (the decoding overlaps the accelerator's work); at most PG_QUEUE batches wait. */
+#define PG_QUEUE 2
+
 typedef struct pg_stream {
   pg_conn *c;
   PGconn *pq;        /* NULL once the COPY is over and the connection went back to the pool */
@@ -394,17 +400,23 @@ typedef struct pg_stream {
   pgc_type *types;
   const char **names;
   size_t n;
-  int finished;      /* the COPY ended cleanly */
+  int finished;      /* the COPY ended cleanly (producer's) */
+  pthread_t thread;
+  int has_thread;
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  struct ArrowArray queue[PG_QUEUE];
+  int q_head, q_count;
+  int done;          /* the producer has stopped: no more batches after the queued ones */
+  int stop;          /* the consumer released the stream */
+  int failed;        /* errno-style code when the producer failed, else 0 */
   char error[1024];
 } pg_stream;
 
 static int stream_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
   pg_stream *s = st->private_data;
   sp_error err = {0};
-  if (pgc_schema(s->types, s->names, s->n, out, &err) != SP_OK) {
-    snprintf(s->error, sizeof s->error, "%s", err.msg);
-    return 12; /* ENOMEM */
-  }
+  if (pgc_schema(s->types, s->names, s->n, out, &err) != SP_OK) return 12; /* ENOMEM */
   return 0;
 }
 
@@ -429,15 +441,37 @@ static int finish_copy(pg_stream *s, sp_error *err) {
   return rc;
 }
 
+static int stopped(pg_stream *s) {
+  pthread_mutex_lock(&s->mu);
+  int v = s->stop;
+  pthread_mutex_unlock(&s->mu);
+  return v;
+}
+
+/* Waits up to 100 ms for more COPY data, so that a released stream is noticed. */
+static int wait_data(pg_stream *s, sp_error *err) {
+  struct pollfd pfd = {.fd = PQsocket(s->pq), .events = POLLIN};
+  if (poll(&pfd, 1, 100) < 0 && errno != EINTR) return sp_fail(err, SP_EIO, "poll: %s", strerror(errno));
+  if (PQconsumeInput(s->pq) == 0) {
+    char msg[600];
+    one_line(msg, sizeof msg, PQerrorMessage(s->pq));
+    return sp_fail(err, SP_ECONNECT, "%s", msg);
+  }
+  return SP_OK;
+}
+
 /* Reads COPY data until a batch is full or the COPY ends. */
 static int fill(pg_stream *s, sp_error *err) {
   while (!s->finished && pgc_pending_rows(s->dec) < PG_BATCH_ROWS && pgc_pending_bytes(s->dec) < PG_BATCH_BYTES) {
     char *buf = NULL;
-    int n = PQgetCopyData(s->pq, &buf, 0);
+    int n = PQgetCopyData(s->pq, &buf, 1);
     if (n > 0) {
       int rc = pgc_feed(s->dec, (const uint8_t *)buf, (size_t)n, err);
       PQfreemem(buf);
       SP_TRY(rc);
+    } else if (n == 0) {
+      if (stopped(s)) return sp_fail(err, SP_ECANCELED, "canceled");
+      SP_TRY(wait_data(s, err));
     } else if (n == -1) {
       SP_TRY(finish_copy(s, err));
     } else {
@@ -449,31 +483,85 @@ static int fill(pg_stream *s, sp_error *err) {
   return SP_OK;
 }
 
+/* Queues a batch, waiting for room; returns 0 when the stream was released meanwhile. */
+static int enqueue(pg_stream *s, struct ArrowArray *a) {
+  pthread_mutex_lock(&s->mu);
+  while (s->q_count == PG_QUEUE && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
+  int ok = !s->stop;
+  if (ok) {
+    s->queue[(s->q_head + s->q_count) % PG_QUEUE] = *a;
+    s->q_count++;
+    pthread_cond_broadcast(&s->cv);
+  }
+  pthread_mutex_unlock(&s->mu);
+  if (!ok) a->release(a);
+  return ok;
+}
+
+static void *producer(void *arg) {
+  pg_stream *s = arg;
+  sp_error err = {0};
+  int rc = SP_OK;
+  while (rc == SP_OK) {
+    rc = fill(s, &err);
+    if (rc != SP_OK || pgc_pending_rows(s->dec) == 0) break;
+    struct ArrowArray a;
+    rc = pgc_finish_batch(s->dec, &a, &err);
+    if (rc == SP_OK && !enqueue(s, &a)) break;
+  }
+  pthread_mutex_lock(&s->mu);
+  if (rc != SP_OK && rc != SP_ECANCELED) {
+    snprintf(s->error, sizeof s->error, "could not read postgres table \"%s\" for dataset \"%s\": %s", s->c->display,
+             s->c->base.dataset->name, err.msg);
+    s->failed = rc == SP_ENOMEM ? 12 : 5; /* ENOMEM : EIO */
+  }
+  s->done = 1;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  return NULL;
+}
+
 static int stream_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
   pg_stream *s = st->private_data;
-  sp_error err = {0};
-  if (s->error[0]) return 5;
-  if (fill(s, &err) == SP_OK) {
-    if (pgc_pending_rows(s->dec) == 0) {
-      memset(out, 0, sizeof *out); /* end of stream */
-      return 0;
-    }
-    if (pgc_finish_batch(s->dec, out, &err) == SP_OK) return 0;
+  int rc = 0;
+  pthread_mutex_lock(&s->mu);
+  while (s->q_count == 0 && !s->done) pthread_cond_wait(&s->cv, &s->mu);
+  if (s->q_count > 0) {
+    *out = s->queue[s->q_head];
+    s->q_head = (s->q_head + 1) % PG_QUEUE;
+    s->q_count--;
+    pthread_cond_broadcast(&s->cv);
+  } else if (s->failed) {
+    rc = s->failed;
+  } else {
+    memset(out, 0, sizeof *out); /* end of stream */
   }
-  snprintf(s->error, sizeof s->error, "could not read postgres table \"%s\" for dataset \"%s\": %s", s->c->display,
-           s->c->base.dataset->name, err.msg);
-  return err.code == SP_ENOMEM ? 12 : 5; /* ENOMEM : EIO */
+  pthread_mutex_unlock(&s->mu);
+  return rc;
 }
 
 static const char *stream_error(struct ArrowArrayStream *st) {
   pg_stream *s = st->private_data;
-  return s->error[0] ? s->error : NULL;
+  pthread_mutex_lock(&s->mu);
+  const char *e = s->failed ? s->error : NULL;
+  pthread_mutex_unlock(&s->mu);
+  return e;
 }
 
 static void stream_free(pg_stream *s) {
+  if (s->has_thread) {
+    pthread_mutex_lock(&s->mu);
+    s->stop = 1;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+  }
+  for (int i = 0; i < s->q_count; i++) sp_array_release(&s->queue[(s->q_head + i) % PG_QUEUE]);
   /* A COPY left half-read: closing the connection makes the server stop it. */
   if (s->pq) PQfinish(s->pq);
   pgc_decoder_free(s->dec);
+  pthread_mutex_destroy(&s->mu);
+  pthread_cond_destroy(&s->cv);
   free(s->types);
   free(s->names);
   free(s);
@@ -530,6 +618,8 @@ static int open_stream(pg_conn *c, const size_t *idx, size_t n, int64_t limit, s
     s->n = n;
     s->types = calloc(n, sizeof *s->types);
     s->names = calloc(n, sizeof *s->names);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
   }
   if (s == NULL || sql == NULL || s->types == NULL || s->names == NULL) {
     free(sql);
@@ -544,6 +634,9 @@ static int open_stream(pg_conn *c, const size_t *idx, size_t n, int64_t limit, s
   int rc = pgc_decoder_new(s->types, n, &s->dec, err);
   if (rc == SP_OK) rc = start_copy(c, sql, &s->pq, err);
   free(sql);
+  if (rc == SP_OK && pthread_create(&s->thread, NULL, producer, s) != 0)
+    rc = sp_fail(err, SP_ENOMEM, "could not start a reader thread for dataset \"%s\"", c->base.dataset->name);
+  s->has_thread = rc == SP_OK;
   if (rc != SP_OK) {
     stream_free(s);
     return rc;
