@@ -336,3 +336,51 @@ test('refresh_sql is refused clearly for postgres datasets (not supported yet)',
     await rt.stop();
   }
 });
+
+test('a connection dropped in the middle of a COPY fails that load only; the retry loads everything', { timeout: 60000 }, async () => {
+  // The view stalls for a moment half-way through, so that the test can end the backend mid-stream.
+  pg.psql(`CREATE VIEW slow AS SELECT id, b FROM wide
+             WHERE CASE WHEN id = 500 THEN pg_sleep(1.5) IS NOT NULL ELSE true END;`, { user: 'spice' });
+  const rt = await startSpiced({ spicepod: pod([dataset('slow', 'public.slow', pg, { accel: 'arrow' })]), ready: false });
+  try {
+    const pid = await waitUntil('the COPY of the view to start', () =>
+      pg.psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'spicec' AND query LIKE 'COPY%slow%'").trim(),
+    (v) => v.length > 0, { intervalMs: 20 });
+    await sleep(300);
+    assert.equal(pg.psql(`SELECT pg_terminate_backend(${pid})`).trim(), 't');
+    await waitUntil('the failed load to be reported', async () => rt.log(), (l) => /dataset "slow": .*could not read postgres table "public\.slow"/.test(l));
+    await waitUntil('the retry to load every row', () => sqlRows(rt, 'SELECT count(*) AS n FROM slow'),
+                    (r) => r[0].n === '#1000', { timeoutMs: 30000, intervalMs: 200 });
+    assert.equal((await datasetStatuses(rt)).slow, 'Ready');
+  } finally {
+    await rt.stop();
+    pg.psql('DROP VIEW slow;', { user: 'spice' });
+  }
+});
+
+test('pg_connection_string and secrets from the environment; a wrong password in a connection string is not shown', { timeout: 60000 }, async () => {
+  const url = (pass) => `postgresql://spice:${encodeURIComponent(pass)}@127.0.0.1:${pg.port}/testdb?sslmode=disable`;
+  const noPass = { ...pg.params };
+  delete noPass.pg_pass;
+  const rt = await startSpiced({
+    spicepod: pod([
+      `  - from: postgres:wide\n    name: by_url\n    params:\n      pg_connection_string: "${url(pg.password)}"\n` +
+      '    acceleration:\n      enabled: true\n      engine: duckdb\n',
+      `  - from: postgres:wide\n    name: bad_url\n    params:\n      pg_connection_string: "${url('Wr0ng-Url-Pa55')}"\n` +
+      '    acceleration:\n      enabled: true\n      engine: arrow\n',
+      dataset('from_env', 'wide', { params: noPass }, { accel: 'arrow' }),
+    ]),
+    env: { PG_PASS: pg.password },
+    ready: false,
+  });
+  try {
+    await waitUntil('statuses', () => datasetStatuses(rt),
+      (s) => s.by_url === 'Ready' && s.from_env === 'Ready' && s.bad_url === 'Error');
+    assert.deepEqual(await sqlRows(rt, 'SELECT count(*) AS n FROM by_url'), [{ n: '#1000' }]);
+    assert.deepEqual(await sqlRows(rt, 'SELECT count(*) AS n FROM from_env'), [{ n: '#1000' }]);
+    assert.match(rt.log(), /could not connect to postgres server "127\.0\.0\.1:\d+" for dataset "bad_url"/);
+    assert.ok(!rt.log().includes('Wr0ng-Url-Pa55'), 'the password of the connection string appears in the log');
+  } finally {
+    await rt.stop();
+  }
+});
