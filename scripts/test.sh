@@ -8,4 +8,6 @@ if [ ! -d tests/e2e/node_modules ] || [ tests/e2e/package-lock.json -nt tests/e2
   (cd tests/e2e && npm ci --no-audit --no-fund --loglevel=error)
 fi
 cd "$BUILD"
-ctest --output-on-failure -j "${TEST_JOBS:-2}" ${CTEST_ARGS:-}
+# A test that fails is run once more (ctest prints both runs): the machines are shared and an e2e test
+# that drives real processes can lose a race with a noisy neighbour. A test that fails twice fails the suite.
+ctest --output-on-failure -j "${TEST_JOBS:-2}" --repeat until-pass:2 ${CTEST_ARGS:-}
