@@ -613,8 +613,8 @@ int sp_http_start_opts(sp_runtime *rt, const char *addr, const sp_http_options *
     bool tls = s->tls;
     close(s->listen_fd);
     server_free(s);
-    return sp_fail(err, SP_EIO, "could not start the HTTP server on %s%s", addr,
-                   tls ? " (check the TLS certificate and key)" : "");
+    return sp_fail(err, SP_EIO, "%s", tls ? "the TLS certificate or key was refused (see the warning above)"
+                                          : "libmicrohttpd could not start its daemon");
   }
   sp_log_debug("HTTP API listening on %s%s with %u threads", s->endpoint, s->tls ? " (TLS)" : "", pool_threads());
   if (s->cfg.auth_enabled) sp_log_info("HTTP API requires an API key (%zu configured)", s->cfg.n_api_keys);
