@@ -20,6 +20,8 @@
 #include <libpq-fe.h>
 
 #include "connectors/pg_copy.h"
+#include "connectors/pg_filter.h"
+#include "duckdb.h"
 #include "spice/arrow.h"
 #include "spice/connector.h"
 #include "spice/log.h"
@@ -46,6 +48,7 @@ typedef struct pg_conn {
   pthread_mutex_t lock; /* guards the pool */
   PGconn **idle;
   size_t n_idle, pool_size;
+  duckdb_database duck; /* parses refresh_sql (json_serialize_sql); opened on first use, under lock */
 } pg_conn;
 
 static const sp_param_spec pg_params[] = {
@@ -367,6 +370,7 @@ static void pg_close(sp_connector *self) {
   free(c->cols);
   free(c->relation);
   free(c->display);
+  if (c->duck) duckdb_close(&c->duck);
   if (c->pool_size) pthread_mutex_destroy(&c->lock);
 }
 
@@ -574,14 +578,15 @@ static void stream_release(struct ArrowArrayStream *st) {
 }
 
 /* COPY (SELECT <cols> FROM <relation> [LIMIT n]) TO STDOUT (FORMAT binary). Owned by the caller. */
-static char *copy_sql(const pg_conn *c, const size_t *idx, size_t n, int64_t limit) {
-  size_t cap = strlen(c->relation) + 128;
+static char *copy_sql(const pg_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit) {
+  size_t cap = strlen(c->relation) + 128 + (where ? strlen(where) : 0);
   for (size_t i = 0; i < n; i++) cap += strlen(c->cols[idx[i]].expr) + 2;
   char *sql = malloc(cap);
   if (sql == NULL) return NULL;
   size_t o = (size_t)snprintf(sql, cap, "COPY (SELECT ");
   for (size_t i = 0; i < n; i++) o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", c->cols[idx[i]].expr);
   o += (size_t)snprintf(sql + o, cap - o, " FROM %s", c->relation);
+  if (where && *where) o += (size_t)snprintf(sql + o, cap - o, " WHERE %s", where);
   if (limit >= 0) o += (size_t)snprintf(sql + o, cap - o, " LIMIT %lld", (long long)limit);
   snprintf(sql + o, cap - o, ") TO STDOUT (FORMAT binary)");
   return sql;
@@ -610,9 +615,10 @@ static int start_copy(pg_conn *c, const char *sql, PGconn **out, sp_error *err) 
   }
 }
 
-static int open_stream(pg_conn *c, const size_t *idx, size_t n, int64_t limit, struct ArrowArrayStream *out, sp_error *err) {
+static int open_stream(pg_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit,
+                       struct ArrowArrayStream *out, sp_error *err) {
   pg_stream *s = calloc(1, sizeof *s);
-  char *sql = copy_sql(c, idx, n, limit);
+  char *sql = copy_sql(c, idx, n, where, limit);
   if (s) {
     s->c = c;
     s->n = n;
@@ -677,16 +683,88 @@ static int pg_get_all_data(sp_connector *self, struct ArrowArrayStream *out, sp_
   pg_conn *c = (pg_conn *)self;
   size_t *idx;
   SP_TRY(all_columns(c, &idx, err));
-  int rc = open_stream(c, idx, c->n_cols, -1, out, err);
+  int rc = open_stream(c, idx, c->n_cols, NULL, -1, out, err);
   free(idx);
+  return rc;
+}
+
+/* ---- refresh_sql ------------------------------------------------------------------------------------------ */
+
+/* json_serialize_sql(query) from the instance's private DuckDB (opened on first use). Owned by the caller. */
+static int serialize_sql(pg_conn *c, const char *query, char **out, sp_error *err) {
+  const char *ds = c->base.dataset->name;
+  pthread_mutex_lock(&c->lock);
+  if (c->duck == NULL && duckdb_open(NULL, &c->duck) == DuckDBError) c->duck = NULL;
+  duckdb_database db = c->duck;
+  pthread_mutex_unlock(&c->lock);
+  if (db == NULL) return sp_fail(err, SP_EINTERNAL, "dataset \"%s\": could not open a parser for refresh_sql", ds);
+  duckdb_connection conn;
+  duckdb_prepared_statement ps = NULL;
+  duckdb_result res;
+  int rc = SP_EINTERNAL;
+  if (duckdb_connect(db, &conn) == DuckDBError) return sp_fail(err, rc, "dataset \"%s\": could not parse refresh_sql", ds);
+  if (duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR, skip_null := true, skip_empty := true)", &ps) == DuckDBSuccess &&
+      duckdb_bind_varchar(ps, 1, query) == DuckDBSuccess && duckdb_execute_prepared(ps, &res) == DuckDBSuccess) {
+    char *v = duckdb_value_varchar(&res, 0, 0);
+    *out = v ? strdup(v) : NULL;
+    duckdb_free(v);
+    rc = *out ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+    duckdb_destroy_result(&res);
+  } else {
+    sp_fail(err, rc, "dataset \"%s\": could not parse refresh_sql: %s", ds, ps ? duckdb_prepare_error(ps) : "");
+  }
+  duckdb_destroy_prepare(&ps);
+  duckdb_disconnect(&conn);
+  return rc;
+}
+
+typedef struct quote_ctx {
+  pg_conn *c;
+  PGconn *pq;
+} quote_ctx;
+
+/* Columns read as ::text (unsupported_type_action: string) compare differently at the server: refused. */
+static char *quote_column(void *ctx, const char *name) {
+  pg_conn *c = ((quote_ctx *)ctx)->c;
+  const pg_column *hit = NULL;
+  for (size_t i = 0; i < c->n_cols && hit == NULL; i++)
+    if (strcmp(c->cols[i].name, name) == 0) hit = &c->cols[i];
+  for (size_t i = 0; i < c->n_cols && hit == NULL; i++)
+    if (strcasecmp(c->cols[i].name, name) == 0) hit = &c->cols[i];
+  if (hit == NULL || strstr(hit->expr, "::text") != NULL) return NULL;
+  return strdup(hit->expr);
+}
+
+static char *quote_literal(void *ctx, const char *s) {
+  char *q = PQescapeLiteral(((quote_ctx *)ctx)->pq, s, strlen(s));
+  char *d = q ? strdup(q) : NULL;
+  PQfreemem(q);
+  return d;
+}
+
+/* refresh_sql: `SELECT * FROM <dataset> WHERE …` parsed by DuckDB, rebuilt for PostgreSQL (pg_filter.c). */
+static int refresh_query(pg_conn *c, const char *query, struct ArrowArrayStream *out, sp_error *err) {
+  char *json = NULL, *where = NULL;
+  SP_TRY(serialize_sql(c, query, &json, err));
+  quote_ctx q = {.c = c};
+  int pooled, rc = pool_get(c, &q.pq, &pooled, err);
+  if (rc == SP_OK) {
+    pgf_ctx cx = {.dataset = c->base.dataset->name, .column = quote_column, .literal = quote_literal, .ctx = &q};
+    rc = pgf_where(json, &cx, &where, err);
+    pool_put(c, q.pq);
+  }
+  free(json);
+  size_t *idx = NULL;
+  if (rc == SP_OK) rc = all_columns(c, &idx, err);
+  if (rc == SP_OK) rc = open_stream(c, idx, c->n_cols, where, -1, out, err);
+  free(idx);
+  free(where);
   return rc;
 }
 
 static int pg_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
   pg_conn *c = (pg_conn *)self;
-  if (scan->query)
-    return sp_fail(err, SP_ENOTSUP, "dataset \"%s\": refresh_sql is not supported by the postgres connector yet",
-                   self->dataset->name);
+  if (scan->query) return refresh_query(c, scan->query, out, err);
   size_t *idx, n = scan->columns && scan->n_columns ? scan->n_columns : c->n_cols;
   if (scan->columns == NULL || scan->n_columns == 0) {
     SP_TRY(all_columns(c, &idx, err));
@@ -702,7 +780,7 @@ static int pg_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStr
       idx[i] = j;
     }
   }
-  int rc = open_stream(c, idx, n, scan->limit, out, err);
+  int rc = open_stream(c, idx, n, NULL, scan->limit, out, err);
   free(idx);
   return rc;
 }

@@ -322,16 +322,31 @@ test('a 1M-row table streams in (load rate printed next to the server-side COPY)
   }
 });
 
-test('refresh_sql is refused clearly for postgres datasets (not supported yet)', { timeout: 60000 }, async () => {
+test('refresh_sql: simple filters run at the server (parsed, never spliced); other shapes are refused', { timeout: 60000 }, async () => {
+  const refresh = (sql) => `      refresh_sql: ${JSON.stringify(sql)}`;
+  const mark = pg.log().length;
   const rt = await startSpiced({
-    spicepod: pod([dataset('wide_sql', 'wide', pg, { accel: 'arrow',
-      extra: '      refresh_sql: SELECT * FROM wide_sql WHERE id < 10' })]),
+    spicepod: pod([
+      dataset('wide_sql', 'wide', pg, { accel: 'arrow',
+        extra: refresh("SELECT * FROM wide_sql WHERE id < 10 AND NOT (b = 'v3' OR c IS NULL) AND c >= -1.5") }),
+      dataset('wide_quote', 'wide', pg, { accel: 'duckdb',
+        extra: refresh("SELECT * FROM wide_quote WHERE b = 'x'' OR 1=1 --' OR b = 'v7'") }),
+      dataset('wide_expr', 'wide', pg, { accel: 'arrow', extra: refresh('SELECT * FROM wide_expr WHERE id + 1 < 10') }),
+      dataset('wide_cols', 'wide', pg, { accel: 'arrow', extra: refresh('SELECT id FROM wide_cols WHERE id < 10') }),
+    ]),
     ready: false,
   });
   try {
-    await waitUntil('status Error', () => datasetStatuses(rt), (s) => s.wide_sql === 'Error');
-    assert.match(rt.log(), /refresh_sql is not supported by the postgres connector/);
-    await sleep(10);
+    await waitUntil('statuses', () => datasetStatuses(rt),
+      (s) => s.wide_sql === 'Ready' && s.wide_quote === 'Ready' && s.wide_expr === 'Error' && s.wide_cols === 'Error');
+    const ids = (await sqlRows(rt, 'SELECT id FROM wide_sql ORDER BY id')).map((r) => num(r.id));
+    assert.deepEqual(ids, ['1', '2', '4', '5', '6', '7', '8', '9']);
+    assert.deepEqual(await sqlRows(rt, 'SELECT id, b FROM wide_quote'), [{ id: '#7', b: 'v7' }]);
+    const log = pg.log().slice(mark);
+    assert.ok(log.includes(`COPY (SELECT "id", "a", "b", "c" FROM "public"."wide" WHERE (("id" < 10) AND (NOT (("b" = 'v3') OR ("c" IS NULL))) AND ("c" >= -1.5))) TO STDOUT`), log);
+    assert.ok(log.includes(`WHERE (("b" = 'x'' OR 1=1 --') OR ("b" = 'v7'))`), log);
+    assert.match(rt.log(), /dataset "wide_expr": refresh_sql cannot be pushed to postgres \(a FUNCTION where a column or a constant was expected\)/);
+    assert.match(rt.log(), /dataset "wide_cols": refresh_sql cannot be pushed to postgres \(the select list is not \*\)/);
   } finally {
     await rt.stop();
   }
