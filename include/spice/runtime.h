@@ -85,6 +85,11 @@ int sp_runtime_refresh(sp_runtime *rt, const char *name, const sp_refresh_overri
 /* Replaces the dataset's refresh_sql until restart (PATCH /v1/datasets/{name}/acceleration). */
 int sp_runtime_set_refresh_sql(sp_runtime *rt, const char *name, const char *refresh_sql, sp_error *err);
 
+/* Reads the spicepod again and applies the difference (added, removed and changed datasets and views)
+ * without a restart; unchanged datasets keep serving untouched. A spicepod that does not load is rejected and
+ * nothing changes (the error says why). *out_changes (may be NULL) receives the datasets added + removed. */
+int sp_runtime_reload(sp_runtime *rt, int *out_changes, sp_error *err);
+
 /* Blocks until the last manual refresh requested for dataset `name` has completed (at once if it already
  * has), or, when none was ever requested, until the next refresh completes; at most timeout_ms.
  * For tests and the CLI. */

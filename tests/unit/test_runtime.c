@@ -408,6 +408,48 @@ static void test_zero_results_use_source(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+/* Hot reload: unchanged datasets are untouched, removed ones go, changed and added ones load; a broken
+ * spicepod is rejected and everything keeps serving. */
+static void test_reload(void **state) {
+  write_csv("data.csv", 1000);
+  write_file("spicepod.yaml", POD);
+  sp_runtime *rt = start();
+  ASSERT_QUERY(rt, "SELECT count(*) FROM fed", 1000);
+  sp_dataset_info before;
+  assert_int_equal(sp_runtime_dataset_info(rt, 1, &before), SP_OK);
+  assert_string_equal(before.name, "ddb");
+  sp_error err = {0};
+  int changes = -1;
+  /* broken: rejected, nothing changes */
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n  - from: file:data.csv\n    nam: x\n");
+  assert_int_not_equal(sp_runtime_reload(rt, &changes, &err), SP_OK);
+  assert_non_null(strstr(err.msg, "spicepod not reloaded"));
+  ASSERT_QUERY(rt, "SELECT count(*) FROM fed", 1000);
+  /* fed removed, mem changed (engine), extra added, ddb unchanged, the view changed */
+  write_file("spicepod.yaml",
+             "version: v1\nkind: Spicepod\nname: t\n"
+             "datasets:\n"
+             "  - from: file:data.csv\n    name: mem\n    acceleration:\n      enabled: true\n      engine: duckdb\n"
+             "  - from: file:data.csv\n    name: ddb\n    acceleration:\n      engine: duckdb\n      mode: file\n"
+             "  - from: file:data.csv\n    name: extra\n    acceleration:\n      engine: arrow\n"
+             "views:\n  - name: joined\n    sql: SELECT count(*) AS n FROM extra\n");
+  assert_int_equal(sp_runtime_reload(rt, &changes, &err), SP_OK);
+  assert_int_equal(changes, 4);
+  assert_int_equal(sp_runtime_dataset_count(rt), 3);
+  for (int i = 0; i < 100 && !sp_runtime_ready(rt); i++) usleep(50000);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM extra", 1000);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM mem", 1000);
+  assert_int_equal(query_int(rt, "SELECT count(*) FROM fed", &err), -1);
+  sp_dataset_info after;
+  assert_int_equal(sp_runtime_dataset_info(rt, 1, &after), SP_OK);
+  assert_string_equal(after.name, "ddb");
+  assert_true(after.last_refresh_ms == before.last_refresh_ms); /* not reloaded */
+  for (int i = 0; i < 50 && query_int(rt, "SELECT n FROM joined", &err) != 1000; i++) usleep(50000);
+  ASSERT_QUERY(rt, "SELECT n FROM joined", 1000);
+  sp_runtime_destroy(rt);
+  write_file("spicepod.yaml", POD);
+}
+
 /* A file accelerator serves its committed copy at the next start even when the source is gone. */
 static void test_restart_serves_file_copy(void **state) {
   sp_runtime *rt = start();
@@ -491,6 +533,7 @@ int main(void) {
       cmocka_unit_test(test_ready_on_registration),
       cmocka_unit_test(test_file_watcher),
       cmocka_unit_test(test_zero_results_use_source),
+      cmocka_unit_test(test_reload),
       cmocka_unit_test(test_refresh_on_startup_always),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
