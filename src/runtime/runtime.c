@@ -207,8 +207,16 @@ static int serve_from_source(sp_dataset *ds) {
   return 0;
 }
 
+static void define_views_locked(sp_runtime *rt);
+
 /* Views depend on datasets: define each one that is not yet defined once everything it reads exists. */
-static void define_views(sp_runtime *rt) {
+void sp__define_views(sp_runtime *rt) {
+  pthread_rwlock_rdlock(&rt->ds_lock);
+  define_views_locked(rt);
+  pthread_rwlock_unlock(&rt->ds_lock);
+}
+
+static void define_views_locked(sp_runtime *rt) {
   for (size_t i = 0; i < rt->pod->n_views; i++) {
     const sp_view_spec *v = &rt->pod->views[i];
     if (sp_engine_has_table(rt->engine, v->name)) continue;
@@ -264,7 +272,7 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mo
   if (serving > ds->served) ds->served = serving;
   pthread_cond_broadcast(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
-  if (rc == SP_OK) define_views(rt);
+  if (rc == SP_OK) sp__define_views(rt);
 }
 
 /* The earlier of two due times, -1 meaning never. */
@@ -287,10 +295,10 @@ static void *dataset_thread(void *arg) {
   sp_runtime *rt = ds->rt;
   pthread_mutex_lock(&rt->lock);
   for (;;) {
-    while (!rt->stopping && !ds->manual && (ds->next_due_ms < 0 || sp__now_ms() < ds->next_due_ms)) {
+    while (!rt->stopping && !ds->stop && !ds->manual && (ds->next_due_ms < 0 || sp__now_ms() < ds->next_due_ms)) {
       retention_if_due(ds);
       int64_t due = earliest(ds->next_due_ms, ds->next_retention_ms);
-      if (rt->stopping || ds->manual || (ds->next_due_ms >= 0 && sp__now_ms() >= ds->next_due_ms)) break;
+      if (rt->stopping || ds->stop || ds->manual || (ds->next_due_ms >= 0 && sp__now_ms() >= ds->next_due_ms)) break;
       if (due < 0) {
         pthread_cond_wait(&rt->cond, &rt->lock);
       } else {
@@ -300,7 +308,7 @@ static void *dataset_thread(void *arg) {
         pthread_cond_timedwait(&rt->cond, &rt->lock, &ts);
       }
     }
-    if (rt->stopping) break;
+    if (rt->stopping || ds->stop) break;
     char *manual_sql = ds->manual ? ds->manual_sql : NULL;
     uint64_t serving = ds->manual ? ds->requested : 0;
     int manual_mode = ds->manual ? ds->manual_mode : -1;
@@ -340,6 +348,70 @@ static int setup_native_scan(sp_dataset *ds) {
   if (ds->cmod->native_scan(ds->conn, sql, sizeof sql, path, sizeof path, &err) != SP_OK) return SP_OK;
   if (stat(path, &st) != 0 || sp_engine_allow_path(ds->rt->engine, path, S_ISDIR(st.st_mode), &err) != SP_OK) return SP_OK;
   ds->native_sql = strdup(sql);
+  return SP_OK;
+}
+
+static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err);
+
+int sp__dataset_create(sp_runtime *rt, const sp_dataset_spec *spec, sp_dataset **out, sp_error *err) {
+  sp_dataset *ds = calloc(1, sizeof *ds);
+  if (ds == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  ds->spec = spec;
+  int rc = setup_dataset(rt, ds, err);
+  if (rc != SP_OK) {
+    sp__dataset_destroy(ds);
+    return rc;
+  }
+  *out = ds;
+  return SP_OK;
+}
+
+void sp__dataset_stop(sp_dataset *ds) {
+  pthread_mutex_lock(&ds->rt->lock);
+  ds->stop = 1;
+  pthread_cond_broadcast(&ds->rt->cond);
+  pthread_mutex_unlock(&ds->rt->lock);
+  if (ds->has_thread) pthread_join(ds->thread, NULL);
+  ds->has_thread = 0;
+}
+
+void sp__dataset_destroy(sp_dataset *ds) {
+  if (ds == NULL) return;
+  if (ds->accel) {
+    ds->amod->close(ds->accel);
+    sp_params_free(&ds->accel->params);
+    free(ds->accel);
+  }
+  if (ds->conn && ds->rt && ds->rt->engine) sp_engine_unregister_source(ds->rt->engine, ds->spec->name);
+  close_connector(ds->conn);
+  free(ds->manual_sql);
+  free(ds->refresh_sql);
+  free(ds->native_sql);
+  free(ds);
+}
+
+int sp__dataset_start(sp_dataset *ds, sp_error *err) {
+  const sp_acceleration_spec *a = &ds->spec->acceleration;
+  int always = a->refresh_on_startup && strcasecmp(a->refresh_on_startup, "always") == 0;
+  if (ds->ready_once && ds->accelerated && !always) {
+    /* Served from file; refresh only when the interval says so (refresh_on_startup: auto). */
+    int64_t iv = a->refresh_check_interval_ms;
+    ds->next_due_ms = iv > 0 ? (ds->last_refresh_ms > 0 ? ds->last_refresh_ms + iv : 0) : -1;
+  } else if (ds->accelerated && a->refresh_jitter_enabled) {
+    /* The first load is spread too (spice-compat §3.2). */
+    int64_t iv = a->refresh_check_interval_ms > 0 ? a->refresh_check_interval_ms : 0;
+    int64_t max = a->refresh_jitter_max_ms >= 0 ? a->refresh_jitter_max_ms : iv / 10;
+    ds->next_due_ms = sp__now_ms() + (max > 0 ? (int64_t)((double)rand() / RAND_MAX * (double)max) : 0);
+  }
+  if (ds->accelerated && a->retention_check_enabled && a->retention_check_interval_ms > 0)
+    ds->next_retention_ms = sp__now_ms() + a->retention_check_interval_ms;
+  if (ds->file_watch && ds->conn == NULL) {
+    sp_error e = {0};
+    if (sp__open_connector(ds, &e) != SP_OK) sp_log_warn("%s", e.msg);
+  }
+  if (pthread_create(&ds->thread, NULL, dataset_thread, ds) != 0)
+    return sp_fail(err, SP_EINTERNAL, "could not start the refresh task of dataset \"%s\"", ds->spec->name);
+  ds->has_thread = 1;
   return SP_OK;
 }
 
@@ -401,8 +473,10 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
   if (rt == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   pthread_mutex_init(&rt->lock, NULL);
   pthread_cond_init(&rt->cond, NULL);
+  pthread_rwlock_init(&rt->ds_lock, NULL);
   srand((unsigned)sp__now_ms());
   const char *pod_path = opts && opts->pod_path ? opts->pod_path : ".";
+  snprintf(rt->pod_path, sizeof rt->pod_path, "%s", pod_path);
   char cwd[2048];
   if (getcwd(cwd, sizeof cwd) == NULL) cwd[0] = '\0';
   if (opts && opts->data_dir) snprintf(rt->data_dir, sizeof rt->data_dir, "%s", opts->data_dir);
@@ -414,15 +488,14 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
   sp_engine_config ec = {.threads = opts ? opts->engine_threads : 0, .data_dir = rt->data_dir};
   if (rc == SP_OK) rc = sp_engine_create(&ec, &rt->engine, err);
   if (rc == SP_OK) {
-    rt->n = rt->pod->n_datasets;
-    rt->datasets = calloc(rt->n ? rt->n : 1, sizeof *rt->datasets);
+    rt->datasets = calloc(rt->pod->n_datasets ? rt->pod->n_datasets : 1, sizeof *rt->datasets);
     if (rt->datasets == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
   }
-  for (size_t i = 0; rc == SP_OK && i < rt->n; i++) {
-    rt->datasets[i].spec = &rt->pod->datasets[i];
-    rc = setup_dataset(rt, &rt->datasets[i], err);
+  for (size_t i = 0; rc == SP_OK && i < rt->pod->n_datasets; i++) {
+    rc = sp__dataset_create(rt, &rt->pod->datasets[i], &rt->datasets[i], err);
+    if (rc == SP_OK) rt->n++;
   }
-  if (rc == SP_OK) define_views(rt);
+  if (rc == SP_OK) sp__define_views(rt);
   if (rc == SP_OK) rc = sp_engine_lock(rt->engine, err);
   if (rc != SP_OK) {
     sp_runtime_destroy(rt);
@@ -435,31 +508,12 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
 int sp_runtime_start(sp_runtime *rt, sp_error *err) {
   /* Watched sources need their connector open to know their path. */
   for (size_t i = 0; i < rt->n; i++)
-    if (rt->datasets[i].file_watch && rt->datasets[i].conn == NULL) {
+    if (rt->datasets[i]->file_watch && rt->datasets[i]->conn == NULL) {
       sp_error e = {0};
-      if (sp__open_connector(&rt->datasets[i], &e) != SP_OK) sp_log_warn("%s", e.msg);
+      if (sp__open_connector(rt->datasets[i], &e) != SP_OK) sp_log_warn("%s", e.msg);
     }
   SP_TRY(sp__watcher_start(rt, rt->datasets, rt->n, &rt->watcher, err));
-  for (size_t i = 0; i < rt->n; i++) {
-    sp_dataset *ds = &rt->datasets[i];
-    const sp_acceleration_spec *a = &ds->spec->acceleration;
-    int always = a->refresh_on_startup && strcasecmp(a->refresh_on_startup, "always") == 0;
-    if (ds->ready_once && ds->accelerated && !always) {
-      /* Served from file; refresh only when the interval says so (refresh_on_startup: auto). */
-      int64_t iv = a->refresh_check_interval_ms;
-      ds->next_due_ms = iv > 0 ? (ds->last_refresh_ms > 0 ? ds->last_refresh_ms + iv : 0) : -1;
-    } else if (ds->accelerated && a->refresh_jitter_enabled) {
-      /* The first load is spread too (spice-compat §3.2). */
-      int64_t iv = a->refresh_check_interval_ms > 0 ? a->refresh_check_interval_ms : 0;
-      int64_t max = a->refresh_jitter_max_ms >= 0 ? a->refresh_jitter_max_ms : iv / 10;
-      ds->next_due_ms = sp__now_ms() + (max > 0 ? (int64_t)((double)rand() / RAND_MAX * (double)max) : 0);
-    }
-    if (ds->accelerated && a->retention_check_enabled && a->retention_check_interval_ms > 0)
-      ds->next_retention_ms = sp__now_ms() + a->retention_check_interval_ms;
-    if (pthread_create(&ds->thread, NULL, dataset_thread, ds) != 0)
-      return sp_fail(err, SP_EINTERNAL, "could not start the refresh task of dataset \"%s\"", ds->spec->name);
-    ds->has_thread = 1;
-  }
+  for (size_t i = 0; i < rt->n; i++) SP_TRY(sp__dataset_start(rt->datasets[i], err));
   return SP_OK;
 }
 
@@ -471,34 +525,30 @@ void sp_runtime_destroy(sp_runtime *rt) {
   pthread_mutex_unlock(&rt->lock);
   sp__watcher_stop(rt->watcher);
   for (size_t i = 0; i < rt->n; i++)
-    if (rt->datasets[i].has_thread) pthread_join(rt->datasets[i].thread, NULL);
-  for (size_t i = 0; i < rt->n; i++) {
-    sp_dataset *ds = &rt->datasets[i];
-    if (ds->accel) {
-      ds->amod->close(ds->accel);
-      sp_params_free(&ds->accel->params);
-      free(ds->accel);
-    }
-    if (ds->conn && !ds->accelerated && rt->engine) sp_engine_unregister_source(rt->engine, ds->spec->name);
-    close_connector(ds->conn);
-    free(ds->manual_sql);
-    free(ds->refresh_sql);
-    free(ds->native_sql);
-  }
+    if (rt->datasets[i]->has_thread) pthread_join(rt->datasets[i]->thread, NULL);
+  for (size_t i = 0; i < rt->n; i++) sp__dataset_destroy(rt->datasets[i]);
   sp_engine_destroy(rt->engine);
   free(rt->datasets);
+  for (size_t i = 0; i < rt->n_retired; i++) {
+    sp_pod_free(rt->retired[i].pod);
+    sp_secrets_destroy(rt->retired[i].secrets);
+  }
+  free(rt->retired);
   sp_pod_free(rt->pod);
   sp_secrets_destroy(rt->secrets);
   pthread_cond_destroy(&rt->cond);
   pthread_mutex_destroy(&rt->lock);
+  pthread_rwlock_destroy(&rt->ds_lock);
   free(rt);
 }
 
 bool sp_runtime_ready(sp_runtime *rt) {
   bool ready = true;
+  pthread_rwlock_rdlock(&rt->ds_lock);
   pthread_mutex_lock(&rt->lock);
-  for (size_t i = 0; i < rt->n && ready; i++) ready = rt->datasets[i].ready_once || rt->datasets[i].registered_ready;
+  for (size_t i = 0; i < rt->n && ready; i++) ready = rt->datasets[i]->ready_once || rt->datasets[i]->registered_ready;
   pthread_mutex_unlock(&rt->lock);
+  pthread_rwlock_unlock(&rt->ds_lock);
   return ready;
 }
 
@@ -510,11 +560,25 @@ int sp_runtime_query(sp_runtime *rt, const sp_query_request *req, struct ArrowAr
   return sp_engine_query(rt->engine, req, out, err);
 }
 
-size_t sp_runtime_dataset_count(sp_runtime *rt) { return rt->n; }
+size_t sp_runtime_dataset_count(sp_runtime *rt) {
+  pthread_rwlock_rdlock(&rt->ds_lock);
+  size_t n = rt->n;
+  pthread_rwlock_unlock(&rt->ds_lock);
+  return n;
+}
+
+static int dataset_info(sp_runtime *rt, size_t i, sp_dataset_info *out);
 
 int sp_runtime_dataset_info(sp_runtime *rt, size_t i, sp_dataset_info *out) {
+  pthread_rwlock_rdlock(&rt->ds_lock);
+  int rc = dataset_info(rt, i, out);
+  pthread_rwlock_unlock(&rt->ds_lock);
+  return rc;
+}
+
+static int dataset_info(sp_runtime *rt, size_t i, sp_dataset_info *out) {
   if (i >= rt->n) return SP_ENOTFOUND;
-  sp_dataset *ds = &rt->datasets[i];
+  sp_dataset *ds = rt->datasets[i];
   memset(out, 0, sizeof *out);
   snprintf(out->name, sizeof out->name, "%s", ds->spec->name);
   snprintf(out->from, sizeof out->from, "%s", ds->spec->from ? ds->spec->from : "");
@@ -531,12 +595,12 @@ int sp_runtime_dataset_info(sp_runtime *rt, size_t i, sp_dataset_info *out) {
 
 static sp_dataset *find_dataset(sp_runtime *rt, const char *name) {
   for (size_t i = 0; i < rt->n; i++)
-    if (strcasecmp(rt->datasets[i].spec->name, name) == 0) return &rt->datasets[i];
+    if (strcasecmp(rt->datasets[i]->spec->name, name) == 0) return rt->datasets[i];
   return NULL;
 }
 
-int sp_runtime_refresh(sp_runtime *rt, const char *name, const sp_refresh_overrides *ov, char *canonical,
-                       sp_error *err) {
+static int runtime_refresh_locked(sp_runtime *rt, const char *name, const sp_refresh_overrides *ov, char *canonical,
+                          sp_error *err) {
   sp_dataset *ds = find_dataset(rt, name);
   if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
   if (canonical) snprintf(canonical, 256, "%s", ds->spec->name);
@@ -561,7 +625,7 @@ int sp_runtime_refresh(sp_runtime *rt, const char *name, const sp_refresh_overri
   return SP_OK;
 }
 
-int sp_runtime_set_refresh_sql(sp_runtime *rt, const char *name, const char *refresh_sql, sp_error *err) {
+static int runtime_set_refresh_sql_locked(sp_runtime *rt, const char *name, const char *refresh_sql, sp_error *err) {
   sp_dataset *ds = find_dataset(rt, name);
   if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
   if (refresh_sql == NULL) return SP_OK;
@@ -575,7 +639,7 @@ int sp_runtime_set_refresh_sql(sp_runtime *rt, const char *name, const char *ref
   return SP_OK;
 }
 
-int sp_runtime_wait_refresh(sp_runtime *rt, const char *name, int64_t timeout_ms, sp_error *err) {
+static int runtime_wait_refresh_locked(sp_runtime *rt, const char *name, int64_t timeout_ms, sp_error *err) {
   sp_dataset *ds = find_dataset(rt, name);
   if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
   int64_t deadline = sp__now_ms() + timeout_ms;
@@ -589,5 +653,27 @@ int sp_runtime_wait_refresh(sp_runtime *rt, const char *name, int64_t timeout_ms
       rc = sp_fail(err, SP_ETIMEDOUT, "dataset %s did not refresh within %lld ms", name, (long long)timeout_ms);
   }
   pthread_mutex_unlock(&rt->lock);
+  return rc;
+}
+
+int sp_runtime_refresh(sp_runtime *rt, const char *name, const sp_refresh_overrides *ov, char *canonical,
+                       sp_error *err) {
+  pthread_rwlock_rdlock(&rt->ds_lock);
+  int rc = runtime_refresh_locked(rt, name, ov, canonical, err);
+  pthread_rwlock_unlock(&rt->ds_lock);
+  return rc;
+}
+
+int sp_runtime_set_refresh_sql(sp_runtime *rt, const char *name, const char *refresh_sql, sp_error *err) {
+  pthread_rwlock_rdlock(&rt->ds_lock);
+  int rc = runtime_set_refresh_sql_locked(rt, name, refresh_sql, err);
+  pthread_rwlock_unlock(&rt->ds_lock);
+  return rc;
+}
+
+int sp_runtime_wait_refresh(sp_runtime *rt, const char *name, int64_t timeout_ms, sp_error *err) {
+  pthread_rwlock_rdlock(&rt->ds_lock);
+  int rc = runtime_wait_refresh_locked(rt, name, timeout_ms, err);
+  pthread_rwlock_unlock(&rt->ds_lock);
   return rc;
 }

@@ -25,6 +25,7 @@ typedef struct sp_dataset {
   char *native_sql;                /* federated: the engine reads the source itself with this expression */
   pthread_t thread;
   int has_thread;
+  int stop;                        /* this dataset's task should end (reload removed it); under rt->lock */
   /* Guarded by rt->lock: */
   sp_status_kind status;
   char error[1024];
@@ -42,12 +43,23 @@ typedef struct sp_dataset {
   uint64_t requested, served;      /* manual refreshes asked for / completed (by request number) */
 } sp_dataset;
 
+/* A spicepod replaced by a reload: kept until the runtime ends, since datasets that did not change keep
+ * pointing into it. */
+typedef struct sp_retired_pod {
+  sp_pod *pod;
+  sp_secrets *secrets;
+} sp_retired_pod;
+
 struct sp_runtime {
   sp_pod *pod;
   sp_secrets *secrets;
+  char pod_path[4096];
   sp_engine *engine;
-  sp_dataset *datasets;
+  pthread_rwlock_t ds_lock;        /* readers: API calls and view definitions; writer: a reload swapping the array */
+  sp_dataset **datasets;           /* replaced by a reload under ds_lock (write); each dataset stays put */
   size_t n;
+  sp_retired_pod *retired;
+  size_t n_retired;
   char data_dir[4096];
   pthread_mutex_t lock;
   pthread_cond_t cond;
@@ -64,10 +76,20 @@ typedef struct sp_refresh_job {
 
 typedef struct sp_watcher sp_watcher;
 /* Starts watching the sources of datasets with file_watch set (none: *out = NULL). */
-int sp__watcher_start(sp_runtime *rt, sp_dataset *datasets, size_t n, sp_watcher **out, sp_error *err);
+int sp__watcher_start(sp_runtime *rt, sp_dataset *const *datasets, size_t n, sp_watcher **out, sp_error *err);
 void sp__watcher_stop(sp_watcher *w); /* NULL-safe */
 
 int64_t sp__now_ms(void);
+/* Creates and registers one dataset (nothing fetched); *out is owned by the caller. */
+int sp__dataset_create(sp_runtime *rt, const sp_dataset_spec *spec, sp_dataset **out, sp_error *err);
+/* Starts its refresh task. */
+int sp__dataset_start(sp_dataset *ds, sp_error *err);
+/* Ends its refresh task (waits for a refresh in flight). */
+void sp__dataset_stop(sp_dataset *ds);
+/* Closes its accelerator and connector and frees it; its task must be stopped. NULL-safe. */
+void sp__dataset_destroy(sp_dataset *ds);
+/* Defines the spicepod's views that do not exist yet (those whose tables exist). */
+void sp__define_views(sp_runtime *rt);
 int sp__open_connector(sp_dataset *ds, sp_error *err);
 /* (Re)defines the dataset's table in the engine from its accelerator or its source. */
 int sp__define_dataset_table(sp_dataset *ds, sp_error *err);

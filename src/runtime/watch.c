@@ -92,10 +92,10 @@ static void *watch_thread(void *arg) {
   return NULL;
 }
 
-int sp__watcher_start(sp_runtime *rt, sp_dataset *datasets, size_t n, sp_watcher **out, sp_error *err) {
+int sp__watcher_start(sp_runtime *rt, sp_dataset *const *datasets, size_t n, sp_watcher **out, sp_error *err) {
   *out = NULL;
   size_t wanted = 0;
-  for (size_t i = 0; i < n; i++) wanted += datasets[i].file_watch;
+  for (size_t i = 0; i < n; i++) wanted += datasets[i]->file_watch;
   if (wanted == 0) return SP_OK;
   sp_watcher *w = calloc(1, sizeof *w);
   if (w == NULL || (w->entries = calloc(wanted, sizeof *w->entries)) == NULL) {
@@ -110,7 +110,7 @@ int sp__watcher_start(sp_runtime *rt, sp_dataset *datasets, size_t n, sp_watcher
     return sp_fail(err, SP_EIO, "could not start the file watcher: %s", strerror(errno));
   }
   for (size_t i = 0; i < n; i++) {
-    sp_dataset *ds = &datasets[i];
+    sp_dataset *ds = datasets[i];
     char dir[4096];
     watch_entry *e = &w->entries[w->n];
     if (!ds->file_watch) continue;
