@@ -271,7 +271,7 @@ static int cmd_bench(int argc, char **argv) {
   long rows = argc > 2 ? atol(argv[2]) : 10000000;
   char sql[512];
   snprintf(sql, sizeof sql,
-           "SELECT i id, i * 1.5 amount, 'name-' || (i %% 1000) name, DATE '2024-01-01' + (i %% 365)::INTEGER day"
+           "SELECT i AS id, i * 1.5 AS amount, 'name-' || (i %% 1000) AS label, DATE '2024-01-01' + (i %% 365)::INTEGER AS d"
            " FROM range(%ld) t(i)", rows);
   sp_buf out = {0};
   if (query_to_stream(sql, NULL, 0, &out) != 0) return 1; /* warms up too; timed below from the same batches */

@@ -21,7 +21,8 @@
  *
  * Each write appends complete encapsulated messages (0xFFFFFFFF, int32 metadata length, flatbuffer Message
  * padded to 8, body with every buffer 8-aligned), so out is a valid stream. sp_ipc_writer_frames() then
- * tells where each message of the last call sits in out (Flight sends header and body separately).
+ * tells where each message of the last call sits in out (Flight sends header and body separately). Alignment
+ * is relative to out->len at the call: keep it a multiple of 8 (or reset it to 0) for aligned buffers.
  *
  * Reading: sp_ipc_reader_next() over a stream in memory, or sp_ipc_reader_message() over (header, body) pairs.
  * Every offset, length, count and alignment is checked before use; malformed input gives SP_EINVAL with a

@@ -46,7 +46,7 @@ static bool reserve(fb_builder *b, size_t n) {
 }
 
 static void push(fb_builder *b, const void *p, size_t n) {
-  if (!reserve(b, n)) return;
+  if (n == 0 || !reserve(b, n)) return; /* n == 0: p may be NULL (an empty vector) */
   b->used += n;
   memcpy(b->buf + b->cap - b->used, p, n);
 }

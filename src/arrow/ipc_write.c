@@ -489,16 +489,22 @@ static void copy_buf(uint8_t *dst, const wbuf *b) {
   case COPY_BITS:
     if (b->count) copy_bits(dst, b->src, b->bit, b->count);
     break;
+  /* memcpy per entry: dst is only as aligned as the caller's sp_buf length (the compiler makes plain moves) */
   case COPY_OFFS32: {
     const int32_t *s = b->src;
-    int32_t *d = (int32_t *)(void *)dst, base = (int32_t)b->base;
-    for (int64_t i = 0; i < b->count; i++) d[i] = s[i] - base;
+    int32_t base = (int32_t)b->base;
+    for (int64_t i = 0; i < b->count; i++) {
+      int32_t v = s[i] - base;
+      memcpy(dst + 4 * i, &v, 4);
+    }
     break;
   }
   case COPY_OFFS64: {
     const int64_t *s = b->src;
-    int64_t *d = (int64_t *)(void *)dst;
-    for (int64_t i = 0; i < b->count; i++) d[i] = s[i] - b->base;
+    for (int64_t i = 0; i < b->count; i++) {
+      int64_t v = s[i] - b->base;
+      memcpy(dst + 8 * i, &v, 8);
+    }
     break;
   }
   case COPY_ZEROS: memset(dst, 0, (size_t)b->len); break;
