@@ -29,20 +29,22 @@ int sp_cli_cmd_run(int argc, char **argv, const char *self_path) {
   if (argc == 1 && (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0)) {
     puts("Usage: spice run [spiced arguments...]\n\n"
          "Start the Spice runtime (spiced) in the current folder, which holds spicepod.yaml.\n"
-         "Arguments are passed to spiced as they are, e.g. `spice run --http 127.0.0.1:8091`.\n"
+         "Arguments are passed to spiced as they are, e.g. `spice run --http 127.0.0.1:8091`;\n"
+         "--pods-watcher-enabled is added, so edits of spicepod.yaml are applied without a restart.\n"
          "spiced is looked for next to the spice binary first, then on PATH.");
     return SP_CLI_EXIT_OK;
   }
   if (access("spicepod.yaml", F_OK) != 0 && access("spicepod.yml", F_OK) != 0) {
     fputs("warning: no spicepod.yaml in this folder (create one with `spice init`)\n", stderr);
   }
-  char **args = calloc((size_t)argc + 2, sizeof *args);
+  char **args = calloc((size_t)argc + 3, sizeof *args);
   if (args == NULL) {
     fputs("out of memory\n", stderr);
     return SP_CLI_EXIT_FAIL;
   }
   args[0] = "spiced";
   for (int i = 0; i < argc; i++) args[i + 1] = argv[i];
+  args[argc + 1] = "--pods-watcher-enabled"; /* as Spice's CLI does: edits of spicepod.yaml apply at once */
   char *sibling = sibling_spiced(self_path);
   fflush(NULL);
   if (sibling != NULL) {

@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "server/http.h"
@@ -17,11 +19,20 @@
 
 #define SPICED_VERSION "0.1.0"
 
-static volatile sig_atomic_t stop_requested;
+static volatile sig_atomic_t stop_requested, reload_requested;
+
+static void on_hangup(int sig) { reload_requested = 1; }
 
 static void on_signal(int sig) {
   if (stop_requested) _exit(128 + sig); /* second signal: exit at once */
   stop_requested = 1;
+}
+
+/* Changes whenever the file is rewritten (nanosecond mtime and size). */
+static int64_t file_mtime(const char *path) {
+  struct stat st;
+  if (path == NULL || stat(path, &st) != 0) return 0;
+  return (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec + (int64_t)st.st_size;
 }
 
 static void usage(FILE *f) {
@@ -33,11 +44,13 @@ static void usage(FILE *f) {
           "  --tls-certificate-file FILE, --tls-key-file FILE   serve HTTPS (PEM files)\n"
           "  --data-dir DIR       folder for file accelerators (default .spice/data)\n"
           "  --log-format FMT     text (default) or json; level from SPICED_LOG (info)\n"
+          "  --pods-watcher-enabled  reload the spicepod when its file changes (SIGHUP always reloads)\n"
           "  -v, --verbose        debug logging\n"
           "  --version            print the version\n");
 }
 
 int main(int argc, char **argv) {
+  int watch_pod = 0;
   const char *http_addr = "127.0.0.1:8090", *pod_path = NULL, *data_dir = NULL, *metrics_addr = NULL;
   sp_http_options http_opts = {0};
   const char *lvl = getenv("SPICED_LOG");
@@ -53,7 +66,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--data-dir") == 0 && has_val) data_dir = argv[++i];
     else if (strcmp(a, "--log-format") == 0 && has_val) sp_log_set_format(strcmp(argv[++i], "json") == 0 ? SP_LOG_JSON : SP_LOG_TEXT);
     else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) sp_log_set_level(SP_LOG_DEBUG);
-    else if (strcmp(a, "--pods-watcher-enabled") == 0 || strcmp(a, "--repl") == 0) continue;
+    else if (strcmp(a, "--pods-watcher-enabled") == 0) watch_pod = 1;
+    else if (strcmp(a, "--repl") == 0) continue;
     else if (strcmp(a, "--version") == 0) { printf("spiced %s\n", SPICED_VERSION); return 0; }
     else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) { usage(stdout); return 0; }
     else if (a[0] != '-' && pod_path == NULL) pod_path = a;
@@ -65,6 +79,8 @@ int main(int argc, char **argv) {
   sa.sa_handler = on_signal;
   sigaction(SIGTERM, &sa, NULL);
   sigaction(SIGINT, &sa, NULL);
+  sa.sa_handler = on_hangup;
+  sigaction(SIGHUP, &sa, NULL);
   signal(SIGPIPE, SIG_IGN);
 
   sp_error err = {0};
@@ -94,7 +110,18 @@ int main(int argc, char **argv) {
     sp_log_error("%s", err.msg);
     stop_requested = 1;
   }
-  while (!stop_requested) pause();
+  /* SIGHUP, or (with --pods-watcher-enabled) a change of the spicepod file, reloads it. */
+  int64_t pod_mtime = file_mtime(sp_runtime_pod(rt)->file);
+  while (!stop_requested) {
+    struct timespec second = {1, 0};
+    nanosleep(&second, NULL);
+    int64_t m = watch_pod ? file_mtime(sp_runtime_pod(rt)->file) : pod_mtime;
+    if (!reload_requested && m == pod_mtime) continue;
+    reload_requested = 0;
+    pod_mtime = m;
+    int changes = 0;
+    if (sp_runtime_reload(rt, &changes, &err) != SP_OK) sp_log_error("%s", err.msg);
+  }
   sp_log_info("shutting down");
   sp_metrics_stop(metrics);
   sp_http_stop(http);
