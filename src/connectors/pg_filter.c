@@ -43,7 +43,7 @@ static void sb_add(sbuf *b, const char *t) {
 
 static int refuse(sp_error *err, const pgf_ctx *cx, const char *what) {
   return sp_fail(err, SP_ENOTSUP,
-                 "dataset \"%s\": refresh_sql cannot be pushed to postgres (%s); supported: SELECT * FROM %s WHERE "
+                 "refresh_sql of dataset \"%s\" cannot be pushed to postgres (%s); supported: SELECT * FROM %s WHERE "
                  "<column> <op> <constant> combined with AND, OR, NOT, IS [NOT] NULL",
                  cx->dataset, what, cx->dataset);
 }
@@ -252,7 +252,7 @@ int pgf_where(const char *json, const pgf_ctx *cx, char **out, sp_error *err) {
   json_t *stmts = json_object_get(root, "statements");
   int rc = SP_OK;
   if (json_is_true(json_object_get(root, "error"))) {
-    rc = sp_fail(err, SP_EINVAL, "dataset \"%s\": refresh_sql: %s", cx->dataset, str_of(root, "error_message"));
+    rc = sp_fail(err, SP_EINVAL, "refresh_sql of dataset \"%s\": %s", cx->dataset, str_of(root, "error_message"));
   } else if (!json_is_array(stmts) || json_array_size(stmts) != 1) {
     rc = refuse(err, cx, "not exactly one statement");
   } else {

@@ -128,7 +128,7 @@ static int connect_new(pg_conn *c, PGconn **out, sp_error *err) {
     char *perr = NULL;
     PQconninfoOption *opts = PQconninfoParse(c->val[0], &perr);
     PQfreemem(perr); /* it may quote the string, which may hold a password */
-    if (opts == NULL) return sp_fail(err, SP_EINVAL, "dataset \"%s\": pg_connection_string is not a valid connection string", ds);
+    if (opts == NULL) return sp_fail(err, SP_EINVAL, "pg_connection_string of dataset \"%s\" is not a valid connection string", ds);
     PQconninfoFree(opts);
   }
   PGconn *pq = PQconnectdbParams(c->kw, c->val, c->expand);
@@ -270,7 +270,7 @@ static char *quote_ident_dup(PGconn *pq, const char *s) {
 /* Finds the relation named by the dataset path; SP_ENOTFOUND when it does not exist. */
 static int find_relation(pg_conn *c, PGconn *pq, char *oid_out, size_t n, sp_error *err) {
   const char *path = c->base.dataset->path, *ds = c->base.dataset->name;
-  if (path == NULL || *path == '\0') return sp_fail(err, SP_EINVAL, "dataset \"%s\": from: postgres: needs a table name", ds);
+  if (path == NULL || *path == '\0') return sp_fail(err, SP_EINVAL, "from: postgres: needs a table name (dataset \"%s\")", ds);
   const char *args[1] = {path};
   PGresult *r = PQexecParams(pq, "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
                                  "ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)",
@@ -279,9 +279,9 @@ static int find_relation(pg_conn *c, PGconn *pq, char *oid_out, size_t n, sp_err
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     char msg[600];
     one_line(msg, sizeof msg, PQerrorMessage(pq));
-    rc = sp_fail(err, SP_EINVAL, "dataset \"%s\": invalid postgres table name \"%s\": %s", ds, path, msg);
+    rc = sp_fail(err, SP_EINVAL, "invalid postgres table name \"%s\" for dataset \"%s\": %s", path, ds, msg);
   } else if (PQntuples(r) == 0) {
-    rc = sp_fail(err, SP_ENOTFOUND, "dataset \"%s\": postgres table \"%s\" does not exist", ds, path);
+    rc = sp_fail(err, SP_ENOTFOUND, "postgres table \"%s\" for dataset \"%s\" does not exist", path, ds);
   } else {
     snprintf(oid_out, n, "%s", PQgetvalue(r, 0, 0));
     char *s = quote_ident_dup(pq, PQgetvalue(r, 0, 1)), *t = quote_ident_dup(pq, PQgetvalue(r, 0, 2));
@@ -310,9 +310,9 @@ static int add_column(pg_conn *c, PGconn *pq, PGresult *r, int i, sp_error *err)
   if (m == 0) {
     if (action == NULL || strcasecmp(action, "error") == 0)
       return sp_fail(err, SP_ENOTSUP,
-                     "dataset \"%s\": column \"%s\" of postgres table \"%s\" has unsupported type %s "
-                     "(set unsupported_type_action: string, warn or ignore)",
-                     c->base.dataset->name, name, c->display, tname);
+                     "column \"%s\" of postgres table \"%s\" has unsupported type %s (dataset \"%s\"; set "
+                     "unsupported_type_action: string, warn or ignore)",
+                     name, c->display, tname, c->base.dataset->name);
     if (strcasecmp(action, "string") != 0) {
       if (strcasecmp(action, "warn") == 0)
         sp_log_warn("dataset \"%s\": column \"%s\" of postgres table \"%s\" has unsupported type %s; skipped",
@@ -346,15 +346,15 @@ static int read_columns(pg_conn *c, PGconn *pq, sp_error *err) {
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     char msg[600];
     one_line(msg, sizeof msg, PQerrorMessage(pq));
-    rc = sp_fail(err, SP_EIO, "dataset \"%s\": could not read the columns of \"%s\": %s", c->base.dataset->name, c->display, msg);
+    rc = sp_fail(err, SP_EIO, "could not read the columns of postgres table \"%s\" for dataset \"%s\": %s", c->display, c->base.dataset->name, msg);
   } else if ((c->cols = calloc((size_t)PQntuples(r) + 1, sizeof *c->cols)) == NULL) {
     rc = sp_fail(err, SP_ENOMEM, "out of memory");
   }
   for (int i = 0; rc == SP_OK && i < PQntuples(r); i++) rc = add_column(c, pq, r, i, err);
   PQclear(r);
   if (rc == SP_OK && c->n_cols == 0)
-    rc = sp_fail(err, SP_EINVAL, "dataset \"%s\": postgres table \"%s\" has no columns spicec can read", c->base.dataset->name,
-                 c->display);
+    rc = sp_fail(err, SP_EINVAL, "postgres table \"%s\" for dataset \"%s\" has no columns spicec can read", c->display,
+                 c->base.dataset->name);
   return rc;
 }
 
@@ -694,15 +694,26 @@ static int pg_get_all_data(sp_connector *self, struct ArrowArrayStream *out, sp_
 static int serialize_sql(pg_conn *c, const char *query, char **out, sp_error *err) {
   const char *ds = c->base.dataset->name;
   pthread_mutex_lock(&c->lock);
-  if (c->duck == NULL && duckdb_open(NULL, &c->duck) == DuckDBError) c->duck = NULL;
+  if (c->duck == NULL) {
+    /* Only parses: one thread, nothing loaded or read from outside. */
+    duckdb_config cfg;
+    char *oerr = NULL;
+    duckdb_create_config(&cfg);
+    duckdb_set_config(cfg, "threads", "1");
+    duckdb_set_config(cfg, "enable_external_access", "false");
+    duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
+    if (duckdb_open_ext(NULL, &c->duck, cfg, &oerr) == DuckDBError) c->duck = NULL;
+    duckdb_free(oerr);
+    duckdb_destroy_config(&cfg);
+  }
   duckdb_database db = c->duck;
   pthread_mutex_unlock(&c->lock);
-  if (db == NULL) return sp_fail(err, SP_EINTERNAL, "dataset \"%s\": could not open a parser for refresh_sql", ds);
+  if (db == NULL) return sp_fail(err, SP_EINTERNAL, "could not open a parser for the refresh_sql of dataset \"%s\"", ds);
   duckdb_connection conn;
   duckdb_prepared_statement ps = NULL;
   duckdb_result res;
   int rc = SP_EINTERNAL;
-  if (duckdb_connect(db, &conn) == DuckDBError) return sp_fail(err, rc, "dataset \"%s\": could not parse refresh_sql", ds);
+  if (duckdb_connect(db, &conn) == DuckDBError) return sp_fail(err, rc, "could not parse the refresh_sql of dataset \"%s\"", ds);
   if (duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR, skip_null := true, skip_empty := true)", &ps) == DuckDBSuccess &&
       duckdb_bind_varchar(ps, 1, query) == DuckDBSuccess && duckdb_execute_prepared(ps, &res) == DuckDBSuccess) {
     char *v = duckdb_value_varchar(&res, 0, 0);
@@ -711,7 +722,7 @@ static int serialize_sql(pg_conn *c, const char *query, char **out, sp_error *er
     rc = *out ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
     duckdb_destroy_result(&res);
   } else {
-    sp_fail(err, rc, "dataset \"%s\": could not parse refresh_sql: %s", ds, ps ? duckdb_prepare_error(ps) : "");
+    sp_fail(err, rc, "could not parse the refresh_sql of dataset \"%s\": %s", ds, ps ? duckdb_prepare_error(ps) : "");
   }
   duckdb_destroy_prepare(&ps);
   duckdb_disconnect(&conn);

@@ -260,8 +260,8 @@ test('missing table, unsupported type and wrong password fail their dataset with
              s.badpass === 'Error');
     assert.equal(st.ok, 'Ready');
     const log = rt.log();
-    assert.match(log, /dataset "missing": .*postgres table "public\.no_such_table" does not exist/);
-    assert.match(log, /column "p" of postgres table "public\.odd" has unsupported type point/);
+    assert.match(log, /postgres table "public\.no_such_table" for dataset "missing" does not exist/);
+    assert.match(log, /column "p" of postgres table "public\.odd" has unsupported type point \(dataset "odd_default"; set unsupported_type_action/);
     assert.match(log, /could not connect to postgres server "127\.0\.0\.1:\d+" for dataset "badpass": .*password authentication failed/);
     assert.ok(!log.includes('Wr0ng-Pa55word'), 'the wrong password appears in the log');
     assert.ok(!log.includes(pg.password), 'the password appears in the log');
@@ -345,8 +345,8 @@ test('refresh_sql: simple filters run at the server (parsed, never spliced); oth
     const log = pg.log().slice(mark);
     assert.ok(log.includes(`COPY (SELECT "id", "a", "b", "c" FROM "public"."wide" WHERE (("id" < 10) AND (NOT (("b" = 'v3') OR ("c" IS NULL))) AND ("c" >= -1.5))) TO STDOUT`), log);
     assert.ok(log.includes(`WHERE (("b" = 'x'' OR 1=1 --') OR ("b" = 'v7'))`), log);
-    assert.match(rt.log(), /dataset "wide_expr": refresh_sql cannot be pushed to postgres \(a FUNCTION where a column or a constant was expected\)/);
-    assert.match(rt.log(), /dataset "wide_cols": refresh_sql cannot be pushed to postgres \(the select list is not \*\)/);
+    assert.match(rt.log(), /refresh_sql of dataset "wide_expr" cannot be pushed to postgres \(a FUNCTION where a column or a constant was expected\)/);
+    assert.match(rt.log(), /refresh_sql of dataset "wide_cols" cannot be pushed to postgres \(the select list is not \*\)/);
   } finally {
     await rt.stop();
   }

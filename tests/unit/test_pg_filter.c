@@ -127,7 +127,7 @@ static void refused(void **state) {
     sp_error err = {0};
     int rc = translate(cases[i], &out, &err);
     if (rc != SP_ENOTSUP) fail_msg("%s: expected ENOTSUP, got %d (%s) %s", cases[i], rc, err.msg, out ? out : "");
-    assert_non_null(strstr(err.msg, "refresh_sql cannot be pushed to postgres"));
+    assert_non_null(strstr(err.msg, "refresh_sql of dataset \"ds\" cannot be pushed to postgres"));
   }
 }
 
