@@ -184,6 +184,19 @@ static void cmp(const struct ArrowSchema *s, const struct ArrowArray *a, int64_t
   }
 }
 
+/* Bytes of a C Data Interface metadata blob (0 for none or no entries). */
+static size_t metadata_size(const char *m) {
+  if (m == NULL) return 0;
+  int32_t n, len;
+  size_t pos = 4;
+  memcpy(&n, m, 4);
+  for (int32_t i = 0; i < 2 * n; i++) {
+    memcpy(&len, m + pos, 4);
+    pos += 4 + (size_t)len;
+  }
+  return n ? pos : 0;
+}
+
 static void cmp_schema(const struct ArrowSchema *a, const struct ArrowSchema *b) {
   sp_arrow_typeinfo ta, tb; /* "d:4,1,128" and "d:4,1" are one type */
   sp_arrow_parse_format(a->format, &ta);
@@ -193,6 +206,8 @@ static void cmp_schema(const struct ArrowSchema *a, const struct ArrowSchema *b)
   if (a->flags != b->flags) fail_msg("flags of %s: %lld vs %lld", a->name, (long long)a->flags, (long long)b->flags);
   assert_int_equal(a->n_children, b->n_children);
   for (int64_t i = 0; i < a->n_children; i++) cmp_schema(a->children[i], b->children[i]);
+  assert_int_equal(metadata_size(a->metadata), metadata_size(b->metadata));
+  if (a->metadata) assert_memory_equal(a->metadata, b->metadata, metadata_size(a->metadata));
   assert_int_equal(a->dictionary != NULL, b->dictionary != NULL);
   if (a->dictionary) {
     sp_arrow_parse_format(a->dictionary->format, &ta);
@@ -264,7 +279,8 @@ static const char *ALL_TYPES =
     " CASE WHEN i % 5 = 0 THEN NULL ELSE {'a': i, 'b': CASE WHEN i % 2 = 0 THEN NULL ELSE 'x' || i END} END st,"
     " MAP {'k' || i: i, 'z': NULL} m, [i, i + 1, NULL]::INTEGER[3] arr,"
     " (['sad', 'ok', 'happy'])[i % 3 + 1]::ENUM('sad', 'ok', 'happy') e, NULL::INTEGER n,"
-    " CASE WHEN i % 2 = 0 THEN NULL ELSE i END half_null, repeat('x', (i % 50)::INTEGER) var"
+    " CASE WHEN i % 2 = 0 THEN NULL ELSE i END half_null, repeat('x', (i % 50)::INTEGER) var,"
+    " ('00000000-0000-0000-0000-' || lpad(i::VARCHAR, 12, '0'))::UUID u"
     " FROM range(0, 5000) t(i)";
 
 static void test_duckdb_all_types(void **state) {
@@ -281,6 +297,11 @@ static void test_duckdb_all_types(void **state) {
     ddb_query(settings[k], k == 2 ? narrow : ALL_TYPES, &a);
     assert_true(a.n >= 2);
     round_trip(&a.schema, a.b, a.n);
+    if (k == 1) { /* lossless: uuid is fixed-size binary with the arrow.uuid extension in its metadata */
+      const struct ArrowSchema *u = a.schema.children[a.schema.n_children - 1];
+      assert_string_equal(u->format, "w:16");
+      assert_true(metadata_size(u->metadata) > 0);
+    }
     batches_free(&a);
   }
 }
