@@ -268,13 +268,13 @@ static void test_append_by_time_column(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
-/* refresh_data_window keeps only recent rows on a full refresh. */
-static void test_refresh_data_window(void **state) {
+/* Rows (id, ts) with ts = now - id * 37 s for id 1..n, and, with no_time_row, a row n + 1 without a time. */
+static void write_recent(const char *path, int n, int no_time_row) {
   time_t now = time(NULL);
-  FILE *f = fopen("recent.csv", "w");
+  FILE *f = fopen(path, "w");
   assert_non_null(f);
   fputs("id,ts\n", f);
-  for (int i = 1; i <= 1000; i++) {
+  for (int i = 1; i <= n; i++) {
     time_t t = now - (time_t)i * 37;
     struct tm tm;
     char ts[32];
@@ -282,7 +282,13 @@ static void test_refresh_data_window(void **state) {
     strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
     fprintf(f, "%d,%s\n", i, ts);
   }
+  if (no_time_row) fprintf(f, "%d,\n", n + 1);
   fclose(f);
+}
+
+/* refresh_data_window keeps only recent rows on a full refresh. */
+static void test_refresh_data_window(void **state) {
+  write_recent("recent.csv", 1000, 0);
   write_file("spicepod.yaml",
              "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
              "  - from: file:recent.csv\n    name: recent\n    time_column: ts\n"
@@ -295,20 +301,7 @@ static void test_refresh_data_window(void **state) {
 
 /* Retention deletes exactly the rows older than retention_period, in both engines, without a refresh. */
 static void test_retention(void **state) {
-  time_t now = time(NULL);
-  FILE *f = fopen("ret.csv", "w");
-  assert_non_null(f);
-  fputs("id,ts\n", f);
-  for (int i = 1; i <= 500; i++) {
-    time_t t = now - (time_t)i * 37;
-    struct tm tm;
-    char ts[32];
-    gmtime_r(&t, &tm);
-    strftime(ts, sizeof ts, "%Y-%m-%d %H:%M:%S", &tm);
-    fprintf(f, "%d,%s\n", i, ts);
-  }
-  fprintf(f, "501,\n"); /* no time: never evicted */
-  fclose(f);
+  write_recent("ret.csv", 500, 1); /* and row 501 without a time: never evicted */
   write_file("spicepod.yaml",
              "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
              "  - from: file:ret.csv\n    name: ret_a\n    time_column: ts\n    acceleration:\n      engine: arrow\n"
