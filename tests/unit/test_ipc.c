@@ -280,6 +280,8 @@ static const char *ALL_TYPES =
     " MAP {'k' || i: i, 'z': NULL} m, [i, i + 1, NULL]::INTEGER[3] arr,"
     " (['sad', 'ok', 'happy'])[i % 3 + 1]::ENUM('sad', 'ok', 'happy') e, NULL::INTEGER n,"
     " CASE WHEN i % 2 = 0 THEN NULL ELSE i END half_null, repeat('x', (i % 50)::INTEGER) var,"
+    " {'k': i, 'e': (['x', 'y'])[i % 2 + 1]::ENUM('x', 'y')} se,"
+    " [(['p', 'q', 'r'])[i % 3 + 1]::ENUM('p', 'q', 'r'), NULL] le,"
     " ('00000000-0000-0000-0000-' || lpad(i::VARCHAR, 12, '0'))::UUID u"
     " FROM range(0, 5000) t(i)";
 
