@@ -173,10 +173,13 @@ static int numeric_parse(const uint8_t *p, int32_t n, pg_numeric *out, sp_error 
   return SP_OK;
 }
 
+/* 10^e for 0 <= e <= 38 (called per digit: two table reads, no loop). */
 static pgc_u128 pow10_u128(int e) {
-  pgc_u128 r = 1;
-  while (e-- > 0) r *= 10;
-  return r;
+  static const uint64_t p[20] = {1ULL, 10ULL, 100ULL, 1000ULL, 10000ULL, 100000ULL, 1000000ULL, 10000000ULL,
+                                 100000000ULL, 1000000000ULL, 10000000000ULL, 100000000000ULL, 1000000000000ULL,
+                                 10000000000000ULL, 100000000000000ULL, 1000000000000000ULL, 10000000000000000ULL,
+                                 100000000000000000ULL, 1000000000000000000ULL, 10000000000000000000ULL};
+  return e <= 19 ? (pgc_u128)p[e] : (pgc_u128)p[19] * p[e - 19];
 }
 
 /* The value scaled by 10^scale as a 128-bit integer, refusing anything over `precision` digits. Digits
@@ -524,6 +527,16 @@ int pgc_decoder_new(const pgc_type *types, size_t n, pgc_decoder **out, sp_error
   }
   d->n = n;
   for (size_t i = 0; i < n; i++) {
+    int bad = (types[i].kind == PGC_NUMERIC && (types[i].precision < 1 || types[i].precision > 38 || types[i].scale < 0 ||
+                                                 types[i].scale > types[i].precision)) ||
+              (types[i].kind == PGC_LIST && types[i].elem == PGC_NUMERIC &&
+               (types[i].elem_precision < 1 || types[i].elem_precision > 38 || types[i].elem_scale < 0 ||
+                types[i].elem_scale > types[i].elem_precision)) ||
+              (unsigned)types[i].kind >= PGC_KIND_COUNT || (unsigned)types[i].elem >= PGC_KIND_COUNT;
+    if (bad) {
+      pgc_decoder_free(d);
+      return sp_fail(err, SP_EINVAL, "unsupported column type for binary COPY decoding");
+    }
     builder_init(&d->cols[i], types[i].kind, types[i].precision, types[i].scale);
     if (types[i].kind != PGC_LIST) continue;
     if (types[i].elem == PGC_LIST || (d->cols[i].child = calloc(1, sizeof(pgc_builder))) == NULL) {

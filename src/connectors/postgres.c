@@ -405,6 +405,7 @@ typedef struct pg_stream {
   const char **names;
   size_t n;
   int finished;      /* the COPY ended cleanly (producer's) */
+  size_t wire;       /* COPY bytes in the batch being built (producer's) */
   pthread_t thread;
   int has_thread;
   pthread_mutex_t mu;
@@ -466,11 +467,13 @@ static int wait_data(pg_stream *s, sp_error *err) {
 
 /* Reads COPY data until a batch is full or the COPY ends. */
 static int fill(pg_stream *s, sp_error *err) {
-  while (!s->finished && pgc_pending_rows(s->dec) < PG_BATCH_ROWS && pgc_pending_bytes(s->dec) < PG_BATCH_BYTES) {
+  /* Batch size by rows, and by the COPY bytes received (a close, O(1) stand-in for the Arrow bytes). */
+  while (!s->finished && pgc_pending_rows(s->dec) < PG_BATCH_ROWS && s->wire < PG_BATCH_BYTES) {
     char *buf = NULL;
     int n = PQgetCopyData(s->pq, &buf, 1);
     if (n > 0) {
       int rc = pgc_feed(s->dec, (const uint8_t *)buf, (size_t)n, err);
+      s->wire += (size_t)n;
       PQfreemem(buf);
       SP_TRY(rc);
     } else if (n == 0) {
@@ -511,6 +514,7 @@ static void *producer(void *arg) {
     if (rc != SP_OK || pgc_pending_rows(s->dec) == 0) break;
     struct ArrowArray a;
     rc = pgc_finish_batch(s->dec, &a, &err);
+    s->wire = 0;
     if (rc == SP_OK && !enqueue(s, &a)) break;
   }
   pthread_mutex_lock(&s->mu);
