@@ -46,6 +46,7 @@ struct sp_http_server {
   sp_rcache *cache;        /* NULL when runtime.results_cache is off */
   sp_http_metrics *metrics;
   bool tls;
+  atomic_uint_fast64_t write_epoch; /* statements run here that may have written (see sp__http_cache_version) */
 };
 
 /* The request whose access handler runs on this thread: responses are queued synchronously from it, so
@@ -58,6 +59,12 @@ sp_runtime *sp__http_runtime(sp_http_server *s) { return s->rt; }
 const sp_http_config *sp__http_config(sp_http_server *s) { return &s->cfg; }
 sp_rcache *sp__http_cache(sp_http_server *s) { return s->cache; }
 sp_http_metrics *sp__http_metrics(sp_http_server *s) { return s->metrics; }
+
+uint64_t sp__http_cache_version(sp_http_server *s) {
+  return sp_runtime_data_version(s->rt) + (uint64_t)atomic_load(&s->write_epoch);
+}
+
+void sp__http_note_write(sp_http_server *s) { atomic_fetch_add(&s->write_epoch, 1); }
 
 int64_t sp__http_now_ms(void) {
   struct timespec ts;

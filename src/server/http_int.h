@@ -48,13 +48,18 @@ typedef enum sp_cache_status { SP_CACHE_NONE = 0, SP_CACHE_MISS, SP_CACHE_BYPASS
 typedef struct sp_sql_cache {
   sp_cache_status status;
   sp_buf key;       /* the cache key (owned) when the result is to be stored */
-  uint64_t version; /* sp_runtime_data_version before the query ran */
+  uint64_t version; /* sp__http_cache_version before the query ran */
 } sp_sql_cache;
 
 sp_runtime *sp__http_runtime(sp_http_server *s);
 const sp_http_config *sp__http_config(sp_http_server *s);
 sp_rcache *sp__http_cache(sp_http_server *s); /* NULL when the results cache is off */
 int64_t sp__http_now_ms(void);               /* monotonic milliseconds */
+/* The version cached results are stored under: the runtime's data version plus the number of statements run
+ * through this server that may have written (both only grow, so the sum moves whenever either does). */
+uint64_t sp__http_cache_version(sp_http_server *s);
+/* Call after running a statement that may have written (sp_sql_may_write). */
+void sp__http_note_write(sp_http_server *s);
 /* Adds the results-cache headers for `st` (none for SP_CACHE_NONE) and counts the request for metrics. */
 void sp__http_cache_headers(sp_http_server *s, struct MHD_Response *r, sp_cache_status st);
 bool sp__http_stopping(sp_http_server *s);

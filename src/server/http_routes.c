@@ -242,13 +242,13 @@ static bool cache_lookup(sp_http_server *s, struct MHD_Connection *c, const sp_q
                          sp_sql_cache *cache, enum MHD_Result *ret) {
   sp_rcache *rc = sp__http_cache(s);
   bool cacheable = false;
-  if (rc == NULL) return false;
+  if (rc == NULL || sp__http_stopping(s)) return false; /* while stopping, queries answer 503 */
   if (sp_cache_key(q->sql, q->params, q->n_params, (int)kind, &cache->key, &cacheable) != SP_OK || !cacheable) {
     sp_buf_free(&cache->key);
     return false;
   }
   /* The version is read before the query runs: a refresh that lands meanwhile makes the entry stale. */
-  cache->version = sp_runtime_data_version(sp__http_runtime(s));
+  cache->version = sp__http_cache_version(s);
   if (no_cache_requested(c)) {
     cache->status = SP_CACHE_BYPASS;
     return false;
@@ -283,7 +283,10 @@ static enum MHD_Result handle_sql(sp_http_server *s, struct MHD_Connection *c, s
     sp_sql_body_free(&body);
     return ret;
   }
+  bool plain_query = cache.status != SP_CACHE_NONE;
   ret = sp__http_sql(s, c, &q, kind, &cache);
+  /* The runtime's data version follows refreshes; a write made here ends the cached answers too. */
+  if (sp__http_cache(s) && !plain_query && sp_sql_may_write(q.sql, strlen(q.sql))) sp__http_note_write(s);
   sp_sql_body_free(&body);
   return ret;
 }

@@ -32,6 +32,10 @@ static const char *const UNCACHEABLE[] = {
     "localtimestamp", "localtime", "get_current_timestamp", "get_current_time", "transaction_timestamp",
     "epoch_ms_now", "nextval", "currval", "current_setting", "information_schema", "pg_catalog", "sqlite_master",
     "glob", "query", "query_table", "runtime", NULL};
+/* Words of statements that change data or the catalog (a subset of UNCACHEABLE). */
+static const char *const WRITES[] = {"insert", "update", "delete", "create", "drop", "alter", "copy", "attach",
+                                     "detach", "call", "import", "load", "checkpoint", "vacuum", "truncate",
+                                     "merge", "commit", "rollback", NULL};
 static const char *const UNCACHEABLE_PREFIXES[] = {"read_", "duckdb_", "pragma_", "parquet_", "sniff_", NULL};
 static const char *const QUERY_STARTS[] = {"select", "with", "from", "values", "table", "pivot", "unpivot", NULL};
 
@@ -39,6 +43,7 @@ typedef struct norm {
   sp_buf *out;
   bool pending_space;
   bool cacheable;
+  bool may_write;
   bool seen_word;      /* a word was read (the first decides whether this is a query) */
   char prev_word[16];  /* the previous word, lower case, "" when it was long or not a word */
 } norm;
@@ -110,6 +115,7 @@ static void check_word(norm *z, const char *lw, bool fits) {
   }
   if (!fits) return;
   if (in_list(UNCACHEABLE, lw)) z->cacheable = false;
+  if (in_list(WRITES, lw)) z->may_write = true;
   for (size_t i = 0; UNCACHEABLE_PREFIXES[i]; i++)
     if (strncmp(lw, UNCACHEABLE_PREFIXES[i], strlen(UNCACHEABLE_PREFIXES[i])) == 0) z->cacheable = false;
 }
@@ -150,7 +156,21 @@ static bool escape_string(const char *s, size_t i) {
   return i > 0 && (s[i - 1] == 'e' || s[i - 1] == 'E') && (i < 2 || !is_word_byte((unsigned char)s[i - 2]));
 }
 
+static int normalize(const char *sql, size_t n, sp_buf *out, bool *cacheable, bool *may_write);
+
 int sp_sql_normalize(const char *sql, size_t n, sp_buf *out, bool *cacheable) {
+  return normalize(sql, n, out, cacheable, NULL);
+}
+
+bool sp_sql_may_write(const char *sql, size_t n) {
+  sp_buf scratch = {0};
+  bool cacheable, may_write = true; /* out of memory: assume the worst */
+  normalize(sql, n, &scratch, &cacheable, &may_write);
+  sp_buf_free(&scratch);
+  return may_write;
+}
+
+static int normalize(const char *sql, size_t n, sp_buf *out, bool *cacheable, bool *may_write) {
   norm z = {.out = out, .cacheable = true};
   for (size_t i = 0; i < n;) {
     unsigned char c = (unsigned char)sql[i];
@@ -180,6 +200,7 @@ int sp_sql_normalize(const char *sql, size_t n, sp_buf *out, bool *cacheable) {
   }
   if (!z.seen_word) z.cacheable = false;
   *cacheable = z.cacheable;
+  if (may_write) *may_write = z.may_write;
   return SP_OK;
 }
 

@@ -32,6 +32,11 @@
  * duckdb_*, information_schema). SP_ENOMEM only. */
 int sp_sql_normalize(const char *sql, size_t n, sp_buf *out, bool *cacheable);
 
+/* True when sql[0..n) names a word of a statement that changes data or the catalog (INSERT, UPDATE, DELETE,
+ * CREATE, COPY, …) outside literals and comments. The server starts a new cache generation after running one,
+ * so that cached answers never outlive a write made through the API. */
+bool sp_sql_may_write(const char *sql, size_t n);
+
 /* The full cache key: normalised SQL, then the format and each parameter (name, type, value), length-prefixed
  * so that no two different requests share a key. */
 int sp_cache_key(const char *sql, const sp_value *params, size_t n_params, int format, sp_buf *out, bool *cacheable);

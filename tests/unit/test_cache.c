@@ -107,6 +107,18 @@ static void test_cacheable(void **state) {
   }
 }
 
+static void test_may_write(void **state) {
+  (void)state;
+  const char *writes[] = {"INSERT INTO t VALUES (1)", "with x as (select 1) insert into t select * from x",
+                          "  /* c */ DELETE FROM t", "CREATE TABLE x (a INT)", "copy t to 'x.csv'"};
+  for (size_t i = 0; i < sizeof writes / sizeof writes[0]; i++)
+    if (!sp_sql_may_write(writes[i], strlen(writes[i]))) fail_msg("[%s] may write", writes[i]);
+  const char *reads[] = {"SELECT 1", "select random()", "SELECT 'insert into t' AS s", "SELECT \"delete\" FROM t",
+                         "SELECT 1 -- update later", ""};
+  for (size_t i = 0; i < sizeof reads / sizeof reads[0]; i++)
+    if (sp_sql_may_write(reads[i], strlen(reads[i]))) fail_msg("[%s] does not write", reads[i]);
+}
+
 static char *key_of(const char *sql, const sp_value *p, size_t n, int fmt, bool *cacheable) {
   sp_buf b = {0};
   assert_int_equal(sp_cache_key(sql, p, n, fmt, &b, cacheable), SP_OK);
@@ -252,6 +264,7 @@ int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_spacing_and_keywords), cmocka_unit_test(test_meaning_is_kept),
       cmocka_unit_test(test_cacheable),            cmocka_unit_test(test_key_parameters_and_format),
+      cmocka_unit_test(test_may_write),
       cmocka_unit_test(test_lru_hit_version_ttl),  cmocka_unit_test(test_lru_eviction_and_bounds),
       cmocka_unit_test(test_lru_many_keys),
   };
