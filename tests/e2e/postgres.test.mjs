@@ -250,13 +250,14 @@ test('missing table, unsupported type and wrong password fail their dataset with
       dataset('missing', 'public.no_such_table', pg, { accel: 'arrow' }),
       dataset('odd_default', 'odd', pg, { accel: 'arrow' }),
       dataset('odd_ignored', 'odd', pg, { accel: 'arrow', params: { unsupported_type_action: 'ignore' } }),
+      dataset('odd_warned', 'odd', pg, { accel: 'duckdb', params: { unsupported_type_action: 'warn' } }),
       dataset('badpass', 'wide', pg, { accel: 'arrow', params: { pg_pass: 'Wr0ng-Pa55word' } }),
     ]),
     ready: false,
   });
   try {
     const st = await waitUntil('statuses', () => datasetStatuses(rt),
-      (s) => s.ok === 'Ready' && s.odd_ignored === 'Ready' && s.missing === 'Error' && s.odd_default === 'Error' &&
+      (s) => s.ok === 'Ready' && s.odd_ignored === 'Ready' && s.odd_warned === 'Ready' && s.missing === 'Error' && s.odd_default === 'Error' &&
              s.badpass === 'Error');
     assert.equal(st.ok, 'Ready');
     const log = rt.log();
@@ -266,6 +267,9 @@ test('missing table, unsupported type and wrong password fail their dataset with
     assert.ok(!log.includes('Wr0ng-Pa55word'), 'the wrong password appears in the log');
     assert.ok(!log.includes(pg.password), 'the password appears in the log');
     assert.deepEqual(await sqlRows(rt, 'SELECT * FROM odd_ignored'), [{ id: '#1' }]);
+    assert.deepEqual(await sqlRows(rt, 'SELECT * FROM odd_warned'), [{ id: '#1' }]);
+    assert.match(log, /WARN .*dataset "odd_warned": column "p" of postgres table "public\.odd" has unsupported type point; skipped/);
+    assert.ok(!/dataset "odd_ignored": column "p"/.test(log), 'ignore must not log');
   } finally {
     await rt.stop();
   }
