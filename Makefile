@@ -3,7 +3,9 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build run test test-asan bench clean quickstart fuzz format
+PREFIX ?= /usr/local
+
+.PHONY: all deps build run test test-asan bench clean quickstart fuzz format install
 
 all: build
 
@@ -34,6 +36,10 @@ test-asan:
 FUZZ_SECONDS ?= 60
 fuzz:
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) CC=clang JOBS=$(JOBS) scripts/fuzz.sh build-fuzz
+
+# Installs spiced, spice, DuckDB's library (in lib/spicec), man pages and the systemd unit under PREFIX.
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 bench: build
 	@bench/run.sh $(BUILD)

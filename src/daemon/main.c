@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/sd_notify.h"
 #include "server/http.h"
 #include "spice/log.h"
 #include "spice/runtime.h"
@@ -110,6 +111,7 @@ int main(int argc, char **argv) {
     sp_log_error("%s", err.msg);
     stop_requested = 1;
   }
+  sp_sd_notify("READY=1"); /* serving; /v1/ready tells when the datasets have loaded */
   /* SIGHUP, or (with --pods-watcher-enabled) a change of the spicepod file, reloads it. */
   int64_t pod_mtime = file_mtime(sp_runtime_pod(rt)->file);
   while (!stop_requested) {
@@ -120,9 +122,12 @@ int main(int argc, char **argv) {
     reload_requested = 0;
     pod_mtime = m;
     int changes = 0;
+    sp_sd_notify("RELOADING=1");
     if (sp_runtime_reload(rt, &changes, &err) != SP_OK) sp_log_error("%s", err.msg);
+    sp_sd_notify("READY=1");
   }
   sp_log_info("shutting down");
+  sp_sd_notify("STOPPING=1");
   sp_metrics_stop(metrics);
   sp_http_stop(http);
   sp_runtime_destroy(rt);
