@@ -236,6 +236,21 @@ static bool no_cache_requested(struct MHD_Connection *c) {
   return cc && (strcasestr(cc, "no-cache") || strcasestr(cc, "no-store"));
 }
 
+/* False while any dataset is loading or refreshing. The runtime makes a refresh's rows visible a moment before
+ * it moves the data version, so in that window an entry of the old version may already be stale; lookups
+ * then miss (the answer is computed and stored as usual). */
+static bool data_settled(sp_runtime *rt) {
+  sp_dataset_info *d = malloc(sizeof *d);
+  if (d == NULL) return false;
+  bool settled = true;
+  size_t n = sp_runtime_dataset_count(rt);
+  for (size_t i = 0; i < n && settled; i++)
+    if (sp_runtime_dataset_info(rt, i, d) == SP_OK)
+      settled = d->status != SP_STATUS_REFRESHING && d->status != SP_STATUS_INITIALIZING;
+  free(d);
+  return settled;
+}
+
 /* Decides the cache status of a query and answers a hit. Returns true when it queued the response (*ret);
  * otherwise *cache says MISS/BYPASS with the key, or NONE (cache off, or a statement that is not cached). */
 static bool cache_lookup(sp_http_server *s, struct MHD_Connection *c, const sp_query_request *q, sp_format_kind kind,
@@ -254,7 +269,10 @@ static bool cache_lookup(sp_http_server *s, struct MHD_Connection *c, const sp_q
     return false;
   }
   sp_buf hit = {0};
-  if (!sp_rcache_get(rc, cache->key.data, cache->key.len, cache->version, sp__http_now_ms(), &hit)) {
+  /* Version, then settled, then the same version again: a hit is served only when no refresh was between
+   * making its rows visible and moving the version at any point of this check. */
+  bool settled = data_settled(sp__http_runtime(s)) && sp__http_cache_version(s) == cache->version;
+  if (!settled || !sp_rcache_get(rc, cache->key.data, cache->key.len, cache->version, sp__http_now_ms(), &hit)) {
     cache->status = SP_CACHE_MISS;
     return false;
   }

@@ -166,6 +166,17 @@ describe('results cache limits', () => {
     }
   });
 
+  test('a malformed cache size stops spiced with a message', async () => {
+    for (const [runtime, want] of [['  results_cache:\n    cache_max_size: lots\n', /invalid size "lots"/],
+      ['  caching:\n    sql_results:\n      max_size: 12XB\n', /invalid size "12XB"/]]) {
+      const rt = await startSpiced({ spicepod: pod(runtime), files: { 'data.csv': csv([[1, 'a']]) }, ready: false });
+      const exit = await rt.exited;
+      assert.equal(exit.code, 1);
+      assert.match(rt.log(), want);
+      await rt.stop();
+    }
+  });
+
   test('enabled: false turns the cache and its headers off', async () => {
     const rt = await startSpiced({
       spicepod: pod('  results_cache:\n    enabled: false\n'),
