@@ -69,6 +69,7 @@ typedef struct sp_dataset_spec {
   char *ready_state;    /* "on_load" (default) | "on_registration" */
   sp_params params;     /* connector params, raw, ${..} resolved */
   sp_acceleration_spec acceleration;
+  char *view_sql;       /* an accelerated view: its SQL (connector "view", from "view:<name>"); NULL otherwise */
   int line, col;
 } sp_dataset_spec;
 
@@ -76,6 +77,7 @@ typedef struct sp_view_spec {
   char *name;
   char *sql;
   char *description;
+  sp_dataset_spec *accelerated; /* a view with acceleration enabled: the dataset that materialises it; or NULL */
   int line, col;
 } sp_view_spec;
 

@@ -355,6 +355,14 @@ static int vw_description(pod_ctx *c, void *o, const char *w, yaml_node_t *k, ya
   return sp__pod_string(c, w, k, v, &((view_build *)o)->v->description);
 }
 
+static int vw_acceleration(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {
+  view_build *b = o;
+  sp_dataset_spec *ds = calloc(1, sizeof *ds);
+  if (ds == NULL) return sp_fail(c->err, SP_ENOMEM, "out of memory");
+  b->v->accelerated = ds; /* freed with the view, even on failure */
+  return sp__pod_view_acceleration(c, w, b->v->name, k, v, ds);
+}
+
 static int vw_ready_state(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {
   char m[20];
   return sp__pod_enum(c, w, k, v, "on_load|on_registration", m, sizeof m);
@@ -362,7 +370,7 @@ static int vw_ready_state(pod_ctx *c, void *o, const char *w, yaml_node_t *k, ya
 
 static const pod_key view_keys[] = {
     {"name", NULL},        {"sql", vw_sql},         {"sql_ref", vw_sql_ref},   {"description", vw_description},
-    {"metadata", any_map}, {"dependsOn", any_list}, {"acceleration", any_map}, {"ready_state", vw_ready_state},
+    {"metadata", any_map}, {"dependsOn", any_list}, {"acceleration", vw_acceleration}, {"ready_state", vw_ready_state},
     {NULL, NULL},
 };
 
@@ -402,6 +410,13 @@ static int read_view(pod_ctx *c, yaml_node_t *map, size_t i) {
   else if (rc == SP_OK && v->sql == NULL)
     rc = sp__pod_fail(c, SP_EINVAL, map, "%s: one of \"sql\" or \"sql_ref\" is required", owner);
   free(b.sql_ref);
+  if (rc == SP_OK && v->accelerated && !v->accelerated->acceleration.enabled) {
+    sp__pod_dataset_free(v->accelerated); /* `enabled: false`: a plain view */
+    free(v->accelerated);
+    v->accelerated = NULL;
+  } else if (rc == SP_OK && v->accelerated && (v->accelerated->view_sql = strdup(v->sql)) == NULL) {
+    rc = sp_fail(c->err, SP_ENOMEM, "out of memory");
+  }
   return rc;
 }
 
@@ -570,6 +585,8 @@ void sp_pod_free(sp_pod *pod) {
     free(pod->views[i].name);
     free(pod->views[i].sql);
     free(pod->views[i].description);
+    if (pod->views[i].accelerated) sp__pod_dataset_free(pod->views[i].accelerated);
+    free(pod->views[i].accelerated);
   }
   free(pod->views);
   free(pod->runtime.http_addr);

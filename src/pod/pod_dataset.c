@@ -292,6 +292,26 @@ static int ds_acceleration(pod_ctx *c, void *o, const char *w, yaml_node_t *k, y
   return accel_check(c, &b, owner);
 }
 
+/* An accelerated view (spice-compat §1.8, [1.x]): the view becomes a dataset read from the engine, named
+ * like the view, with the acceleration block parsed exactly as a dataset's. */
+int sp__pod_view_acceleration(pod_ctx *c, const char *owner, const char *name, yaml_node_t *k, yaml_node_t *v,
+                              sp_dataset_spec *ds) {
+  char from[512];
+  snprintf(from, sizeof from, "view:%s", name);
+  SP_TRY(set_str(c, &ds->name, name));
+  SP_TRY(set_str(c, &ds->from, from));
+  SP_TRY(set_str(c, &ds->connector, "view"));
+  SP_TRY(set_str(c, &ds->path, name));
+  SP_TRY(set_str(c, &ds->ready_state, "on_load"));
+  ds->params.file = c->pod->file;
+  ds->line = sp__pod_line(k);
+  ds->col = sp__pod_col(k);
+  SP_TRY(accel_defaults(c, &ds->acceleration, c->pod->file));
+  ds_build d = {.ds = ds};
+  snprintf(d.owner, sizeof d.owner, "%s", owner);
+  return ds_acceleration(c, &d, owner, k, v);
+}
+
 /* ------------------------------------------------------------------------------------------------------ */
 /* Dataset keys                                                                                            */
 /* ------------------------------------------------------------------------------------------------------ */
@@ -530,6 +550,7 @@ int sp__pod_datasets(pod_ctx *c, yaml_node_t *key, yaml_node_t *list) {
 
 void sp__pod_dataset_free(sp_dataset_spec *ds) {
   sp_acceleration_spec *a = &ds->acceleration;
+  free(ds->view_sql);
   free(ds->from);
   free(ds->connector);
   free(ds->path);

@@ -85,6 +85,9 @@ int sp__pod_to_json(pod_ctx *c, yaml_node_t *root, char **out);
 /* ---- datasets (pod_dataset.c) ---- */
 int sp__pod_datasets(pod_ctx *c, yaml_node_t *key, yaml_node_t *list);
 void sp__pod_dataset_free(sp_dataset_spec *ds);
+/* Fills *ds (zeroed by the caller) as the dataset of an accelerated view from its `acceleration` block. */
+int sp__pod_view_acceleration(pod_ctx *c, const char *owner, const char *name, yaml_node_t *k, yaml_node_t *v,
+                              sp_dataset_spec *ds);
 /* Fails when `name` (case-insensitively) is the name of one of the first n_datasets datasets or n_views
  * views. `at` is the new `name` key; the message names its line and the earlier one's. */
 int sp__pod_check_unique(pod_ctx *c, bool is_view, const char *name, const yaml_node_t *at, size_t n_datasets,

@@ -18,8 +18,28 @@
 #include "spice/log.h"
 #include "spice/sqltext.h"
 
+/* An accelerated view reads the engine. The result is materialised before it is loaded, since the
+ * accelerator may write to the database the view reads (views are usually small: aggregates, joins). */
+static int read_view(sp_dataset *ds, const char *query, struct ArrowArrayStream *out, sp_error *err) {
+  if (query)
+    return sp_fail(err, SP_ENOTSUP, "view \"%s\": refresh_sql, refresh_data_window and append by time are not "
+                   "supported for accelerated views", ds->spec->name);
+  struct ArrowArrayStream rows;
+  sp_snapshot *snap = NULL;
+  int rc = sp_engine_query_internal(ds->rt->engine, ds->spec->view_sql, &rows, err);
+  if (rc == SP_OK) rc = sp_snapshot_from_stream(&rows, &snap, err);
+  if (rc == SP_OK) rc = sp_snapshot_stream(snap, out, err);
+  sp_snapshot_unref(snap);
+  if (rc != SP_OK) {
+    err->code = SP_EBUSY; /* usually a dataset it reads has not loaded yet: retried */
+    sp_error_prefix(err, "view \"%s\"", ds->spec->name);
+  }
+  return rc;
+}
+
 /* Reads the source: a plain read, or `query` (SQL over the dataset's name) run by the connector. */
 static int read_source(sp_dataset *ds, const char *query, struct ArrowArrayStream *out, sp_error *err) {
+  if (ds->spec->view_sql) return read_view(ds, query, out, err);
   if (query == NULL) return ds->cmod->get_all_data(ds->conn, out, err);
   if (ds->cmod->scan == NULL)
     return sp_fail(err, SP_ENOTSUP, "dataset \"%s\": the %s connector cannot filter at the source (refresh_sql, "
@@ -199,7 +219,7 @@ static int append_by_time(sp_dataset *ds, const char *refresh_sql, sp_error *err
 }
 
 int sp__dataset_refresh(sp_dataset *ds, const sp_refresh_job *job, sp_error *err) {
-  if (ds->conn == NULL) SP_TRY(sp__open_connector(ds, err));
+  if (ds->conn == NULL && ds->cmod) SP_TRY(sp__open_connector(ds, err));
   if (!ds->accelerated) return sp__define_dataset_table(ds, err);
   const char *refresh_sql = job->refresh_sql && *job->refresh_sql ? job->refresh_sql : NULL;
   if (refresh_sql) SP_TRY(sp_engine_check_sql(ds->rt->engine, refresh_sql, err));

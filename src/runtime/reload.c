@@ -21,13 +21,16 @@
 #include "runtime/runtime_int.h"
 #include "spice/log.h"
 
-/* The dataset entry `name` of a spicepod's JSON, as canonical text (sorted keys), or NULL. */
+/* The dataset (or accelerated view) entry `name` of a spicepod's JSON, as canonical text (sorted keys). */
 static char *dataset_key(json_t *pod, const char *name) {
-  json_t *list = json_object_get(pod, "datasets");
-  for (size_t i = 0; i < json_array_size(list); i++) {
-    json_t *d = json_array_get(list, i);
-    const char *n = json_string_value(json_object_get(d, "name"));
-    if (n && strcasecmp(n, name) == 0) return json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+  static const char *const lists[] = {"datasets", "views"};
+  for (int l = 0; l < 2; l++) {
+    json_t *list = json_object_get(pod, lists[l]);
+    for (size_t i = 0; i < json_array_size(list); i++) {
+      json_t *d = json_array_get(list, i);
+      const char *n = json_string_value(json_object_get(d, "name"));
+      if (n && strcasecmp(n, name) == 0) return json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    }
   }
   return NULL;
 }
@@ -42,10 +45,10 @@ static int same_definition(json_t *old_pod, json_t *new_pod, const char *name) {
 
 /* Checks what can be checked without touching anything: modules exist, modes are supported. */
 static int validate(const sp_pod *pod, sp_error *err) {
-  for (size_t i = 0; i < pod->n_datasets; i++) {
-    const sp_dataset_spec *d = &pod->datasets[i];
+  for (size_t i = 0; i < sp__pod_spec_count(pod); i++) {
+    const sp_dataset_spec *d = sp__pod_spec(pod, i);
     const sp_accelerator_module *am;
-    if (sp_registry_connector(d->connector) == NULL)
+    if (d->view_sql == NULL && sp_registry_connector(d->connector) == NULL)
       return sp_fail(err, SP_EINVAL, "dataset \"%s\": unknown data connector \"%s\"", d->name, d->connector);
     if (!d->acceleration.present || !d->acceleration.enabled) continue;
     if ((am = sp_registry_accelerator(d->acceleration.engine)) == NULL)
@@ -62,7 +65,9 @@ static void drop_changed_views(sp_runtime *rt, const sp_pod *next) {
     const sp_view_spec *v = &rt->pod->views[i];
     int kept = 0;
     for (size_t j = 0; j < next->n_views && !kept; j++)
-      kept = strcasecmp(next->views[j].name, v->name) == 0 && strcmp(next->views[j].sql, v->sql) == 0;
+      kept = strcasecmp(next->views[j].name, v->name) == 0 && strcmp(next->views[j].sql, v->sql) == 0 &&
+             (next->views[j].accelerated != NULL) == (v->accelerated != NULL);
+    if (v->accelerated) continue; /* an accelerated view is a dataset: handled with them */
     if (!kept) sp_engine_drop_table(rt->engine, v->name, NULL);
   }
 }
@@ -75,7 +80,8 @@ int sp_runtime_reload(sp_runtime *rt, int *out_changes, sp_error *err) {
   if (rc == SP_OK) rc = validate(pod, err);
   json_t *old_json = rc == SP_OK ? json_loads(rt->pod->json, 0, NULL) : NULL;
   json_t *new_json = rc == SP_OK ? json_loads(pod->json, 0, NULL) : NULL;
-  sp_dataset **next = rc == SP_OK ? calloc(pod->n_datasets + 1, sizeof *next) : NULL;
+  size_t total = rc == SP_OK ? sp__pod_spec_count(pod) : 0;
+  sp_dataset **next = rc == SP_OK ? calloc(total + 1, sizeof *next) : NULL;
   sp_dataset **gone = rc == SP_OK ? calloc(rt->n + 1, sizeof *gone) : NULL;
   sp_retired_pod *retired = rc == SP_OK ? realloc(rt->retired, (rt->n_retired + 1) * sizeof *retired) : NULL;
   if (retired) rt->retired = retired;
@@ -96,8 +102,8 @@ int sp_runtime_reload(sp_runtime *rt, int *out_changes, sp_error *err) {
   for (size_t i = 0; i < rt->n; i++) {
     sp_dataset *ds = rt->datasets[i];
     int kept = 0;
-    for (size_t j = 0; j < pod->n_datasets && !kept; j++)
-      if (next[j] == NULL && strcasecmp(pod->datasets[j].name, ds->spec->name) == 0 &&
+    for (size_t j = 0; j < total && !kept; j++)
+      if (next[j] == NULL && strcasecmp(sp__pod_spec(pod, j)->name, ds->spec->name) == 0 &&
           same_definition(old_json, new_json, ds->spec->name)) {
         next[j] = ds;
         kept = 1;
@@ -106,7 +112,7 @@ int sp_runtime_reload(sp_runtime *rt, int *out_changes, sp_error *err) {
   }
   /* Until the new ones exist, only the kept datasets are visible. */
   size_t n = 0;
-  for (size_t j = 0; j < pod->n_datasets; j++)
+  for (size_t j = 0; j < total; j++)
     if (next[j]) rt->datasets[n++] = next[j];
   rt->n = n;
   pthread_rwlock_unlock(&rt->ds_lock);
@@ -123,24 +129,24 @@ int sp_runtime_reload(sp_runtime *rt, int *out_changes, sp_error *err) {
     changes++;
   }
   free(gone);
-  for (size_t j = 0; j < pod->n_datasets; j++) {
+  for (size_t j = 0; j < total; j++) {
     if (next[j]) continue;
     sp_error e = {0};
-    if (sp__dataset_create(rt, &pod->datasets[j], &next[j], &e) != SP_OK) {
+    if (sp__dataset_create(rt, sp__pod_spec(pod, j), &next[j], &e) != SP_OK) {
       sp_log_error("reload: %s", e.msg);
       next[j] = NULL;
       continue;
     }
-    sp_log_info("dataset \"%s\" added by reload", pod->datasets[j].name);
+    sp_log_info("dataset \"%s\" added by reload", sp__pod_spec(pod, j)->name);
     changes++;
   }
   /* Swap: the new spicepod and every dataset it defines. */
   pthread_rwlock_wrlock(&rt->ds_lock);
   drop_changed_views(rt, pod);
-  sp_dataset **arr = realloc(rt->datasets, (pod->n_datasets + 1) * sizeof *arr);
+  sp_dataset **arr = realloc(rt->datasets, (total + 1) * sizeof *arr);
   if (arr) rt->datasets = arr;
   n = 0;
-  for (size_t j = 0; j < pod->n_datasets && arr; j++)
+  for (size_t j = 0; j < total && arr; j++)
     if (next[j]) rt->datasets[n++] = next[j];
   rt->n = n;
   rt->retired[rt->n_retired++] = (sp_retired_pod){.pod = rt->pod, .secrets = rt->secrets};
@@ -151,7 +157,7 @@ int sp_runtime_reload(sp_runtime *rt, int *out_changes, sp_error *err) {
 
   sp_error e = {0};
   if (sp__watcher_start(rt, rt->datasets, rt->n, &rt->watcher, &e) != SP_OK) sp_log_warn("reload: %s", e.msg);
-  for (size_t j = 0; j < pod->n_datasets; j++)
+  for (size_t j = 0; j < total; j++)
     if (next[j] && !next[j]->has_thread && sp__dataset_start(next[j], &e) != SP_OK) sp_log_error("reload: %s", e.msg);
   free(next);
   __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);

@@ -28,6 +28,20 @@
 #include "spice/secrets.h"
 #include "spice/sqltext.h"
 
+size_t sp__pod_spec_count(const sp_pod *pod) {
+  size_t n = pod->n_datasets;
+  for (size_t i = 0; i < pod->n_views; i++) n += pod->views[i].accelerated != NULL;
+  return n;
+}
+
+const sp_dataset_spec *sp__pod_spec(const sp_pod *pod, size_t i) {
+  if (i < pod->n_datasets) return &pod->datasets[i];
+  i -= pod->n_datasets;
+  for (size_t v = 0; v < pod->n_views; v++)
+    if (pod->views[v].accelerated && i-- == 0) return pod->views[v].accelerated;
+  return NULL;
+}
+
 int64_t sp__now_ms(void) {
   struct timeval tv;
   gettimeofday(&tv, NULL);
@@ -219,7 +233,7 @@ void sp__define_views(sp_runtime *rt) {
 static void define_views_locked(sp_runtime *rt) {
   for (size_t i = 0; i < rt->pod->n_views; i++) {
     const sp_view_spec *v = &rt->pod->views[i];
-    if (sp_engine_has_table(rt->engine, v->name)) continue;
+    if (v->accelerated || sp_engine_has_table(rt->engine, v->name)) continue;
     sp_error err = {0};
     if (sp_engine_define_view(rt->engine, v->name, v->sql, &err) == SP_OK)
       sp_log_info("view \"%s\" registered", v->name);
@@ -240,6 +254,8 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mo
   if (ds->ready_once) ds->status = SP_STATUS_REFRESHING;
   pthread_mutex_unlock(&rt->lock);
   sp_refresh_job job = {.refresh_sql = sql_copy, .mode = manual_mode >= 0 ? (sp_refresh_mode)manual_mode : a->refresh_mode};
+  /* The version moves before the swap too: a result cached while the refresh runs is never served after it. */
+  __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
   int rc = sp__dataset_refresh(ds, &job, &err);
   free(sql_copy);
   pthread_mutex_lock(&rt->lock);
@@ -285,8 +301,9 @@ static void retention_if_due(sp_dataset *ds) {
   ds->next_retention_ms = sp__now_ms() + ds->spec->acceleration.retention_check_interval_ms;
   pthread_mutex_unlock(&rt->lock);
   sp_error err = {0};
+  __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
   if (sp__dataset_retention(ds, &err) != SP_OK) sp_log_warn("[retention] dataset \"%s\": %s", ds->spec->name, err.msg);
-  else __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
+  __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
   pthread_mutex_lock(&rt->lock);
 }
 
@@ -352,6 +369,7 @@ static int setup_native_scan(sp_dataset *ds) {
 }
 
 static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err);
+static int setup_accelerator(sp_runtime *rt, sp_dataset *ds, sp_error *err);
 
 int sp__dataset_create(sp_runtime *rt, const sp_dataset_spec *spec, sp_dataset **out, sp_error *err) {
   sp_dataset *ds = calloc(1, sizeof *ds);
@@ -405,7 +423,7 @@ int sp__dataset_start(sp_dataset *ds, sp_error *err) {
   }
   if (ds->accelerated && a->retention_check_enabled && a->retention_check_interval_ms > 0)
     ds->next_retention_ms = sp__now_ms() + a->retention_check_interval_ms;
-  if (ds->file_watch && ds->conn == NULL) {
+  if (ds->file_watch && ds->cmod && ds->conn == NULL) {
     sp_error e = {0};
     if (sp__open_connector(ds, &e) != SP_OK) sp_log_warn("%s", e.msg);
   }
@@ -424,6 +442,8 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   ds->last_refresh_ms = -1;
   ds->next_due_ms = 0; /* load now */
   ds->next_retention_ms = -1;
+  ds->accelerated = spec->acceleration.present && spec->acceleration.enabled;
+  if (spec->view_sql) return setup_accelerator(rt, ds, err); /* an accelerated view: its source is the engine */
   ds->cmod = sp_registry_connector(spec->connector);
   if (ds->cmod == NULL) {
     sp_registry_connector_names(names, sizeof names);
@@ -440,6 +460,13 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
     SP_TRY(sp_engine_define_placeholder(rt->engine, spec->name, msg, err));
     return setup_native_scan(ds);
   }
+  return setup_accelerator(rt, ds, err);
+}
+
+/* The accelerated part of a dataset's set-up: its engine, storage, and what it serves before loading. */
+static int setup_accelerator(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
+  const sp_dataset_spec *spec = ds->spec;
+  char names[512];
   ds->amod = sp_registry_accelerator(spec->acceleration.engine);
   if (ds->amod == NULL) {
     sp_registry_accelerator_names(names, sizeof names);
@@ -448,9 +475,9 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   }
   sp_accel_state state;
   SP_TRY(open_accelerator(ds, &state, err));
-  if (spec->acceleration.on_zero_results && strcasecmp(spec->acceleration.on_zero_results, "use_source") == 0)
+  if (ds->cmod && spec->acceleration.on_zero_results && strcasecmp(spec->acceleration.on_zero_results, "use_source") == 0)
     setup_zero_results_source(ds);
-  int on_registration = spec->ready_state && strcasecmp(spec->ready_state, "on_registration") == 0;
+  int on_registration = spec->ready_state && strcasecmp(spec->ready_state, "on_registration") == 0 && ds->cmod;
   if (!state.has_data && !(on_registration && serve_from_source(ds) == 0)) {
     char msg[512];
     snprintf(msg, sizeof msg, "Acceleration not ready; loading initial data for %s", spec->name);
@@ -487,12 +514,13 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
     rc = sp_fail(err, SP_EIO, "could not create data folder \"%s\": %s", rt->data_dir, strerror(errno));
   sp_engine_config ec = {.threads = opts ? opts->engine_threads : 0, .data_dir = rt->data_dir};
   if (rc == SP_OK) rc = sp_engine_create(&ec, &rt->engine, err);
+  size_t total = rc == SP_OK ? sp__pod_spec_count(rt->pod) : 0;
   if (rc == SP_OK) {
-    rt->datasets = calloc(rt->pod->n_datasets ? rt->pod->n_datasets : 1, sizeof *rt->datasets);
+    rt->datasets = calloc(total ? total : 1, sizeof *rt->datasets);
     if (rt->datasets == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
   }
-  for (size_t i = 0; rc == SP_OK && i < rt->pod->n_datasets; i++) {
-    rc = sp__dataset_create(rt, &rt->pod->datasets[i], &rt->datasets[i], err);
+  for (size_t i = 0; rc == SP_OK && i < total; i++) {
+    rc = sp__dataset_create(rt, sp__pod_spec(rt->pod, i), &rt->datasets[i], err);
     if (rc == SP_OK) rt->n++;
   }
   if (rc == SP_OK) sp__define_views(rt);
@@ -508,7 +536,7 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
 int sp_runtime_start(sp_runtime *rt, sp_error *err) {
   /* Watched sources need their connector open to know their path. */
   for (size_t i = 0; i < rt->n; i++)
-    if (rt->datasets[i]->file_watch && rt->datasets[i]->conn == NULL) {
+    if (rt->datasets[i]->file_watch && rt->datasets[i]->cmod && rt->datasets[i]->conn == NULL) {
       sp_error e = {0};
       if (sp__open_connector(rt->datasets[i], &e) != SP_OK) sp_log_warn("%s", e.msg);
     }

@@ -80,6 +80,9 @@ int sp__watcher_start(sp_runtime *rt, sp_dataset *const *datasets, size_t n, sp_
 void sp__watcher_stop(sp_watcher *w); /* NULL-safe */
 
 int64_t sp__now_ms(void);
+/* The datasets a spicepod defines: its datasets, then its accelerated views. */
+size_t sp__pod_spec_count(const sp_pod *pod);
+const sp_dataset_spec *sp__pod_spec(const sp_pod *pod, size_t i);
 /* Creates and registers one dataset (nothing fetched); *out is owned by the caller. */
 int sp__dataset_create(sp_runtime *rt, const sp_dataset_spec *spec, sp_dataset **out, sp_error *err);
 /* Starts its refresh task. */

@@ -41,7 +41,7 @@ static int watch_target(sp_dataset *ds, char *dir, size_t dn, char *name, size_t
   char sql[8800], path[4096];
   struct stat st;
   sp_error err = {0};
-  if (ds->cmod->native_scan == NULL || ds->conn == NULL ||
+  if (ds->cmod == NULL || ds->cmod->native_scan == NULL || ds->conn == NULL ||
       ds->cmod->native_scan(ds->conn, sql, sizeof sql, path, sizeof path, &err) != SP_OK || stat(path, &st) != 0)
     return -1;
   if (S_ISDIR(st.st_mode)) {

@@ -443,6 +443,33 @@ static void test_reload(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+/* An accelerated view is materialised like a dataset and refreshed on its interval. */
+static void test_accelerated_view(void **state) {
+  write_csv("data.csv", 1000);
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+                              "  - from: file:data.csv\n    name: base\n    acceleration:\n      engine: arrow\n"
+                              "views:\n  - name: per_group\n    sql: SELECT grp, count(*) AS n FROM base GROUP BY grp\n"
+                              "    acceleration:\n      engine: duckdb\n      refresh_check_interval: 1s\n");
+  sp_runtime *rt = start();
+  sp_error err = {0};
+  int64_t n = -1;
+  for (int i = 0; i < 100 && (n = query_int(rt, "SELECT sum(n)::BIGINT FROM per_group", &err)) != 1000; i++) usleep(100000);
+  ASSERT_QUERY(rt, "SELECT sum(n)::BIGINT FROM per_group", 1000);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM per_group", 3);
+  write_csv("data.csv", 1200);
+  refresh_now(rt, "base");
+  for (int i = 0; i < 100 && (n = query_int(rt, "SELECT sum(n)::BIGINT FROM per_group", &err)) != 1200; i++) usleep(100000);
+  ASSERT_QUERY(rt, "SELECT sum(n)::BIGINT FROM per_group", 1200); /* its next refresh saw the new base */
+  sp_dataset_info info;
+  int found = 0;
+  for (size_t i = 0; i < sp_runtime_dataset_count(rt); i++)
+    if (sp_runtime_dataset_info(rt, i, &info) == SP_OK && strcmp(info.name, "per_group") == 0) found = 1;
+  assert_true(found);
+  sp_runtime_destroy(rt);
+  write_csv("data.csv", 1000);
+  write_file("spicepod.yaml", POD);
+}
+
 /* A file accelerator serves its committed copy at the next start even when the source is gone. */
 static void test_restart_serves_file_copy(void **state) {
   sp_runtime *rt = start();
@@ -527,6 +554,7 @@ int main(void) {
       cmocka_unit_test(test_file_watcher),
       cmocka_unit_test(test_zero_results_use_source),
       cmocka_unit_test(test_reload),
+      cmocka_unit_test(test_accelerated_view),
       cmocka_unit_test(test_refresh_on_startup_always),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
