@@ -46,6 +46,9 @@ function run(cmd, args, { input, cwd, env, timeoutMs = 30000 } = {}) {
       clearTimeout(timer);
       resolve({ code, signal, stdout, stderr });
     });
+    // A command that exits before reading its input (e.g. on a usage error) closes the pipe: that is not a
+    // test failure, the exit code and output say what happened.
+    child.stdin.on('error', () => {});
     child.stdin.end(input ?? '');
   });
 }
