@@ -52,6 +52,10 @@ typedef struct sp_scan {
   /* Optional: a SELECT over the dataset's own name (refresh_sql, e.g. `SELECT * FROM trips WHERE x > 1`),
    * to run at the source instead of a plain read. A connector that cannot run it returns SP_ENOTSUP. */
   const char *query;
+  /* Optional pushdown: `SELECT * FROM <dataset> WHERE …` holding conditions of a federated query that a
+   * connector may apply at the source. Unlike `query` it may be ignored (entirely or not at all): the engine
+   * applies the whole WHERE clause again. */
+  const char *filter_query;
 } sp_scan;
 
 typedef struct sp_connector_module sp_connector_module;

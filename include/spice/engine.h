@@ -98,8 +98,9 @@ int sp_engine_stream_register(sp_engine *e, struct ArrowArrayStream *stream, uin
 void sp_engine_stream_unregister(sp_engine *e, uint64_t token);
 
 /* A federated source: a callback that opens a fresh stream with only `columns` (NULL = all). */
+/* filter_query (may be NULL): see sp_scan.filter_query. */
 typedef int (*sp_source_open_fn)(void *ctx, const char *const *columns, size_t n_columns, int64_t limit,
-                                 struct ArrowArrayStream *out, sp_error *err);
+                                 const char *filter_query, struct ArrowArrayStream *out, sp_error *err);
 /* Registers source `name` (readable as `sp_source_scan('name')`) with its schema (copied). ctx is borrowed
  * until sp_engine_unregister_source. */
 int sp_engine_register_source(sp_engine *e, const char *name, const struct ArrowSchema *schema, sp_source_open_fn fn,

@@ -757,18 +757,25 @@ static char *quote_literal(void *ctx, const char *s) {
   return d;
 }
 
-/* refresh_sql: `SELECT * FROM <dataset> WHERE …` parsed by DuckDB, rebuilt for PostgreSQL (pg_filter.c). */
-static int refresh_query(pg_conn *c, const char *query, struct ArrowArrayStream *out, sp_error *err) {
-  char *json = NULL, *where = NULL;
+/* `SELECT * FROM <dataset> WHERE …` parsed by DuckDB and rebuilt as a PostgreSQL condition (pg_filter.c). */
+static int where_of(pg_conn *c, const char *query, char **where, sp_error *err) {
+  char *json = NULL;
   SP_TRY(serialize_sql(c, query, &json, err));
   quote_ctx q = {.c = c};
   int pooled, rc = pool_get(c, &q.pq, &pooled, err);
   if (rc == SP_OK) {
     pgf_ctx cx = {.dataset = c->base.dataset->name, .column = quote_column, .literal = quote_literal, .ctx = &q};
-    rc = pgf_where(json, &cx, &where, err);
+    rc = pgf_where(json, &cx, where, err);
     pool_put(c, q.pq);
   }
   free(json);
+  return rc;
+}
+
+/* refresh_sql: it must run at the server, or the refresh fails. */
+static int refresh_query(pg_conn *c, const char *query, struct ArrowArrayStream *out, sp_error *err) {
+  char *where = NULL;
+  int rc = where_of(c, query, &where, err);
   size_t *idx = NULL;
   if (rc == SP_OK) rc = all_columns(c, &idx, err);
   if (rc == SP_OK) rc = open_stream(c, idx, c->n_cols, where, -1, out, err);
@@ -795,7 +802,17 @@ static int pg_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStr
       idx[i] = j;
     }
   }
-  int rc = open_stream(c, idx, n, NULL, scan->limit, out, err);
+  /* Conditions of a federated query go to the server when they translate; otherwise they are left to the
+   * engine, which applies the whole WHERE clause anyway. */
+  char *where = NULL;
+  sp_error ferr = {0};
+  if (scan->filter_query && where_of(c, scan->filter_query, &where, &ferr) != SP_OK) {
+    sp_log_debug("dataset \"%s\": filter not pushed to the server: %s", self->dataset->name, ferr.msg);
+    free(where);
+    where = NULL;
+  }
+  int rc = open_stream(c, idx, n, where && *where ? where : NULL, scan->limit, out, err);
+  free(where);
   free(idx);
   return rc;
 }

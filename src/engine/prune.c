@@ -17,11 +17,15 @@
 #include <jansson.h>
 
 #include "engine/engine_int.h"
+#include "spice/sqltext.h"
 
 typedef struct prune_ctx {
   const sp_query_request *req;
   char **names; /* arrow datasets the query text mentions */
   size_t n_names;
+  char **sources; /* federated sources (connector scans) the query text mentions */
+  size_t n_sources;
+  duckdb_connection conn;
   int rewritten;
 } prune_ctx;
 
@@ -161,8 +165,82 @@ static void collect_hints(prune_ctx *p, json_t *e, const char *qualifier, json_t
 
 static const char *arrow_name(prune_ctx *p, const char *table) {
   for (size_t i = 0; i < p->n_names; i++)
-    if (strcasecmp(p->names[i], table) == 0) return p->names[i];
+    if (p->names[i][0] && strcasecmp(p->names[i], table) == 0) return p->names[i];
   return NULL;
+}
+
+static const char *source_name(prune_ctx *p, const char *table) {
+  for (size_t i = 0; i < p->n_sources; i++)
+    if (p->sources[i][0] && strcasecmp(p->sources[i], table) == 0) return p->sources[i];
+  return NULL;
+}
+
+/* ---- Filters for federated sources -------------------------------------------------------------------------- */
+
+/* True when expression e can be evaluated by the source alone: no subqueries, no parameters, and every column
+ * reference names the table (bare, or qualified by its alias). Qualifiers are removed on the way. */
+static int pushable(json_t *e, const char *qualifier) {
+  if (json_is_array(e)) {
+    for (size_t i = 0; i < json_array_size(e); i++)
+      if (!pushable(json_array_get(e, i), qualifier)) return 0;
+    return 1;
+  }
+  if (!json_is_object(e)) return 1;
+  const char *cls = jstr(e, "class");
+  if (strcmp(cls, "SUBQUERY") == 0 || strcmp(cls, "PARAMETER") == 0 || strcmp(cls, "STAR") == 0) return 0;
+  if (strcmp(cls, "COLUMN_REF") == 0) {
+    json_t *names = json_object_get(e, "column_names");
+    size_t n = json_array_size(names);
+    if (n == 2 && strcasecmp(json_string_value(json_array_get(names, 0)), qualifier) == 0)
+      json_array_remove(names, 0);
+    return json_array_size(names) == 1;
+  }
+  const char *key;
+  json_t *v;
+  json_object_foreach(e, key, v) if (!pushable(v, qualifier)) return 0;
+  return 1;
+}
+
+static void conjuncts(json_t *e, json_t *out) {
+  if (strcmp(jstr(e, "type"), "CONJUNCTION_AND") == 0) {
+    json_t *kids = json_object_get(e, "children");
+    for (size_t i = 0; i < json_array_size(kids); i++) conjuncts(json_array_get(kids, i), out);
+  } else {
+    json_array_append(out, e);
+  }
+}
+
+/* `SELECT * FROM "name" WHERE <the pushable conjuncts of where>`, printed by DuckDB, or NULL when none. */
+static char *filter_query(prune_ctx *p, json_t *where, const char *name, const char *qualifier) {
+  json_t *all = json_array(), *keep = json_array();
+  conjuncts(where, all);
+  for (size_t i = 0; i < json_array_size(all); i++) {
+    json_t *copy = json_deep_copy(json_array_get(all, i));
+    if (copy && pushable(copy, qualifier)) json_array_append_new(keep, copy);
+    else json_decref(copy);
+  }
+  json_decref(all);
+  char *out = NULL, ident[600], tmpl[700];
+  if (json_array_size(keep) > 0 && sp_sql_ident(ident, sizeof ident, name) == 0) {
+    snprintf(tmpl, sizeof tmpl, "SELECT * FROM %s", ident);
+    char *text = call_text_fn(p->conn, "json_serialize_sql", tmpl);
+    json_t *stmt = text ? json_loads(text, 0, NULL) : NULL;
+    json_t *node = json_object_get(json_array_get(json_object_get(stmt, "statements"), 0), "node");
+    if (json_is_object(node)) {
+      json_t *cond = json_array_size(keep) == 1 ? json_incref(json_array_get(keep, 0))
+                                                : json_pack("{s:s,s:s,s:s,s:I,s:O}", "class", "CONJUNCTION", "type",
+                                                            "CONJUNCTION_AND", "alias", "", "query_location",
+                                                            (json_int_t)0, "children", keep);
+      json_object_set_new(node, "where_clause", cond);
+      char *json = json_dumps(stmt, JSON_COMPACT);
+      if (json) out = call_text_fn(p->conn, "json_deserialize_sql", json);
+      free(json);
+    }
+    json_decref(stmt);
+    free(text);
+  }
+  json_decref(keep);
+  return out;
 }
 
 static json_t *varchar_constant(const char *s) {
@@ -175,18 +253,26 @@ static json_t *varchar_constant(const char *s) {
 static void rewrite_select(prune_ctx *p, json_t *node) {
   json_t *from = json_object_get(node, "from_table"), *where = json_object_get(node, "where_clause");
   if (!json_is_object(from) || !json_is_object(where) || strcmp(jstr(from, "type"), "BASE_TABLE") != 0) return;
-  const char *schema = jstr(from, "schema_name"), *name = arrow_name(p, jstr(from, "table_name"));
-  if (name == NULL || jstr(from, "catalog_name")[0] || (schema[0] && strcasecmp(schema, "main") != 0) ||
+  const char *schema = jstr(from, "schema_name"), *table = jstr(from, "table_name");
+  const char *name = arrow_name(p, table), *source = name ? NULL : source_name(p, table);
+  if ((name == NULL && source == NULL) || jstr(from, "catalog_name")[0] || (schema[0] && strcasecmp(schema, "main") != 0) ||
       !json_is_null(json_object_get(from, "at_clause")))
     return;
   const char *alias = jstr(from, "alias")[0] ? jstr(from, "alias") : jstr(from, "table_name");
-  json_t *hints = json_array();
-  collect_hints(p, where, alias, hints);
-  char *hints_text = json_array_size(hints) ? json_dumps(hints, JSON_COMPACT) : NULL;
-  json_decref(hints);
+  char *hints_text = NULL;
+  if (name) {
+    json_t *hints = json_array();
+    collect_hints(p, where, alias, hints);
+    hints_text = json_array_size(hints) ? json_dumps(hints, JSON_COMPACT) : NULL;
+    json_decref(hints);
+  } else {
+    hints_text = filter_query(p, where, source, alias);
+    name = source;
+  }
   if (hints_text == NULL) return;
+  const char *fn_name = source ? "sp_source_scan_filter" : "sp_arrow_scan_hint";
   json_t *fn = json_pack("{s:s,s:s,s:s,s:I,s:s,s:s,s:[o,o],s:n,s:{s:s,s:[]},s:b,s:b,s:b,s:s}", "class", "FUNCTION", "type",
-                         "FUNCTION", "alias", "", "query_location", (json_int_t)0, "function_name", "sp_arrow_scan_hint",
+                         "FUNCTION", "alias", "", "query_location", (json_int_t)0, "function_name", fn_name,
                          "schema", "", "children", varchar_constant(name), varchar_constant(hints_text), "filter",
                          "order_bys", "type", "ORDER_MODIFIER", "orders", "distinct", 0, "is_operator", 0,
                          "export_state", 0, "catalog", "");
@@ -219,6 +305,8 @@ static void drop_cte_names(prune_ctx *p, json_t *j) {
       const char *cte = jstr(json_array_get(map, i), "key");
       for (size_t k = 0; k < p->n_names; k++)
         if (strcasecmp(p->names[k], cte) == 0) p->names[k][0] = '\0';
+      for (size_t k = 0; k < p->n_sources; k++)
+        if (strcasecmp(p->sources[k], cte) == 0) p->sources[k][0] = '\0';
     }
     const char *key;
     json_t *v;
@@ -240,19 +328,26 @@ static void unknown_locations_to_zero(char *json) {
   }
 }
 
+/* Copies the names of the registry entries that the query text mentions (a cheap filter before parsing). */
+static void collect_names(sp_slot *slots, const char *sql, char ***names, size_t *n) {
+  for (sp_slot *s = slots; s; s = s->next) {
+    if (!strcasestr(sql, s->name)) continue;
+    char **nn = realloc(*names, (*n + 1) * sizeof *nn);
+    if (nn == NULL) return;
+    *names = nn;
+    if (((*names)[*n] = strdup(s->name)) != NULL) (*n)++;
+  }
+}
+
 int sp_engine_prune_rewrite(sp_engine *e, duckdb_connection conn, const sp_query_request *req, char **out_sql) {
   prune_ctx p = {.req = req};
   *out_sql = NULL;
+  p.conn = conn;
   pthread_mutex_lock(&e->lock);
-  for (sp_slot *s = e->snapshots; s; s = s->next)
-    if (strcasestr(req->sql, s->name)) {
-      char **nn = realloc(p.names, (p.n_names + 1) * sizeof *nn);
-      if (nn == NULL) break;
-      p.names = nn;
-      p.names[p.n_names++] = strdup(s->name);
-    }
+  collect_names(e->snapshots, req->sql, &p.names, &p.n_names);
+  collect_names(e->sources, req->sql, &p.sources, &p.n_sources);
   pthread_mutex_unlock(&e->lock);
-  if (p.n_names == 0) return 0;
+  if (p.n_names == 0 && p.n_sources == 0) return 0;
   char *text = call_text_fn(conn, "json_serialize_sql", req->sql);
   if (text) unknown_locations_to_zero(text);
   json_t *ast = text ? json_loads(text, 0, NULL) : NULL;
@@ -269,6 +364,8 @@ int sp_engine_prune_rewrite(sp_engine *e, duckdb_connection conn, const sp_query
   json_decref(ast);
   for (size_t i = 0; i < p.n_names; i++) free(p.names[i]);
   free(p.names);
+  for (size_t i = 0; i < p.n_sources; i++) free(p.sources[i]);
+  free(p.sources);
   return p.rewritten;
 }
 

@@ -246,12 +246,14 @@ typedef struct scan_bind {
   int64_t ncols;
   scan_hint *hints;
   size_t n_hints;
+  char *filter_query; /* sp_source_scan_filter: conditions the source may apply */
 } scan_bind;
 
 static void scan_bind_free(void *p) {
   scan_bind *b = p;
   sp_schema_release(&b->schema);
   free(b->hints);
+  free(b->filter_query);
   free(b);
 }
 
@@ -266,7 +268,7 @@ static int same_schema(const struct ArrowSchema *a, const struct ArrowSchema *b)
 
 static size_t parse_hints(const char *text, const struct ArrowSchema *schema, scan_hint **out);
 
-static void scan_bind_common(duckdb_bind_info info, scan_kind kind, const char *hints) {
+static void scan_bind_common(duckdb_bind_info info, scan_kind kind, const char *hints, const char *filter_query) {
   sp_engine *e = duckdb_bind_get_extra_info(info);
   scan_bind *b = calloc(1, sizeof *b);
   sp_error err = {0};
@@ -314,17 +316,18 @@ static void scan_bind_common(duckdb_bind_info info, scan_kind kind, const char *
   sp_engine_free_types(types, b->ncols);
   if (kind == SCAN_ARROW) duckdb_bind_set_cardinality(info, (idx_t)rows, true);
   if (hints) b->n_hints = parse_hints(hints, &b->schema, &b->hints);
+  if (filter_query && *filter_query) b->filter_query = strdup(filter_query);
   duckdb_bind_set_bind_data(info, b, scan_bind_free);
 }
 
-static void arrow_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_ARROW, NULL); }
+static void arrow_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_ARROW, NULL, NULL); }
 
 /* sp_arrow_scan_hint(name, hints): the same scan, plus pruning hints from sp_engine_prune_rewrite. */
 static void arrow_hint_bind(duckdb_bind_info info) {
   duckdb_value v = duckdb_bind_get_parameter(info, 1);
   char *text = duckdb_get_varchar(v);
   duckdb_destroy_value(&v);
-  scan_bind_common(info, SCAN_ARROW, text ? text : "");
+  scan_bind_common(info, SCAN_ARROW, text ? text : "", NULL);
   duckdb_free(text);
 }
 
@@ -415,8 +418,17 @@ static size_t parse_hints(const char *text, const struct ArrowSchema *schema, sc
   json_decref(arr);
   return n;
 }
-static void stream_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_STREAM, NULL); }
-static void source_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_SOURCE, NULL); }
+static void stream_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_STREAM, NULL, NULL); }
+static void source_bind(duckdb_bind_info info) { scan_bind_common(info, SCAN_SOURCE, NULL, NULL); }
+
+/* sp_source_scan_filter(name, filter_query): the source scan, with conditions it may push to the source. */
+static void source_filter_bind(duckdb_bind_info info) {
+  duckdb_value v = duckdb_bind_get_parameter(info, 1);
+  char *text = duckdb_get_varchar(v);
+  duckdb_destroy_value(&v);
+  scan_bind_common(info, SCAN_SOURCE, NULL, text);
+  duckdb_free(text);
+}
 
 /* ---- Global state ----------------------------------------------------------------------------------------- */
 
@@ -499,7 +511,7 @@ static void scan_init(duckdb_init_info info) {
     const char **cols = calloc(g->nproj ? g->nproj : 1, sizeof *cols);
     rc = cols ? sp_engine_find_source(b->e, b->name, NULL, &fn, &ctx, &err) : sp_fail(&err, SP_ENOMEM, "out of memory");
     for (idx_t i = 0; rc == SP_OK && i < g->nproj; i++) cols[i] = schema->children[g->proj[i]]->name;
-    if (rc == SP_OK) rc = fn(ctx, cols, g->nproj, -1, &g->stream, &err);
+    if (rc == SP_OK) rc = fn(ctx, cols, g->nproj, -1, b->filter_query, &g->stream, &err);
     free(cols);
     /* The source returns only the projected columns, in projection order. */
     for (idx_t i = 0; rc == SP_OK && i < g->nproj; i++) g->proj[i] = i;
@@ -705,6 +717,7 @@ int sp_engine_register_scans(sp_engine *e, duckdb_connection conn, sp_error *err
   SP_TRY(register_one(e, conn, "sp_arrow_scan_hint", arrow_hint_bind, arrow_scan_fn, 1, 2, err));
   SP_TRY(register_one(e, conn, "sp_stream", stream_bind, stream_scan_fn, 0, 1, err));
   SP_TRY(register_one(e, conn, "sp_source_scan", source_bind, stream_scan_fn, 0, 1, err));
+  SP_TRY(register_one(e, conn, "sp_source_scan_filter", source_filter_bind, stream_scan_fn, 0, 2, err));
   duckdb_table_function tf = duckdb_create_table_function();
   duckdb_logical_type vt = duckdb_create_logical_type(DUCKDB_TYPE_VARCHAR);
   duckdb_table_function_set_name(tf, "sp_unavailable");

@@ -159,10 +159,10 @@ static int open_accelerator(sp_dataset *ds, sp_accel_state *state, sp_error *err
 
 /* A federated dataset's scan: the connector's scan (projection pushed) or get_all_data. */
 static int source_open(void *ctx, const char *const *columns, size_t n_columns, int64_t limit,
-                       struct ArrowArrayStream *out, sp_error *err) {
+                       const char *filter_query, struct ArrowArrayStream *out, sp_error *err) {
   sp_dataset *ds = ctx;
   if (ds->conn->module->scan) {
-    sp_scan scan = {.columns = columns, .n_columns = n_columns, .limit = limit};
+    sp_scan scan = {.columns = columns, .n_columns = n_columns, .limit = limit, .filter_query = filter_query};
     return ds->conn->module->scan(ds->conn, &scan, out, err);
   }
   return ds->conn->module->get_all_data(ds->conn, out, err);
