@@ -80,15 +80,24 @@ static void minus_ms(const char *format, const char *expr, int64_t ms, char *buf
     snprintf(buf, n, "(%s - INTERVAL '%lld milliseconds')", expr, (long long)ms);
 }
 
-/* A typed literal of a value the engine computes: CAST('text' AS type). SP_ENOTFOUND when the value is NULL. */
+/* A literal of a value the engine computes: a number as it is, anything else (timestamps, dates, text) as a
+ * string constant, which both DuckDB and PostgreSQL compare by casting it to the column's type; a plain
+ * constant is also what connectors that push filters accept. SP_ENOTFOUND when the value is NULL. */
 static int engine_literal(sp_dataset *ds, const char *expr, const char *from, char *buf, size_t n, sp_error *err) {
   char sql[4096], type[128], text[512], lit[1100];
   snprintf(sql, sizeof sql, "SELECT typeof(%s) FROM %s", expr, from);
   SP_TRY(sp_engine_query_text(ds->rt->engine, sql, type, sizeof type, err));
   snprintf(sql, sizeof sql, "SELECT CAST(%s AS VARCHAR) FROM %s", expr, from);
   SP_TRY(sp_engine_query_text(ds->rt->engine, sql, text, sizeof text, err));
+  static const char *const numeric[] = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT",
+                                       "USMALLINT", "UINTEGER", "UBIGINT", "FLOAT", "DOUBLE", "DECIMAL"};
+  for (size_t i = 0; i < sizeof numeric / sizeof numeric[0]; i++)
+    if (strncmp(type, numeric[i], strlen(numeric[i])) == 0) {
+      snprintf(buf, n, "%s", text);
+      return SP_OK;
+    }
   if (sp_sql_literal(lit, sizeof lit, text) != 0) return sp_fail(err, SP_EINVAL, "value too long");
-  snprintf(buf, n, "CAST(%s AS %s)", lit, type);
+  snprintf(buf, n, "%s", lit);
   return SP_OK;
 }
 

@@ -407,3 +407,30 @@ test('pg_connection_string and secrets from the environment; a wrong password in
     await rt.stop();
   }
 });
+
+test('append with a time column: only rows from the newest timestamp on travel, none lost or doubled', { timeout: 60000 }, async () => {
+  pg.psql(`CREATE TABLE ev AS SELECT g AS id, timestamp '2024-01-01' + g * interval '1 minute' AS ts
+           FROM generate_series(1, 100) g;`, { user: 'spice' });
+  const params = Object.entries(pg.params).map(([k, v]) => `      ${k}: ${JSON.stringify(String(v))}`).join('\n');
+  const spicepod = 'version: v1\nkind: Spicepod\nname: pgappend\ndatasets:\n' +
+    `  - from: postgres:ev\n    name: ev\n    time_column: ts\n    params:\n${params}\n` +
+    '    acceleration:\n      engine: duckdb\n      refresh_mode: append\n';
+  const rt = await startSpiced({ spicepod });
+  try {
+    const counts = async () => (await sqlRows(rt, 'SELECT count(*) AS n, count(DISTINCT id) AS d FROM ev'))
+      .map((r) => `${num(r.n)}/${num(r.d)}`)[0];
+    assert.equal(await counts(), '100/100');
+    // 101 shares the newest timestamp already loaded (id 100's); 102 is newer.
+    pg.psql(`INSERT INTO ev VALUES (101, timestamp '2024-01-01' + 100 * interval '1 minute'),
+                                   (102, timestamp '2024-01-01' + 150 * interval '1 minute');`, { user: 'spice' });
+    const mark = pg.log().length;
+    const r = await fetch(`http://127.0.0.1:${rt.httpPort}/v1/datasets/ev/acceleration/refresh`, { method: 'POST' });
+    assert.equal(r.status, 201);
+    await waitUntil('the append', counts, (c) => c === '102/102', { timeoutMs: 30000, intervalMs: 100 });
+    const copies = pg.log().slice(mark).split('\n').filter((l) => l.includes('COPY (SELECT'));
+    assert.ok(copies.some((l) => l.includes(`FROM "public"."ev" WHERE ("ts" >= '2024-01-01 01:40:00')`)), copies.join('\n'));
+  } finally {
+    await rt.stop();
+    pg.psql('DROP TABLE ev;', { user: 'spice' });
+  }
+});
