@@ -31,8 +31,8 @@ static int read_view(sp_dataset *ds, const char *query, struct ArrowArrayStream 
   if (rc == SP_OK) rc = sp_snapshot_stream(snap, out, err);
   sp_snapshot_unref(snap);
   if (rc != SP_OK) {
-    err->code = SP_EBUSY; /* usually a dataset it reads has not loaded yet: retried */
     sp_error_prefix(err, "view \"%s\"", ds->spec->name);
+    return err ? (err->code = SP_EBUSY) : SP_EBUSY; /* usually a dataset it reads has not loaded yet: retried */
   }
   return rc;
 }
@@ -123,15 +123,57 @@ static int window_filter(sp_dataset *ds, char **query, sp_error *err) {
   return wrap_filter(ds, *query, cond, query, err);
 }
 
+/* retention_sql: `DELETE FROM <dataset> WHERE <condition>`. The condition is checked as the WHERE of a read
+ * of the dataset (one statement, nothing but reads), then handed to the accelerator. *cond is malloc'd. */
+static int retention_sql_condition(sp_dataset *ds, const char *sql, char **cond, sp_error *err) {
+  const char *p = sql;
+  while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+  if (strncasecmp(p, "DELETE", 6) != 0) goto bad;
+  for (p += 6; *p == ' ' || *p == '\t' || *p == '\n'; p++) {}
+  if (strncasecmp(p, "FROM", 4) != 0) goto bad;
+  for (p += 4; *p == ' ' || *p == '\t' || *p == '\n'; p++) {}
+  size_t n = strlen(ds->spec->name);
+  if (*p == '"') {
+    if (strncmp(p + 1, ds->spec->name, n) != 0 || p[1 + n] != '"') goto bad;
+    p += n + 2;
+  } else {
+    if (strncasecmp(p, ds->spec->name, n) != 0) goto bad;
+    p += n;
+  }
+  for (; *p == ' ' || *p == '\t' || *p == '\n'; p++) {}
+  if (strncasecmp(p, "WHERE", 5) != 0) goto bad;
+  p += 5;
+  char *check = NULL;
+  SP_TRY(wrap_filter(ds, NULL, p, &check, err));
+  int rc = sp_engine_check_sql(ds->rt->engine, check, err);
+  free(check);
+  SP_TRY(rc);
+  if ((*cond = strdup(p)) == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  return SP_OK;
+bad:
+  return sp_fail(err, SP_EINVAL, "dataset \"%s\": retention_sql must be DELETE FROM %s WHERE <condition>",
+                 ds->spec->name, ds->spec->name);
+}
+
 int sp__dataset_retention(sp_dataset *ds, sp_error *err) {
   const sp_acceleration_spec *a = &ds->spec->acceleration;
   char cond[2100];
-  int64_t deleted = 0;
+  int64_t deleted = 0, more = 0;
   if (ds->amod->delete_where == NULL)
     return sp_fail(err, SP_ENOTSUP, "dataset \"%s\": the %s engine cannot delete rows for retention", ds->spec->name,
                    ds->amod->name);
-  SP_TRY(since_condition(ds, "<", a->retention_period_ms, cond, sizeof cond, err));
-  SP_TRY(ds->amod->delete_where(ds->accel, cond, &deleted, err));
+  if (a->retention_period_ms > 0) {
+    SP_TRY(since_condition(ds, "<", a->retention_period_ms, cond, sizeof cond, err));
+    SP_TRY(ds->amod->delete_where(ds->accel, cond, &deleted, err));
+  }
+  if (a->retention_sql) {
+    char *extra = NULL;
+    SP_TRY(retention_sql_condition(ds, a->retention_sql, &extra, err));
+    int rc = ds->amod->delete_where(ds->accel, extra, &more, err);
+    free(extra);
+    SP_TRY(rc);
+    deleted += more;
+  }
   if (deleted != 0) SP_TRY(sp__define_dataset_table(ds, err));
   sp_log_info("[retention] Evicted %lld records for %s", (long long)deleted, ds->spec->name);
   return SP_OK;

@@ -325,6 +325,32 @@ static void test_retention(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+/* retention_sql deletes what its condition selects; anything but DELETE FROM <dataset> WHERE … is refused. */
+static void test_retention_sql(void **state) {
+  write_csv("data.csv", 1000);
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+                              "  - from: file:data.csv\n    name: rs\n    acceleration:\n      engine: arrow\n"
+                              "      retention_check_enabled: true\n      retention_check_interval: 1s\n"
+                              "      retention_sql: DELETE FROM rs WHERE grp = 'g1' OR id > 900\n");
+  sp_runtime *rt = start();
+  sp_error err = {0};
+  int64_t n = -1;
+  /* 1000 rows; g1 = ids with id % 3 == 1 (334 of them); ids > 900 not in g1: 66 */
+  for (int i = 0; i < 100 && (n = query_int(rt, "SELECT count(*) FROM rs", &err)) != 600; i++) usleep(100000);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM rs", 600);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM rs WHERE grp = 'g1' OR id > 900", 0);
+  sp_runtime_destroy(rt);
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+                              "  - from: file:data.csv\n    name: rs\n    acceleration:\n      engine: arrow\n"
+                              "      retention_check_enabled: true\n      retention_check_interval: 1s\n"
+                              "      retention_sql: DELETE FROM rs WHERE id > 1; COPY rs TO '/tmp/x'\n");
+  rt = start();
+  usleep(1500000);
+  ASSERT_QUERY(rt, "SELECT count(*) FROM rs", 1000); /* refused: nothing deleted */
+  sp_runtime_destroy(rt);
+  write_file("spicepod.yaml", POD);
+}
+
 /* refresh_on_startup: always refreshes a file accelerator at start even though it has a copy. */
 static void test_refresh_on_startup_always(void **state) {
   write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
@@ -555,6 +581,7 @@ int main(void) {
       cmocka_unit_test(test_zero_results_use_source),
       cmocka_unit_test(test_reload),
       cmocka_unit_test(test_accelerated_view),
+      cmocka_unit_test(test_retention_sql),
       cmocka_unit_test(test_refresh_on_startup_always),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
