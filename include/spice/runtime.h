@@ -66,6 +66,8 @@ typedef struct sp_dataset_info {
   char error[1024];         /* last error when status is Error, else "" */
   int64_t rows;             /* rows in the accelerated copy, -1 unknown */
   int64_t last_refresh_ms;  /* unix ms, -1 never */
+  int64_t refresh_errors;   /* failed refreshes since start */
+  int64_t last_load_ms;     /* duration of the last successful refresh, -1 none */
 } sp_dataset_info;
 
 size_t sp_runtime_dataset_count(sp_runtime *rt);

@@ -256,6 +256,7 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mo
   sp_refresh_job job = {.refresh_sql = sql_copy, .mode = manual_mode >= 0 ? (sp_refresh_mode)manual_mode : a->refresh_mode};
   /* The version moves before the swap too: a result cached while the refresh runs is never served after it. */
   __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
+  int64_t started = sp__now_ms();
   int rc = sp__dataset_refresh(ds, &job, &err);
   free(sql_copy);
   pthread_mutex_lock(&rt->lock);
@@ -267,11 +268,13 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mo
     ds->ready_once = 1;
     ds->attempt = 0;
     ds->last_refresh_ms = now;
+    ds->last_load_ms = now - started;
     ds->next_due_ms = next_refresh_ms(ds, now);
   } else {
     ds->status = SP_STATUS_ERROR;
     snprintf(ds->error, sizeof ds->error, "%s", err.msg);
     ds->attempt++;
+    if (ds->accelerated) ds->refresh_errors++;
     int retry = a->refresh_retry_enabled || !ds->accelerated;
     int64_t max = a->refresh_retry_max_attempts;
     int permanent = rc == SP_EINVAL || rc == SP_ENOTSUP || rc == SP_EDENIED;
@@ -440,6 +443,7 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   ds->status = SP_STATUS_INITIALIZING;
   ds->rows = -1;
   ds->last_refresh_ms = -1;
+  ds->last_load_ms = -1;
   ds->next_due_ms = 0; /* load now */
   ds->next_retention_ms = -1;
   ds->accelerated = spec->acceleration.present && spec->acceleration.enabled;
@@ -617,6 +621,8 @@ static int dataset_info(sp_runtime *rt, size_t i, sp_dataset_info *out) {
   snprintf(out->error, sizeof out->error, "%s", ds->error);
   out->rows = ds->rows;
   out->last_refresh_ms = ds->last_refresh_ms;
+  out->refresh_errors = ds->refresh_errors;
+  out->last_load_ms = ds->last_load_ms;
   pthread_mutex_unlock(&rt->lock);
   return SP_OK;
 }

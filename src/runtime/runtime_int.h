@@ -35,6 +35,8 @@ typedef struct sp_dataset {
   int64_t rows, last_refresh_ms, next_due_ms;
   int64_t next_retention_ms;       /* -1: no retention */
   int attempt;                     /* failed attempts in a row */
+  int64_t refresh_errors;          /* failed refreshes since start */
+  int64_t last_load_ms;            /* duration of the last successful refresh, -1 none */
   int manual;                      /* a manual refresh is requested */
   int manual_mode;                 /* its refresh_mode override (sp_refresh_mode), -1 = the dataset's */
   char *manual_sql;                /* its refresh_sql override (owned) */

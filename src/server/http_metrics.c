@@ -186,13 +186,17 @@ static int render_datasets(sp_runtime *rt, sp_buf *b) {
   size_t n = sp_runtime_dataset_count(rt);
   sp_dataset_info *d = malloc(sizeof *d);
   if (d == NULL) return SP_ENOMEM;
-  sp_buf status = {0}, refresh = {0};
+  sp_buf status = {0}, refresh = {0}, errors = {0}, load = {0};
   int rc = head(b, "datasets_count", "gauge", "Datasets in the spicepod.");
   if (rc == SP_OK) rc = printf_buf(b, "datasets_count %zu\n", n);
   if (rc == SP_OK) rc = head(&status, "datasets_status", "gauge",
                              "Dataset status: 1 Initializing, 2 Ready, 3 Disabled, 4 Error, 5 Refreshing.");
   if (rc == SP_OK) rc = head(&refresh, "datasets_acceleration_last_refresh_time", "gauge",
                              "When the accelerated copy of a dataset was last refreshed (unix milliseconds).");
+  if (rc == SP_OK) rc = head(&errors, "datasets_acceleration_refresh_errors", "counter",
+                             "Failed refreshes of an accelerated dataset since start.");
+  if (rc == SP_OK) rc = head(&load, "datasets_acceleration_load_duration_ms", "gauge",
+                             "Duration of the last successful refresh of an accelerated dataset (milliseconds).");
   for (size_t i = 0; i < n && rc == SP_OK; i++) {
     if (sp_runtime_dataset_info(rt, i, d) != SP_OK) continue;
     char name[600];
@@ -201,11 +205,32 @@ static int render_datasets(sp_runtime *rt, sp_buf *b) {
     if (rc == SP_OK && d->acceleration_enabled && d->last_refresh_ms >= 0)
       rc = printf_buf(&refresh, "datasets_acceleration_last_refresh_time{dataset=\"%s\"} %lld\n", name,
                       (long long)d->last_refresh_ms);
+    if (rc == SP_OK && d->acceleration_enabled)
+      rc = printf_buf(&errors, "datasets_acceleration_refresh_errors{dataset=\"%s\"} %lld\n", name,
+                      (long long)d->refresh_errors);
+    if (rc == SP_OK && d->acceleration_enabled && d->last_load_ms >= 0)
+      rc = printf_buf(&load, "datasets_acceleration_load_duration_ms{dataset=\"%s\"} %lld\n", name,
+                      (long long)d->last_load_ms);
   }
   if (rc == SP_OK) rc = sp_buf_append(b, status.data, status.len);
   if (rc == SP_OK) rc = sp_buf_append(b, refresh.data, refresh.len);
+  if (rc == SP_OK) rc = sp_buf_append(b, errors.data, errors.len);
+  if (rc == SP_OK) rc = sp_buf_append(b, load.data, load.len);
+  if (rc == SP_OK) {
+    /* Engine counters: queries answered from a source after no rows (on_zero_results), batches pruned. */
+    sp_engine *e = sp_runtime_engine(rt);
+    rc = head(b, "accelerated_zero_results_federated_fallback", "counter",
+              "Queries re-run against the source because the accelerated copy had no rows (on_zero_results).");
+    if (rc == SP_OK)
+      rc = printf_buf(b, "accelerated_zero_results_federated_fallback %llu\n",
+                      (unsigned long long)sp_engine_zero_results_fallbacks(e));
+    if (rc == SP_OK) rc = head(b, "arrow_batches_pruned", "counter", "Arrow batches skipped by their min/max.");
+    if (rc == SP_OK) rc = printf_buf(b, "arrow_batches_pruned %llu\n", (unsigned long long)sp_engine_pruned_batches(e));
+  }
   sp_buf_free(&status);
   sp_buf_free(&refresh);
+  sp_buf_free(&errors);
+  sp_buf_free(&load);
   free(d);
   return rc;
 }
