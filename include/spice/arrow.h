@@ -40,6 +40,16 @@ typedef struct sp_arrow_typeinfo {
 /* Parses an Arrow format string ("l", "tsu:UTC", "d:12,2"). Unknown formats give SP_ARROW_UNSUPPORTED. */
 void sp_arrow_parse_format(const char *format, sp_arrow_typeinfo *out);
 
+/* Schema nodes built by spicec (copies, decoded IPC): format, name and metadata are malloc'd strings held in
+ * private_data, children are malloc'd structs; the release frees them all, recursively. */
+typedef struct sp_schema_strings {
+  char *format, *name, *metadata;
+} sp_schema_strings;
+/* Makes *s such a node with copies of format and name (name_len bytes; name may be NULL) and no children.
+ * Returns 0, or -1 when out of memory (then release *s, which is always set). */
+int sp_schema_node_init(struct ArrowSchema *s, const char *format, const char *name, size_t name_len);
+void sp_schema_node_release(struct ArrowSchema *s);
+
 /* Deep-copies a schema; *out is owned by the caller. */
 int sp_schema_copy(struct ArrowSchema *out, const struct ArrowSchema *src, sp_error *err);
 /* Calls release if set; safe on released or zeroed structs. */

@@ -125,12 +125,7 @@ void sp_arrow_parse_format(const char *f, sp_arrow_typeinfo *out) {
 
 /* ---- Deep schema copy ---------------------------------------------------------------------------------- */
 
-/* A copied schema node owns its strings and children in one private block. */
-typedef struct schema_priv {
-  char *format, *name, *metadata;
-} schema_priv;
-
-static void copied_schema_release(struct ArrowSchema *s) {
+void sp_schema_node_release(struct ArrowSchema *s) {
   if (s->release == NULL) return;
   for (int64_t i = 0; i < s->n_children; i++) {
     /* NULL: sp_schema_copy ran out of memory allocating this child (it is counted all the same) */
@@ -142,12 +137,27 @@ static void copied_schema_release(struct ArrowSchema *s) {
     if (s->dictionary->release) s->dictionary->release(s->dictionary);
     free(s->dictionary);
   }
-  schema_priv *p = s->private_data;
-  free(p->format);
-  free(p->name);
-  free(p->metadata);
-  free(p);
+  sp_schema_strings *p = s->private_data;
+  if (p) {
+    free(p->format);
+    free(p->name);
+    free(p->metadata);
+    free(p);
+  }
   s->release = NULL;
+}
+
+int sp_schema_node_init(struct ArrowSchema *s, const char *format, const char *name, size_t name_len) {
+  memset(s, 0, sizeof *s);
+  sp_schema_strings *p = calloc(1, sizeof *p);
+  if (p == NULL) return -1;
+  s->private_data = p;
+  s->release = sp_schema_node_release;
+  p->format = strdup(format);
+  if (name) p->name = strndup(name, name_len);
+  s->format = p->format;
+  s->name = p->name;
+  return p->format == NULL || (name && p->name == NULL) ? -1 : 0;
 }
 
 /* Arrow metadata is a binary blob: int32 count, then (int32 len, bytes) pairs for keys and values. */
@@ -165,10 +175,10 @@ static size_t metadata_size(const char *m) {
 
 int sp_schema_copy(struct ArrowSchema *out, const struct ArrowSchema *src, sp_error *err) {
   struct ArrowSchema s = {0};
-  schema_priv *p = calloc(1, sizeof *p);
+  sp_schema_strings *p = calloc(1, sizeof *p);
   if (p == NULL) return sp_fail(err, SP_ENOMEM, "out of memory copying a schema");
   s.private_data = p;
-  s.release = copied_schema_release;
+  s.release = sp_schema_node_release;
   s.flags = src->flags;
   p->format = strdup(src->format ? src->format : "");
   p->name = src->name ? strdup(src->name) : NULL;
@@ -194,7 +204,7 @@ int sp_schema_copy(struct ArrowSchema *out, const struct ArrowSchema *src, sp_er
     failed = s.dictionary == NULL || sp_schema_copy(s.dictionary, src->dictionary, err) != SP_OK;
   }
   if (failed) {
-    copied_schema_release(&s);
+    sp_schema_node_release(&s);
     return sp_fail(err, SP_ENOMEM, "out of memory copying a schema");
   }
   *out = s;

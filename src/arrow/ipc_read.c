@@ -26,45 +26,10 @@ static int oom(sp_error *err) { return sp_fail(err, SP_ENOMEM, "out of memory re
 
 /* ---- Schema nodes --------------------------------------------------------------------------------------- */
 
-typedef struct spriv {
-  char *format, *name, *metadata;
-} spriv;
-
-static void schema_release(struct ArrowSchema *s) {
-  if (s->release == NULL) return;
-  for (int64_t i = 0; i < s->n_children; i++) {
-    if (s->children[i] && s->children[i]->release) s->children[i]->release(s->children[i]);
-    free(s->children[i]);
-  }
-  free(s->children);
-  if (s->dictionary) {
-    if (s->dictionary->release) s->dictionary->release(s->dictionary);
-    free(s->dictionary);
-  }
-  spriv *p = s->private_data;
-  if (p) {
-    free(p->format);
-    free(p->name);
-    free(p->metadata);
-    free(p);
-  }
-  s->release = NULL;
-}
-
 /* A schema node owning copies of its strings; children are added by the caller. */
 static int schema_node(struct ArrowSchema *s, const char *format, const char *name, size_t name_len,
                        sp_error *err) {
-  memset(s, 0, sizeof *s);
-  spriv *p = calloc(1, sizeof *p);
-  if (p == NULL) return oom(err);
-  s->private_data = p;
-  s->release = schema_release;
-  p->format = strdup(format);
-  if (name) p->name = strndup(name, name_len);
-  if (p->format == NULL || (name && p->name == NULL)) return oom(err);
-  s->format = p->format;
-  s->name = p->name;
-  return SP_OK;
+  return sp_schema_node_init(s, format, name, name_len) == 0 ? SP_OK : oom(err);
 }
 
 /* ---- Reader state --------------------------------------------------------------------------------------- */
@@ -291,7 +256,7 @@ static int decode_dictionary(sp_ipc_reader *r, const fb_table *d, struct ArrowSc
   if (v == NULL) return oom(err);
   s->dictionary = v;
   SP_TRY(schema_node(v, value_format, NULL, 0, err));
-  spriv *p = s->private_data;
+  sp_schema_strings *p = s->private_data;
   char *idx = strdup(index_format);
   if (idx == NULL) return oom(err);
   free(p->format);
@@ -323,8 +288,8 @@ static int decode_field(sp_ipc_reader *r, const fb_table *f, struct ArrowSchema 
   SP_TRY(fb_vector(f, FIELD_CHILDREN, 4, 4, &children, err));
   SP_TRY(schema_node(out, format, name ? name : "", name_len, err));
   if (nullable) out->flags |= ARROW_FLAG_NULLABLE;
-  SP_TRY(metadata_blob(f, FIELD_CUSTOM_METADATA, &((spriv *)out->private_data)->metadata, err));
-  out->metadata = ((spriv *)out->private_data)->metadata;
+  SP_TRY(metadata_blob(f, FIELD_CUSTOM_METADATA, &((sp_schema_strings *)out->private_data)->metadata, err));
+  out->metadata = ((sp_schema_strings *)out->private_data)->metadata;
   struct ArrowSchema *v = out;
   if (dict.b) {
     if (in_dict) return sp_fail(err, SP_ENOTSUP, "arrow ipc: nested dictionaries are not supported");
@@ -346,13 +311,13 @@ static int decode_schema(sp_ipc_reader *r, const fb_table *h, sp_error *err) {
   struct ArrowSchema s;
   int rc = schema_node(&s, "+s", "", 0, err);
   r->n_fields = 0;
-  if (rc == SP_OK) rc = metadata_blob(h, SCHEMA_CUSTOM_METADATA, &((spriv *)s.private_data)->metadata, err);
+  if (rc == SP_OK) rc = metadata_blob(h, SCHEMA_CUSTOM_METADATA, &((sp_schema_strings *)s.private_data)->metadata, err);
   if (rc == SP_OK) {
-    s.metadata = ((spriv *)s.private_data)->metadata;
+    s.metadata = ((sp_schema_strings *)s.private_data)->metadata;
     rc = decode_children(r, &fields, &s, 0, false, err);
   }
   if (rc != SP_OK) {
-    schema_release(&s);
+    sp_schema_node_release(&s);
     free(r->dicts);
     r->dicts = NULL;
     r->n_dicts = 0;
