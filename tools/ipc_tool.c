@@ -25,7 +25,7 @@
 
 #include <duckdb.h>
 
-#include "server/format.h"
+#include "spice/buf.h"
 #include "spice/arrow.h"
 #include "spice/ipc.h"
 

@@ -36,9 +36,8 @@
 #include <stdint.h>
 
 #include "spice/arrow_abi.h"
+#include "spice/buf.h"
 #include "spice/error.h"
-
-struct sp_buf; /* src/server/format.h */
 
 typedef enum sp_ipc_msg_type {
   SP_IPC_EOS = 0, /* end of stream (sp_ipc_reader_next) */

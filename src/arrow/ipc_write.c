@@ -11,7 +11,6 @@
 
 #include "arrow/flatbuf.h"
 #include "arrow/ipc_format.h"
-#include "server/format.h"
 #include "spice/arrow.h"
 #include "spice/ipc.h"
 

@@ -18,7 +18,7 @@
 #include <duckdb.h>
 
 #include "arrow/flatbuf.h"
-#include "server/format.h"
+#include "spice/buf.h"
 #include "spice/arrow.h"
 #include "spice/ipc.h"
 
