@@ -366,3 +366,14 @@ test('version, help and unknown commands', async () => {
   const badFormat = await cli(['sql', '--format', 'xml', '-e', 'SELECT 1']);
   assert.equal(badFormat.code, 2);
 });
+
+test('a result answered by the results cache is marked (cached)', async () => {
+  // Twice in one script, so the second comes well inside the cache's 1 s item_ttl.
+  const query = 'SELECT count(*) AS n FROM cities WHERE population > 1000;';
+  const r = await sql(['-e', `${query} ${query}`]);
+  assert.equal(r.code, 0, r.stderr);
+  const times = r.stdout.split('\n').filter((l) => l.startsWith('Time: '));
+  assert.equal(times.length, 2, r.stdout);
+  assert.doesNotMatch(times[0], /cached/);
+  assert.match(times[1], /^Time: \d+\.\d{6} seconds \(cached\)\. 1 rows\.$/);
+});
