@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config libyaml-dev libmicrohttpd-dev libjansson-dev libedit-dev
-      libcmocka-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev postgresql curl openssl ca-certificates)
+      libcmocka-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev postgresql
+      libgrpc-dev libprotobuf-c-dev protobuf-c-compiler curl openssl ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/sd_notify.h"
+#include "server/flight.h"
 #include "server/http.h"
 #include "spice/log.h"
 #include "spice/runtime.h"
@@ -40,7 +41,7 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: spiced [options] [SPICEPOD_PATH]\n"
           "  --http ADDR          HTTP API address (default 127.0.0.1:8090)\n"
-          "  --flight ADDR        Arrow Flight address (default 127.0.0.1:50051; not served yet)\n"
+          "  --flight ADDR        Arrow Flight address (default 127.0.0.1:50051)\n"
           "  --metrics ADDR       serve Prometheus metrics on ADDR (e.g. 127.0.0.1:9090)\n"
           "  --tls-certificate-file FILE, --tls-key-file FILE   serve HTTPS (PEM files)\n"
           "  --data-dir DIR       folder for file accelerators (default .spice/data)\n"
@@ -52,7 +53,7 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
   int watch_pod = 0;
-  const char *http_addr = "127.0.0.1:8090", *pod_path = NULL, *data_dir = NULL, *metrics_addr = NULL;
+  const char *http_addr = "127.0.0.1:8090", *flight_addr = "127.0.0.1:50051", *pod_path = NULL, *data_dir = NULL, *metrics_addr = NULL;
   sp_http_options http_opts = {0};
   const char *lvl = getenv("SPICED_LOG");
   if (lvl && sp_log_level_parse(lvl) >= 0) sp_log_set_level((sp_log_level)sp_log_level_parse(lvl));
@@ -63,7 +64,8 @@ int main(int argc, char **argv) {
     else if (strcmp(a, "--metrics") == 0 && has_val) metrics_addr = argv[++i];
     else if (strcmp(a, "--tls-certificate-file") == 0 && has_val) http_opts.tls_certificate_file = argv[++i];
     else if (strcmp(a, "--tls-key-file") == 0 && has_val) http_opts.tls_key_file = argv[++i];
-    else if ((strcmp(a, "--flight") == 0 || strcmp(a, "--open_telemetry") == 0) && has_val) i++;
+    else if (strcmp(a, "--flight") == 0 && has_val) flight_addr = argv[++i];
+    else if (strcmp(a, "--open_telemetry") == 0 && has_val) i++;
     else if (strcmp(a, "--data-dir") == 0 && has_val) data_dir = argv[++i];
     else if (strcmp(a, "--log-format") == 0 && has_val) sp_log_set_format(strcmp(argv[++i], "json") == 0 ? SP_LOG_JSON : SP_LOG_TEXT);
     else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) sp_log_set_level(SP_LOG_DEBUG);
@@ -107,6 +109,9 @@ int main(int argc, char **argv) {
     return 1;
   }
   if (metrics) sp_log_info("metrics on http://%s/metrics", sp_metrics_endpoint(metrics));
+  sp_flight_server *flight = NULL; /* a Flight port that cannot be bound is logged; HTTP keeps serving */
+  if (sp_flight_start(rt, http, flight_addr, &flight, &err) != SP_OK) sp_log_error("%s", err.msg);
+  else sp_log_info("Arrow Flight on %s", sp_flight_endpoint(flight));
   if (sp_runtime_start(rt, &err) != SP_OK) {
     sp_log_error("%s", err.msg);
     stop_requested = 1;
@@ -128,6 +133,7 @@ int main(int argc, char **argv) {
   }
   sp_log_info("shutting down");
   sp_sd_notify("STOPPING=1");
+  sp_flight_stop(flight);
   sp_metrics_stop(metrics);
   sp_http_stop(http);
   sp_runtime_destroy(rt);

@@ -299,14 +299,14 @@ test('GET /v1/status reports the components', async () => {
   assert.equal(r.headers['content-type'], 'application/json');
   assert.deepEqual(JSON.parse(r.text), [
     { name: 'http', endpoint: rt.httpAddr, status: 'Ready' },
-    { name: 'flight', endpoint: 'N/A', status: 'Disabled' },
+    { name: 'flight', endpoint: rt.flightAddr, status: 'Ready' },
     { name: 'metrics', endpoint: 'N/A', status: 'Disabled' },
     { name: 'opentelemetry', endpoint: 'N/A', status: 'Disabled' },
   ]);
   const csv = await rt.get('/v1/status?format=csv');
   assert.equal(
     csv.text,
-    `name,endpoint,status\nhttp,${rt.httpAddr},Ready\nflight,N/A,Disabled\nmetrics,N/A,Disabled\nopentelemetry,N/A,Disabled\n`,
+    `name,endpoint,status\nhttp,${rt.httpAddr},Ready\nflight,${rt.flightAddr},Ready\nmetrics,N/A,Disabled\nopentelemetry,N/A,Disabled\n`,
   );
 });
 

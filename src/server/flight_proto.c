@@ -1,0 +1,190 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Hand-written protobuf wire format for the Flight messages in flight_proto.h. Wire types used: 0 (varint),
+ * 2 (length-delimited); 1 and 5 (fixed 64/32) are skipped when they appear in fields we ignore.
+ */
+#include "server/flight_proto.h"
+
+#include <string.h>
+
+/* ---- Reading -------------------------------------------------------------------------------------------- */
+
+typedef struct pb_reader {
+  const uint8_t *p, *end;
+} pb_reader;
+
+static int pb_varint(pb_reader *r, uint64_t *v) {
+  uint64_t x = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (r->p >= r->end) return -1;
+    uint8_t b = *r->p++;
+    x |= (uint64_t)(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) {
+      *v = x;
+      return 0;
+    }
+  }
+  return -1; /* more than 10 bytes */
+}
+
+/* One field: its number, wire type, and for wire type 0 the value, for 2 the bytes. */
+typedef struct pb_field {
+  uint64_t num;
+  int wire;
+  uint64_t varint;
+  sp_pb_bytes bytes;
+} pb_field;
+
+static int pb_next(pb_reader *r, pb_field *f) {
+  uint64_t key;
+  if (pb_varint(r, &key) != 0) return -1;
+  f->num = key >> 3;
+  f->wire = (int)(key & 7);
+  if (f->num == 0) return -1;
+  size_t left;
+  switch (f->wire) {
+  case 0: return pb_varint(r, &f->varint);
+  case 1:
+  case 5:
+    left = (size_t)(r->end - r->p);
+    if (left < (f->wire == 1 ? 8u : 4u)) return -1;
+    r->p += f->wire == 1 ? 8 : 4;
+    return 0;
+  case 2:
+    if (pb_varint(r, &f->varint) != 0) return -1;
+    left = (size_t)(r->end - r->p);
+    if (f->varint > left) return -1;
+    f->bytes.data = r->p;
+    f->bytes.len = (size_t)f->varint;
+    r->p += f->bytes.len;
+    return 0;
+  default: return -1; /* groups (3, 4) are not used by Flight */
+  }
+}
+
+int sp_flight_decode_descriptor(const uint8_t *data, size_t len, sp_flight_descriptor *out, sp_error *err) {
+  memset(out, 0, sizeof *out);
+  pb_reader r = {data, data + len};
+  pb_field f;
+  while (r.p < r.end) {
+    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight descriptor: malformed protobuf");
+    if (f.num == 1 && f.wire == 0) out->type = (int)(f.varint & 0x7fffffff);
+    else if (f.num == 2 && f.wire == 2) out->cmd = f.bytes;
+    else if (f.num == 3 && f.wire == 2) out->n_path++;
+    else if (f.num <= 3) return sp_fail(err, SP_EINVAL, "flight descriptor: field %u has the wrong wire type",
+                                        (unsigned)f.num);
+  }
+  return SP_OK;
+}
+
+int sp_flight_decode_ticket(const uint8_t *data, size_t len, sp_pb_bytes *out, sp_error *err) {
+  out->data = NULL;
+  out->len = 0;
+  pb_reader r = {data, data + len};
+  pb_field f;
+  while (r.p < r.end) {
+    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "ticket: malformed protobuf");
+    if (f.num == 1 && f.wire == 2) *out = f.bytes;
+    else if (f.num == 1) return sp_fail(err, SP_EINVAL, "ticket: field 1 has the wrong wire type");
+  }
+  return SP_OK;
+}
+
+int sp_flight_decode_handshake(const uint8_t *data, size_t len, uint64_t *version, sp_pb_bytes *payload,
+                               sp_error *err) {
+  *version = 0;
+  payload->data = NULL;
+  payload->len = 0;
+  pb_reader r = {data, data + len};
+  pb_field f;
+  while (r.p < r.end) {
+    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "handshake request: malformed protobuf");
+    if (f.num == 1 && f.wire == 0) *version = f.varint;
+    else if (f.num == 2 && f.wire == 2) *payload = f.bytes;
+    else if (f.num <= 2) return sp_fail(err, SP_EINVAL, "handshake request: field %u has the wrong wire type",
+                                        (unsigned)f.num);
+  }
+  return SP_OK;
+}
+
+/* ---- Writing -------------------------------------------------------------------------------------------- */
+
+static size_t varint_size(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+/* Appends a varint; out has room (callers reserve first). */
+static void put_varint(sp_buf *out, uint64_t v) {
+  uint8_t *p = (uint8_t *)out->data + out->len;
+  while (v >= 0x80) {
+    *p++ = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  *p++ = (uint8_t)v;
+  out->len = (size_t)((char *)p - out->data);
+}
+
+static void put_bytes(sp_buf *out, const void *data, size_t len) {
+  if (len) memcpy(out->data + out->len, data, len);
+  out->len += len;
+}
+
+/* Size of a length-delimited field with a one- or two-byte key. */
+static size_t ld_size(uint64_t num, size_t len) {
+  return varint_size(num << 3 | 2) + varint_size(len) + len;
+}
+
+static void put_ld_head(sp_buf *out, uint64_t num, size_t len) {
+  put_varint(out, num << 3 | 2);
+  put_varint(out, len);
+}
+
+static int reserve(sp_buf *out, size_t n, sp_error *err) {
+  return sp_buf_reserve(out, n) ? SP_OK : sp_fail(err, SP_ENOMEM, "flight message: out of memory (%zu bytes)", n);
+}
+
+int sp_flight_encode_handshake(uint64_t version, const uint8_t *payload, size_t len, sp_buf *out, sp_error *err) {
+  SP_TRY(reserve(out, 1 + 10 + ld_size(2, len), err));
+  if (version) {
+    put_varint(out, 1 << 3 | 0);
+    put_varint(out, version);
+  }
+  put_ld_head(out, 2, len);
+  put_bytes(out, payload, len);
+  return SP_OK;
+}
+
+int sp_flight_encode_info(const uint8_t *schema, size_t schema_len, const uint8_t *descriptor, size_t desc_len,
+                          const uint8_t *ticket, size_t ticket_len, sp_buf *out, sp_error *err) {
+  size_t ticket_msg = ld_size(1, ticket_len);   /* Ticket{ticket} */
+  size_t endpoint_msg = ld_size(1, ticket_msg); /* FlightEndpoint{ticket} */
+  size_t total = ld_size(1, schema_len) + ld_size(2, desc_len) + ld_size(3, endpoint_msg) + 2 * (1 + 10);
+  SP_TRY(reserve(out, total, err));
+  put_ld_head(out, 1, schema_len);
+  put_bytes(out, schema, schema_len);
+  put_ld_head(out, 2, desc_len);
+  put_bytes(out, descriptor, desc_len);
+  put_ld_head(out, 3, endpoint_msg);
+  put_ld_head(out, 1, ticket_msg);
+  put_ld_head(out, 1, ticket_len);
+  put_bytes(out, ticket, ticket_len);
+  put_varint(out, 4 << 3 | 0); /* total_records = -1: int64 as a 10-byte varint */
+  put_varint(out, UINT64_MAX);
+  put_varint(out, 5 << 3 | 0); /* total_bytes = -1 */
+  put_varint(out, UINT64_MAX);
+  return SP_OK;
+}
+
+int sp_flight_encode_data_prefix(const uint8_t *header, size_t header_len, size_t body_len, sp_buf *out,
+                                 sp_error *err) {
+  SP_TRY(reserve(out, ld_size(2, header_len) + ld_size(1000, 0) + 10, err));
+  put_ld_head(out, 2, header_len);
+  put_bytes(out, header, header_len);
+  if (body_len > 0) put_ld_head(out, 1000, body_len);
+  return SP_OK;
+}
