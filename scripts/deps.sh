@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PKGS=(build-essential cmake pkg-config libyaml-dev libmicrohttpd-dev libjansson-dev libedit-dev
-      libcmocka-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev postgresql
+      libcmocka-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev postgresql libmariadb-dev mariadb-server
       libgrpc-dev libprotobuf-c-dev protobuf-c-compiler curl openssl ca-certificates)
 missing=()
 for p in "${PKGS[@]}"; do
