@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,6 +61,13 @@ const char *sp_status_kind_name(sp_status_kind s) {
   return "Unknown";
 }
 
+/* A uniform number in [0, 1) from a per-thread generator (refresh threads draw jitter concurrently). */
+static double uniform01(void) {
+  static __thread unsigned seed;
+  if (seed == 0) seed = (unsigned)sp__now_ms() ^ (unsigned)(uintptr_t)&seed;
+  return (double)rand_r(&seed) / ((double)RAND_MAX + 1.0);
+}
+
 /* Fibonacci backoff from 1 s, capped at 300 s, with ±30 % jitter (spice-compat §3.3). */
 static int64_t backoff_ms(int attempt) {
   int64_t a = 1000, b = 1000;
@@ -69,7 +77,7 @@ static int64_t backoff_ms(int attempt) {
     b = c;
   }
   int64_t base = attempt <= 1 ? 1000 : (a > 300000 ? 300000 : a);
-  double jitter = 0.7 + 0.6 * ((double)rand() / RAND_MAX);
+  double jitter = 0.7 + 0.6 * uniform01();
   return (int64_t)((double)base * jitter);
 }
 
@@ -81,8 +89,8 @@ static int64_t next_refresh_ms(const sp_dataset *ds, int64_t now) {
   if (!ds->accelerated || iv <= 0) return -1;
   if (!a->refresh_jitter_enabled) return now + iv;
   int64_t max = a->refresh_jitter_max_ms >= 0 ? a->refresh_jitter_max_ms : iv / 10;
-  int64_t j = max > 0 ? (int64_t)((double)rand() / RAND_MAX * (double)max) : 0;
-  int64_t next = now + (rand() & 1 ? iv + j : iv - j);
+  int64_t j = max > 0 ? (int64_t)(uniform01() * (double)max) : 0;
+  int64_t next = now + (uniform01() < 0.5 ? iv + j : iv - j);
   return next > now ? next : now;
 }
 
@@ -422,7 +430,7 @@ int sp__dataset_start(sp_dataset *ds, sp_error *err) {
     /* The first load is spread too (spice-compat §3.2). */
     int64_t iv = a->refresh_check_interval_ms > 0 ? a->refresh_check_interval_ms : 0;
     int64_t max = a->refresh_jitter_max_ms >= 0 ? a->refresh_jitter_max_ms : iv / 10;
-    ds->next_due_ms = sp__now_ms() + (max > 0 ? (int64_t)((double)rand() / RAND_MAX * (double)max) : 0);
+    ds->next_due_ms = sp__now_ms() + (max > 0 ? (int64_t)(uniform01() * (double)max) : 0);
   }
   if (ds->accelerated && a->retention_check_enabled && a->retention_check_interval_ms > 0)
     ds->next_retention_ms = sp__now_ms() + a->retention_check_interval_ms;
@@ -505,7 +513,6 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
   pthread_mutex_init(&rt->lock, NULL);
   pthread_cond_init(&rt->cond, NULL);
   pthread_rwlock_init(&rt->ds_lock, NULL);
-  srand((unsigned)sp__now_ms());
   const char *pod_path = opts && opts->pod_path ? opts->pod_path : ".";
   snprintf(rt->pod_path, sizeof rt->pod_path, "%s", pod_path);
   char cwd[2048];
