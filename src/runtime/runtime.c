@@ -479,6 +479,13 @@ static int setup_dataset(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
 static int setup_accelerator(sp_runtime *rt, sp_dataset *ds, sp_error *err) {
   const sp_dataset_spec *spec = ds->spec;
   char names[512];
+  sp_refresh_mode mode = spec->acceleration.refresh_mode;
+  if (mode == SP_REFRESH_CHANGES && (ds->cmod == NULL || ds->cmod->supports_streaming == NULL))
+    return sp_fail(err, SP_EINVAL, "dataset \"%s\": refresh_mode: changes needs a change stream, which the %s "
+                   "connector does not have (use full or append)", spec->name, ds->cmod ? ds->cmod->name : "view");
+  if (mode != SP_REFRESH_FULL && mode != SP_REFRESH_APPEND && mode != SP_REFRESH_CHANGES)
+    return sp_fail(err, SP_EINVAL, "dataset \"%s\": refresh_mode: %s is not supported (use full or append)",
+                   spec->name, sp_refresh_mode_name(mode));
   ds->amod = sp_registry_accelerator(spec->acceleration.engine);
   if (ds->amod == NULL) {
     sp_registry_accelerator_names(names, sizeof names);

@@ -351,6 +351,19 @@ static void test_retention_sql(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+/* A refresh mode the source cannot do is a clear start-up error, not a silent full refresh. */
+static void test_refresh_mode_needs_support(void **state) {
+  write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+                              "  - from: file:data.csv\n    name: cdc\n    acceleration:\n      engine: duckdb\n"
+                              "      refresh_mode: changes\n");
+  sp_runtime *rt = NULL;
+  sp_error err = {0};
+  sp_runtime_options o = {0};
+  assert_int_not_equal(sp_runtime_create(&o, &rt, &err), SP_OK);
+  assert_non_null(strstr(err.msg, "refresh_mode: changes needs a change stream, which the file connector does not have"));
+  write_file("spicepod.yaml", POD);
+}
+
 /* refresh_on_startup: always refreshes a file accelerator at start even though it has a copy. */
 static void test_refresh_on_startup_always(void **state) {
   write_file("spicepod.yaml", "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
@@ -582,6 +595,7 @@ int main(void) {
       cmocka_unit_test(test_reload),
       cmocka_unit_test(test_accelerated_view),
       cmocka_unit_test(test_retention_sql),
+      cmocka_unit_test(test_refresh_mode_needs_support),
       cmocka_unit_test(test_refresh_on_startup_always),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
