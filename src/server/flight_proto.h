@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "server/format.h"
+#include "spice/buf.h"
 #include "spice/error.h"
 
 /* A byte range inside some input (borrowed). */

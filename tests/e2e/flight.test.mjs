@@ -187,6 +187,24 @@ test('SDK: one big batch is split so every message stays under 4 MiB', async () 
   assert.equal(t.getChild('s').get(27)[0], 'B');
 });
 
+test('SDK: parallel queries each get their own complete answer', async () => {
+  // Calls run on their own threads and interleave on one completion queue: mix big and small answers.
+  const big = (k) => client.sql(`SELECT range + ${k} AS v FROM range(100000)`);
+  const small = (k) => client.sql(`SELECT ${k} AS k, count(*) AS n FROM fruits`);
+  const results = await Promise.all([big(0), small(1), big(1000), small(2), big(2000), small(3), big(3000)]);
+  for (const [i, t] of results.entries()) {
+    if (i % 2 === 0) {
+      const k = BigInt((i / 2) * 1000);
+      assert.equal(t.numRows, 100000);
+      assert.equal(t.getChild('v').get(0), k);
+      assert.equal(t.getChild('v').get(99999), k + 99999n);
+    } else {
+      assert.equal(t.getChild('k').get(0), (i + 1) / 2);
+      assert.equal(t.getChild('n').get(0), 3n);
+    }
+  }
+});
+
 // ---- through a bare gRPC client --------------------------------------------------------------------------
 
 test('GetFlightInfo + DoGet decoded by apache-arrow', async () => {
