@@ -39,9 +39,9 @@
 #define FLIGHT_TARGET_MESSAGE ((size_t)3 << 20)
 #define SERVICE "/arrow.flight.protocol.FlightService/"
 
-enum { M_HANDSHAKE, M_GET_FLIGHT_INFO, M_DO_GET, M_COUNT, M_UNREGISTERED = M_COUNT };
+enum { M_HANDSHAKE, M_GET_FLIGHT_INFO, M_GET_SCHEMA, M_DO_GET, M_COUNT, M_UNREGISTERED = M_COUNT };
 
-static const char *const method_names[M_COUNT] = {"Handshake", "GetFlightInfo", "DoGet"};
+static const char *const method_names[M_COUNT] = {"Handshake", "GetFlightInfo", "GetSchema", "DoGet"};
 
 typedef struct fl_tag {
   void (*fn)(struct fl_tag *tag, int ok);
@@ -251,7 +251,8 @@ static int plan_schema(sp_flight_server *s, sp_pb_bytes sql, sp_buf *out, sp_err
   return rc;
 }
 
-static void do_get_flight_info(fl_call *c) {
+/* GetFlightInfo and GetSchema: plans the SQL of a CMD descriptor and answers FlightInfo or SchemaResult. */
+static void do_describe(fl_call *c) {
   sp_error err = {0};
   grpc_slice req = request_bytes(c->payload);
   const uint8_t *p = GRPC_SLICE_START_PTR(req);
@@ -260,9 +261,11 @@ static void do_get_flight_info(fl_call *c) {
   sp_buf schema = {0}, info = {0};
   int rc = sp_flight_decode_descriptor(p, n, &d, &err);
   if (rc == SP_OK && d.type != SP_FLIGHT_DESC_CMD)
-    rc = sp_fail(&err, SP_EINVAL, "GetFlightInfo: only CMD descriptors holding SQL are supported");
+    rc = sp_fail(&err, SP_EINVAL, "%s: only CMD descriptors holding SQL are supported", method_names[c->method]);
   if (rc == SP_OK) rc = plan_schema(c->srv, d.cmd, &schema, &err);
-  if (rc == SP_OK)
+  if (rc == SP_OK && c->method == M_GET_SCHEMA)
+    rc = sp_flight_encode_schema_result((const uint8_t *)schema.data, schema.len, &info, &err);
+  else if (rc == SP_OK)
     rc = sp_flight_encode_info((const uint8_t *)schema.data, schema.len, p, n, d.cmd.data, d.cmd.len, &info, &err);
   if (rc == SP_OK) {
     grpc_slice out = grpc_slice_from_copied_buffer(info.data, info.len);
@@ -448,7 +451,8 @@ static void *call_main(void *arg) {
   sp_flight_server *s = c->srv;
   switch (c->method) {
   case M_HANDSHAKE: do_handshake(c); break;
-  case M_GET_FLIGHT_INFO: do_get_flight_info(c); break;
+  case M_GET_FLIGHT_INFO:
+  case M_GET_SCHEMA: do_describe(c); break;
   case M_DO_GET: do_get(c); break;
   default: do_unimplemented(c); break;
   }

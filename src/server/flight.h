@@ -2,7 +2,7 @@
  *
  * Arrow Flight server (`spiced --flight ADDR`, docs/flight.md), on the gRPC core C API. This first slice
  * serves what the Spice.ai SDKs send for a plain SQL query: Handshake (accepted, empty answer),
- * GetFlightInfo(descriptor cmd = raw SQL) and DoGet(ticket = raw SQL). Every other RPC answers UNIMPLEMENTED
+ * GetFlightInfo and GetSchema (descriptor cmd = raw SQL) and DoGet(ticket = raw SQL). Every other RPC answers UNIMPLEMENTED
  * with its name.
  */
 #ifndef SP_SERVER_FLIGHT_H

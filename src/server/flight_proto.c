@@ -180,6 +180,13 @@ int sp_flight_encode_info(const uint8_t *schema, size_t schema_len, const uint8_
   return SP_OK;
 }
 
+int sp_flight_encode_schema_result(const uint8_t *schema, size_t len, sp_buf *out, sp_error *err) {
+  SP_TRY(reserve(out, ld_size(1, len), err));
+  put_ld_head(out, 1, len);
+  put_bytes(out, schema, len);
+  return SP_OK;
+}
+
 int sp_flight_encode_data_prefix(const uint8_t *header, size_t header_len, size_t body_len, sp_buf *out,
                                  sp_error *err) {
   SP_TRY(reserve(out, ld_size(2, header_len) + ld_size(1000, 0) + 10, err));

@@ -2,7 +2,7 @@
  *
  * The few Arrow Flight protobuf messages the Flight server reads and writes (apache/arrow format/Flight.proto),
  * encoded and decoded by hand: FlightDescriptor, Ticket, HandshakeRequest/Response, FlightInfo with one
- * endpoint, and the prefix of a FlightData message. Hand-written so the build needs no protoc step and the
+ * endpoint, SchemaResult, and the prefix of a FlightData message. Hand-written so the build needs no protoc step and the
  * (large) FlightData body goes out as its own slice, never copied into a packed message.
  *
  * Decoders read outside input: every length is checked, unknown fields are skipped (as protobuf requires), and
@@ -45,6 +45,8 @@ int sp_flight_encode_handshake(uint64_t version, const uint8_t *payload, size_t 
  * total_records = -1, total_bytes = -1} to out. schema is the encapsulated IPC Schema message. */
 int sp_flight_encode_info(const uint8_t *schema, size_t schema_len, const uint8_t *descriptor, size_t desc_len,
                           const uint8_t *ticket, size_t ticket_len, sp_buf *out, sp_error *err);
+/* Appends SchemaResult{schema} to out (schema: the encapsulated IPC Schema message). */
+int sp_flight_encode_schema_result(const uint8_t *schema, size_t len, sp_buf *out, sp_error *err);
 /* Appends the start of a FlightData message: data_header (field 2) = header, then the tag and length of
  * data_body (field 1000) when body_len > 0. The body bytes themselves follow in the caller's next slice. */
 int sp_flight_encode_data_prefix(const uint8_t *header, size_t header_len, size_t body_len, sp_buf *out,

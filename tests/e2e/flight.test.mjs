@@ -227,6 +227,19 @@ test('GetFlightInfo + DoGet decoded by apache-arrow', async () => {
   assert.deepEqual([...t.getChild('name')], ['apple', 'banana', null]);
 });
 
+test('GetSchema answers the result schema without running DoGet', async () => {
+  const descriptor = Buffer.concat([varint((1 << 3) | 0), varint(2), field(2, Buffer.from('SELECT name, price * 2 AS p FROM fruits'))]);
+  const res = parse(await unary('GetSchema', descriptor));
+  const schema = tableFromIPC(Buffer.concat([res[1][0], Buffer.from([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0])])).schema;
+  assert.deepEqual(schema.fields.map((f) => `${f.name}:${f.type}`), ['name:Utf8', 'p:Float64']);
+  const path = Buffer.concat([varint((1 << 3) | 0), varint(1), field(3, Buffer.from('fruits'))]);
+  await assert.rejects(unary('GetSchema', path), (e) => {
+    assert.equal(e.code, grpc.status.INVALID_ARGUMENT);
+    assert.equal(e.details, 'GetSchema: only CMD descriptors holding SQL are supported');
+    return true;
+  });
+});
+
 test('Handshake answers and other RPCs are UNIMPLEMENTED with their name', async () => {
   const replies = await new Promise((resolve, reject) => {
     const out = [];
@@ -240,7 +253,7 @@ test('Handshake answers and other RPCs are UNIMPLEMENTED with their name', async
   assert.equal(replies.length, 1);
   assert.equal(parse(replies[0])[1][0], 1n);
 
-  for (const m of ['GetSchema', 'ListFlights', 'DoAction', 'ListActions']) {
+  for (const m of ['ListFlights', 'DoAction', 'ListActions', 'PollFlightInfo']) {
     await assert.rejects(unary(m, Buffer.alloc(0)), (e) => {
       assert.equal(e.code, grpc.status.UNIMPLEMENTED);
       assert.equal(e.details, `${m} is not implemented`);

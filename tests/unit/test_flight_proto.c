@@ -113,6 +113,16 @@ static void test_flight_data_prefix(void **state) {
   sp_buf_free(&out);
 }
 
+static void test_schema_result(void **state) {
+  (void)state;
+  sp_buf out = {0};
+  assert_int_equal(sp_flight_encode_schema_result((const uint8_t *)"SCH", 3, &out, NULL), SP_OK);
+  static const uint8_t want[] = {0x0a, 0x03, 'S', 'C', 'H'};
+  assert_int_equal(out.len, sizeof want);
+  assert_memory_equal(out.data, want, sizeof want);
+  sp_buf_free(&out);
+}
+
 static void test_handshake_round_trip(void **state) {
   (void)state;
   sp_buf out = {0};
@@ -131,6 +141,7 @@ int main(void) {
       cmocka_unit_test(test_descriptor_from_sdk), cmocka_unit_test(test_unknown_fields_skipped),
       cmocka_unit_test(test_malformed_refused),   cmocka_unit_test(test_flight_info_layout),
       cmocka_unit_test(test_flight_data_prefix),  cmocka_unit_test(test_handshake_round_trip),
+      cmocka_unit_test(test_schema_result),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
