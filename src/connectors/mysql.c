@@ -9,16 +9,22 @@
  * table. The text protocol is used, not prepared statements: every type then arrives in one form the server
  * prints exactly (decimals with every digit, dates as written), parsed by mysql_text.c; the cost is a
  * strtoll per integer. The session runs with time_zone '+00:00', so TIMESTAMP values arrive in UTC.
- * scan() pushes the projection and a limit; filter_query is ignored (the engine applies the WHERE).
+ * scan() pushes the projection, a limit, and the conditions of filter_query that compare alike in MySQL and
+ * in the engine; refresh filters (sp_scan.query) run at the server. Both reuse the postgres connector's
+ * translator (pg_filter.c) with MySQL quoting.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include <pthread.h>
+
 #include <mysql.h>
 
 #include "connectors/mysql_text.h"
+#include "connectors/pg_filter.h"
+#include "duckdb.h"
 #include "spice/arrow.h"
 #include "spice/connector.h"
 #include "spice/log.h"
@@ -45,6 +51,8 @@ typedef struct my_conn {
   char *display;     /* db.table */
   my_column *cols;
   size_t n_cols;
+  pthread_mutex_t lock;  /* guards duck */
+  duckdb_database duck;  /* parses filters (json_serialize_sql); opened on first use */
 } my_conn;
 
 static const sp_param_spec my_params[] = {
@@ -255,11 +263,14 @@ static void my_close(sp_connector *self) {
   free(c->relation);
   free(c->display);
   myt_url_free(&c->url);
+  if (c->duck) duckdb_close(&c->duck);
+  pthread_mutex_destroy(&c->lock);
 }
 
 static int my_open(sp_connector *self, sp_error *err) {
   my_conn *c = (my_conn *)self;
   MYSQL *m = NULL;
+  pthread_mutex_init(&c->lock, NULL);
   int rc = resolve_params(c, err);
   if (rc == SP_OK) rc = connect_new(c, &m, err);
   if (rc == SP_OK) rc = read_columns(c, m, err);
@@ -600,22 +611,24 @@ static void stream_release(struct ArrowArrayStream *st) {
 }
 
 /* SELECT <cols> FROM <relation> [LIMIT n]. Owned by the caller. */
-static char *select_sql(const my_conn *c, const size_t *idx, size_t n, int64_t limit) {
-  size_t cap = strlen(c->relation) + 64;
+static char *select_sql(const my_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit) {
+  size_t cap = strlen(c->relation) + 64 + (where ? strlen(where) : 0);
   for (size_t i = 0; i < n; i++) cap += strlen(c->cols[idx[i]].quoted) + 2;
   char *sql = malloc(cap);
   if (sql == NULL) return NULL;
   size_t o = (size_t)snprintf(sql, cap, "SELECT ");
   for (size_t i = 0; i < n; i++) o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", c->cols[idx[i]].quoted);
   o += (size_t)snprintf(sql + o, cap - o, " FROM %s", c->relation);
+  if (where && *where) o += (size_t)snprintf(sql + o, cap - o, " WHERE %s", where);
   if (limit >= 0) snprintf(sql + o, cap - o, " LIMIT %lld", (long long)limit);
   return sql;
 }
 
 /* Takes idx (owned) in every case. */
-static int open_stream(my_conn *c, size_t *idx, size_t n, int64_t limit, struct ArrowArrayStream *out, sp_error *err) {
+static int open_stream(my_conn *c, size_t *idx, size_t n, const char *where, int64_t limit, struct ArrowArrayStream *out,
+                       sp_error *err) {
   my_stream *s = calloc(1, sizeof *s);
-  char *sql = select_sql(c, idx, n, limit);
+  char *sql = select_sql(c, idx, n, where, limit);
   if (s) {
     s->c = c;
     s->idx = idx;
@@ -657,6 +670,117 @@ static int all_columns(const my_conn *c, size_t **idx, sp_error *err) {
   return SP_OK;
 }
 
+/* ---- Filters --------------------------------------------------------------------------------------------- */
+
+/* json_serialize_sql(query) from the instance's private DuckDB (opened on first use). Owned by the caller. */
+static int serialize_sql(my_conn *c, const char *query, char **out, sp_error *err) {
+  const char *ds = c->base.dataset->name;
+  pthread_mutex_lock(&c->lock);
+  if (c->duck == NULL) {
+    /* Only parses: one thread, nothing loaded or read from outside. */
+    duckdb_config cfg;
+    char *oerr = NULL;
+    duckdb_create_config(&cfg);
+    duckdb_set_config(cfg, "threads", "1");
+    duckdb_set_config(cfg, "enable_external_access", "false");
+    duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
+    if (duckdb_open_ext(NULL, &c->duck, cfg, &oerr) == DuckDBError) c->duck = NULL;
+    duckdb_free(oerr);
+    duckdb_destroy_config(&cfg);
+  }
+  duckdb_database db = c->duck;
+  pthread_mutex_unlock(&c->lock);
+  if (db == NULL) return sp_fail(err, SP_EINTERNAL, "could not open a parser for the filters of dataset \"%s\"", ds);
+  duckdb_connection conn;
+  duckdb_prepared_statement ps = NULL;
+  duckdb_result res;
+  int rc = SP_EINTERNAL;
+  if (duckdb_connect(db, &conn) == DuckDBError) return sp_fail(err, rc, "could not parse the filter of dataset \"%s\"", ds);
+  if (duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR, skip_null := true, skip_empty := true)", &ps) == DuckDBSuccess &&
+      duckdb_bind_varchar(ps, 1, query) == DuckDBSuccess && duckdb_execute_prepared(ps, &res) == DuckDBSuccess) {
+    char *v = duckdb_value_varchar(&res, 0, 0);
+    *out = v ? strdup(v) : NULL;
+    duckdb_free(v);
+    rc = *out ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+    duckdb_destroy_result(&res);
+  } else {
+    sp_fail(err, rc, "could not parse the filter of dataset \"%s\": %s", ds, ps ? duckdb_prepare_error(ps) : "");
+  }
+  duckdb_destroy_prepare(&ps);
+  duckdb_disconnect(&conn);
+  return rc;
+}
+
+typedef struct quote_ctx {
+  my_conn *c;
+  int federated; /* only columns that compare the same in MySQL and in the engine */
+} quote_ctx;
+
+/* Backtick-quoted; never a name holding ':' (see where_of). For federated filters, strings (case-insensitive,
+ * space-padded collations), binaries, floats (single precision) and unmapped types compare differently at the
+ * server: refused, so the engine alone filters them. */
+static char *quote_column(void *ctx, const char *name) {
+  quote_ctx *q = ctx;
+  const my_column *hit = NULL;
+  for (size_t i = 0; i < q->c->n_cols && hit == NULL; i++)
+    if (strcmp(q->c->cols[i].name, name) == 0) hit = &q->c->cols[i];
+  for (size_t i = 0; i < q->c->n_cols && hit == NULL; i++)
+    if (strcasecmp(q->c->cols[i].name, name) == 0) hit = &q->c->cols[i];
+  if (hit == NULL || strchr(hit->name, ':') != NULL) return NULL;
+  if (q->federated && (hit->kind == MY_TEXT || hit->kind == MY_BINARY || hit->kind == MY_F32 || hit->kind == MY_BIT))
+    return NULL;
+  return strdup(hit->quoted);
+}
+
+/* A string as a hex literal in utf8mb4 (_utf8mb4 X'…'): no quoting rules, no backslash modes, and no text of
+ * the value in the statement, which where_of relies on. */
+static char *quote_literal(void *ctx, const char *s) {
+  (void)ctx;
+  size_t n = strlen(s);
+  char *q = malloc(2 * n + 16);
+  if (q == NULL) return NULL;
+  size_t o = (size_t)sprintf(q, "_utf8mb4 X'");
+  for (size_t i = 0; i < n; i++) o += (size_t)sprintf(q + o, "%02X", (unsigned char)s[i]);
+  sprintf(q + o, "'");
+  return q;
+}
+
+/* `SELECT * FROM <dataset> WHERE …` parsed by DuckDB and rebuilt by the postgres connector's translator
+ * (pg_filter.c), whose output is MySQL too except for the `::float8` it puts after double constants: with
+ * literals in hex and no column named with ':', that suffix can only be such a cast, and is dropped (MySQL
+ * reads 1.5 as an exact number and compares it with doubles as a double). */
+static int where_of(my_conn *c, const char *query, int federated, char **where, sp_error *err) {
+  char *json = NULL;
+  SP_TRY(serialize_sql(c, query, &json, err));
+  quote_ctx q = {.c = c, .federated = federated};
+  pgf_ctx cx = {.dataset = c->base.dataset->name, .column = quote_column, .literal = quote_literal, .ctx = &q};
+  int rc = pgf_where(json, &cx, where, err);
+  free(json);
+  char *pg = err && rc != SP_OK ? strstr(err->msg, "pushed to postgres") : NULL;
+  if (pg) memcpy(pg + 10, "mysql   ", 8), memmove(pg + 15, pg + 18, strlen(pg + 18) + 1); /* the translator's own name */
+  if (rc != SP_OK) return rc;
+  char *p;
+  while ((p = strstr(*where, "::float8")) != NULL) memmove(p, p + 8, strlen(p + 8) + 1);
+  if (strstr(*where, "::") != NULL) {
+    free(*where);
+    *where = NULL;
+    return sp_fail(err, SP_ENOTSUP, "the filter of dataset \"%s\" has a cast mysql cannot read", c->base.dataset->name);
+  }
+  return SP_OK;
+}
+
+/* refresh_sql, refresh_data_window, append by time: the filter must run at the server, or the refresh fails.
+ * Here the server's comparison rules apply (as in Spice, which runs these at the source). */
+static int refresh_query(my_conn *c, const char *query, struct ArrowArrayStream *out, sp_error *err) {
+  char *where = NULL;
+  size_t *idx = NULL;
+  int rc = where_of(c, query, 0, &where, err);
+  if (rc == SP_OK) rc = all_columns(c, &idx, err);
+  if (rc == SP_OK) rc = open_stream(c, idx, c->n_cols, where, -1, out, err);
+  free(where);
+  return rc;
+}
+
 static int my_get_schema(sp_connector *self, struct ArrowSchema *out, sp_error *err) {
   my_conn *c = (my_conn *)self;
   size_t *idx;
@@ -670,29 +794,39 @@ static int my_get_all_data(sp_connector *self, struct ArrowArrayStream *out, sp_
   my_conn *c = (my_conn *)self;
   size_t *idx;
   SP_TRY(all_columns(c, &idx, err));
-  return open_stream(c, idx, c->n_cols, -1, out, err);
+  return open_stream(c, idx, c->n_cols, NULL, -1, out, err);
 }
 
 static int my_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
   my_conn *c = (my_conn *)self;
-  if (scan->query) return sp_fail(err, SP_ENOTSUP, "the mysql connector cannot run refresh_sql at the server (dataset \"%s\")", self->dataset->name);
+  if (scan->query) return refresh_query(c, scan->query, out, err);
+  size_t n = scan->columns && scan->n_columns ? scan->n_columns : c->n_cols, *idx;
   if (scan->columns == NULL || scan->n_columns == 0) {
-    size_t *idx;
     SP_TRY(all_columns(c, &idx, err));
-    return open_stream(c, idx, c->n_cols, scan->limit, out, err);
-  }
-  size_t *idx = calloc(scan->n_columns, sizeof *idx);
-  if (idx == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
-  for (size_t i = 0; i < scan->n_columns; i++) {
-    size_t j = 0;
-    while (j < c->n_cols && strcmp(c->cols[j].name, scan->columns[i]) != 0) j++;
-    if (j == c->n_cols) {
-      free(idx);
-      return sp_fail(err, SP_EINVAL, "dataset \"%s\" has no column \"%s\"", self->dataset->name, scan->columns[i]);
+  } else {
+    if ((idx = calloc(n, sizeof *idx)) == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+      size_t j = 0;
+      while (j < c->n_cols && strcmp(c->cols[j].name, scan->columns[i]) != 0) j++;
+      if (j == c->n_cols) {
+        free(idx);
+        return sp_fail(err, SP_EINVAL, "dataset \"%s\" has no column \"%s\"", self->dataset->name, scan->columns[i]);
+      }
+      idx[i] = j;
     }
-    idx[i] = j;
   }
-  return open_stream(c, idx, scan->n_columns, scan->limit, out, err);
+  /* A federated query's conditions go to the server when they translate and only compare columns whose
+   * comparison means the same there; otherwise the engine alone applies them (it always re-applies them). */
+  char *where = NULL;
+  sp_error ferr = {0};
+  if (scan->filter_query && where_of(c, scan->filter_query, 1, &where, &ferr) != SP_OK) {
+    sp_log_debug("dataset \"%s\": filter not pushed to the server: %s", self->dataset->name, ferr.msg);
+    free(where);
+    where = NULL;
+  }
+  int rc = open_stream(c, idx, n, where, scan->limit, out, err);
+  free(where);
+  return rc;
 }
 
 const sp_connector_module sp_connector_mysql = {
