@@ -209,10 +209,12 @@ test('federated queries send only the needed columns, and integer conditions, to
   }
 });
 
-test('refresh_sql and append by time run at the server; federated filters on exact-comparing columns too', { timeout: 60000 }, async () => {
+test('refresh_sql, append by time and refresh_data_window run at the server; federated filters on exact-comparing columns too', { timeout: 60000 }, async () => {
   const refresh = (sql) => `      refresh_sql: ${JSON.stringify(sql)}`;
   my.sql(`CREATE TABLE ev (id int, ts datetime(6));
-          INSERT INTO ev SELECT seq, TIMESTAMP'2024-01-01 00:00:00' + INTERVAL seq MINUTE FROM seq_1_to_100;`);
+          INSERT INTO ev SELECT seq, TIMESTAMP'2024-01-01 00:00:00' + INTERVAL seq MINUTE FROM seq_1_to_100;
+          CREATE TABLE recent (id int, ts datetime);
+          INSERT INTO recent VALUES (1, UTC_TIMESTAMP() - INTERVAL 1 HOUR), (2, UTC_TIMESTAMP() - INTERVAL 3 DAY);`);
   const params = Object.entries(my.params).map(([k, v]) => `      ${k}: ${JSON.stringify(String(v))}`).join('\n');
   const mark = my.log().length;
   const rt = await startSpiced({
@@ -225,12 +227,16 @@ test('refresh_sql and append by time run at the server; federated filters on exa
       dataset('wide_fed', 'wide', my),
       `  - from: mysql:ev\n    name: ev\n    time_column: ts\n    params:\n${params}\n` +
       '    acceleration:\n      engine: duckdb\n      refresh_mode: append\n',
+      `  - from: mysql:recent\n    name: recent\n    time_column: ts\n    params:\n${params}\n` +
+      '    acceleration:\n      engine: arrow\n      refresh_data_window: 1d\n',
     ]),
     ready: false,
   });
   try {
     await waitUntil('statuses', () => datasetStatuses(rt),
-      (s) => s.wide_sql === 'Ready' && s.wide_quote === 'Ready' && s.wide_expr === 'Error' && s.ev === 'Ready' && s.wide_fed === 'Ready');
+      (s) => s.wide_sql === 'Ready' && s.wide_quote === 'Ready' && s.wide_expr === 'Error' && s.ev === 'Ready' && s.wide_fed === 'Ready' &&
+             s.recent === 'Ready');
+    assert.deepEqual(await sqlRows(rt, 'SELECT id FROM recent'), [{ id: '#1' }]);
     const ids = (await sqlRows(rt, 'SELECT id FROM wide_sql ORDER BY id')).map((r) => num(r.id));
     assert.deepEqual(ids, ['1', '2', '4', '5', '6', '7', '8', '9']);
     assert.deepEqual(await sqlRows(rt, 'SELECT id, b FROM wide_quote'), [{ id: '#7', b: 'v7' }]);
@@ -253,10 +259,11 @@ test('refresh_sql and append by time run at the server; federated filters on exa
     await q(/WHERE \(\(`b` = _utf8mb4 X'[0-9A-F]+'\) OR \(`b` = _utf8mb4 X'7637'\)\)$/);
     await q(/SELECT (`b`, `a`|`a`, `b`) FROM `testdb`\.`wide` WHERE .*`a` = 10/);
     await q(/SELECT (`b`, `a`|`a`, `b`) FROM `testdb`\.`wide`$/);
+    await q(/FROM `testdb`\.`recent` WHERE \(`ts` > _utf8mb4 X'[0-9A-F]+'\)$/);
     await q(/FROM `testdb`\.`ev` WHERE \(`ts` >= _utf8mb4 X'[0-9A-F]+'\)$/);
   } finally {
     await rt.stop();
-    my.sql('DROP TABLE ev;');
+    my.sql('DROP TABLE ev; DROP TABLE recent;');
   }
 });
 
