@@ -15,4 +15,9 @@
  * the connection (closed on release). On success *out is owned by the caller. */
 int sp_duckdb_stream(duckdb_database db, const char *sql, struct ArrowArrayStream *out, sp_error *err);
 
+/* DuckDB's JSON AST of `sql` (json_serialize_sql, nulls and empties skipped), from a process-wide database
+ * that only parses. `what` names the text in messages ("the refresh_sql of dataset \"x\""). *out is malloc'd,
+ * owned by the caller. Thread-safe. */
+int sp_duckdb_serialize_sql(const char *sql, const char *what, char **out, sp_error *err);
+
 #endif

@@ -24,9 +24,9 @@
 
 #include "connectors/mysql_text.h"
 #include "connectors/pg_filter.h"
-#include "duckdb.h"
 #include "spice/arrow.h"
 #include "spice/connector.h"
+#include "spice/duckdb_util.h"
 #include "spice/log.h"
 
 #define MY_BATCH_ROWS 65536
@@ -51,8 +51,6 @@ typedef struct my_conn {
   char *display;     /* db.table */
   my_column *cols;
   size_t n_cols;
-  pthread_mutex_t lock;  /* guards duck */
-  duckdb_database duck;  /* parses filters (json_serialize_sql); opened on first use */
 } my_conn;
 
 static const sp_param_spec my_params[] = {
@@ -263,14 +261,11 @@ static void my_close(sp_connector *self) {
   free(c->relation);
   free(c->display);
   myt_url_free(&c->url);
-  if (c->duck) duckdb_close(&c->duck);
-  pthread_mutex_destroy(&c->lock);
 }
 
 static int my_open(sp_connector *self, sp_error *err) {
   my_conn *c = (my_conn *)self;
   MYSQL *m = NULL;
-  pthread_mutex_init(&c->lock, NULL);
   int rc = resolve_params(c, err);
   if (rc == SP_OK) rc = connect_new(c, &m, err);
   if (rc == SP_OK) rc = read_columns(c, m, err);
@@ -672,43 +667,11 @@ static int all_columns(const my_conn *c, size_t **idx, sp_error *err) {
 
 /* ---- Filters --------------------------------------------------------------------------------------------- */
 
-/* json_serialize_sql(query) from the instance's private DuckDB (opened on first use). Owned by the caller. */
+/* json_serialize_sql(query), parsed by DuckDB. Owned by the caller. */
 static int serialize_sql(my_conn *c, const char *query, char **out, sp_error *err) {
-  const char *ds = c->base.dataset->name;
-  pthread_mutex_lock(&c->lock);
-  if (c->duck == NULL) {
-    /* Only parses: one thread, nothing loaded or read from outside. */
-    duckdb_config cfg;
-    char *oerr = NULL;
-    duckdb_create_config(&cfg);
-    duckdb_set_config(cfg, "threads", "1");
-    duckdb_set_config(cfg, "enable_external_access", "false");
-    duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
-    if (duckdb_open_ext(NULL, &c->duck, cfg, &oerr) == DuckDBError) c->duck = NULL;
-    duckdb_free(oerr);
-    duckdb_destroy_config(&cfg);
-  }
-  duckdb_database db = c->duck;
-  pthread_mutex_unlock(&c->lock);
-  if (db == NULL) return sp_fail(err, SP_EINTERNAL, "could not open a parser for the filters of dataset \"%s\"", ds);
-  duckdb_connection conn;
-  duckdb_prepared_statement ps = NULL;
-  duckdb_result res;
-  int rc = SP_EINTERNAL;
-  if (duckdb_connect(db, &conn) == DuckDBError) return sp_fail(err, rc, "could not parse the filter of dataset \"%s\"", ds);
-  if (duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR, skip_null := true, skip_empty := true)", &ps) == DuckDBSuccess &&
-      duckdb_bind_varchar(ps, 1, query) == DuckDBSuccess && duckdb_execute_prepared(ps, &res) == DuckDBSuccess) {
-    char *v = duckdb_value_varchar(&res, 0, 0);
-    *out = v ? strdup(v) : NULL;
-    duckdb_free(v);
-    rc = *out ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
-    duckdb_destroy_result(&res);
-  } else {
-    sp_fail(err, rc, "could not parse the filter of dataset \"%s\": %s", ds, ps ? duckdb_prepare_error(ps) : "");
-  }
-  duckdb_destroy_prepare(&ps);
-  duckdb_disconnect(&conn);
-  return rc;
+  char what[400];
+  snprintf(what, sizeof what, "the filter of dataset \"%s\"", c->base.dataset->name);
+  return sp_duckdb_serialize_sql(query, what, out, err);
 }
 
 typedef struct quote_ctx {
