@@ -146,6 +146,10 @@ uint64_t sp_engine_zero_results_fallbacks(sp_engine *e);
  * metrics). */
 uint64_t sp_engine_pruned_batches(sp_engine *e);
 
+/* The Arrow schema a statement's result will have, without running it (classified and prepared only).
+ * *out is owned by the caller. SP_ENOTSUP when types depend on parameters not given (run it instead). */
+int sp_engine_query_schema(sp_engine *e, const sp_query_request *req, struct ArrowSchema *out, sp_error *err);
+
 /* Only the classification step, for tests and for the CLI: SP_OK when the statement would be allowed. */
 int sp_engine_check_sql(sp_engine *e, const char *sql, sp_error *err);
 

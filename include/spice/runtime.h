@@ -53,6 +53,9 @@ sp_engine *sp_runtime_engine(sp_runtime *rt); /* borrowed */
  * A cached result taken at version v is stale once this returns anything else. */
 uint64_t sp_runtime_data_version(sp_runtime *rt);
 
+/* The schema of a statement's result without running it; see sp_engine_query_schema. */
+int sp_runtime_query_schema(sp_runtime *rt, const sp_query_request *req, struct ArrowSchema *out, sp_error *err);
+
 /* Runs one user statement; see sp_engine_query. */
 int sp_runtime_query(sp_runtime *rt, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err);
 

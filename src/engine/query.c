@@ -306,6 +306,49 @@ static int zero_results_fallback(sp_engine *e, result_stream *r, const sp_query_
   return rc;
 }
 
+/* The Arrow schema of a prepared statement's result; SP_ENOTSUP when a column's type is only known once
+ * parameters are bound. */
+static int prepared_schema(duckdb_connection conn, duckdb_prepared_statement ps, struct ArrowSchema *out, sp_error *err) {
+  idx_t n = duckdb_prepared_statement_column_count(ps);
+  duckdb_logical_type *types = calloc(n ? n : 1, sizeof *types);
+  const char **names = calloc(n ? n : 1, sizeof *names);
+  int rc = types && names ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+  for (idx_t i = 0; rc == SP_OK && i < n; i++) {
+    types[i] = duckdb_prepared_statement_column_logical_type(ps, i);
+    names[i] = duckdb_prepared_statement_column_name(ps, i);
+    if (types[i] == NULL || duckdb_get_type_id(types[i]) == DUCKDB_TYPE_INVALID || names[i] == NULL)
+      rc = sp_fail(err, SP_ENOTSUP, "the result type depends on parameters");
+  }
+  if (rc == SP_OK) {
+    duckdb_arrow_options opts = NULL;
+    duckdb_connection_get_arrow_options(conn, &opts);
+    duckdb_error_data ed = duckdb_to_arrow_schema(opts, types, names, n, out);
+    if (ed != NULL && duckdb_error_data_has_error(ed)) rc = sp_engine_fail_error_data(err, SP_EINTERNAL, ed, "result schema");
+    else if (ed) duckdb_destroy_error_data(&ed);
+    if (opts) duckdb_destroy_arrow_options(&opts);
+  }
+  for (idx_t i = 0; types && i < n; i++)
+    if (types[i]) duckdb_destroy_logical_type(&types[i]);
+  free(types);
+  for (idx_t i = 0; names && i < n; i++) duckdb_free((void *)names[i]);
+  free(names);
+  return rc;
+}
+
+int sp_engine_query_schema(sp_engine *e, const sp_query_request *req, struct ArrowSchema *out, sp_error *err) {
+  sp_session *s;
+  sp_sql_class cls;
+  SP_TRY(sp_engine_session_get(e, &s, err));
+  int rc = classify_cached(e, s, req->sql, &cls, err);
+  duckdb_prepared_statement ps = NULL;
+  if (rc == SP_OK && duckdb_prepare(s->conn, req->sql, &ps) == DuckDBError)
+    rc = sp_fail(err, SP_EINVAL, "%s", duckdb_prepare_error(ps));
+  if (rc == SP_OK) rc = prepared_schema(s->conn, ps, out, err);
+  duckdb_destroy_prepare(&ps);
+  sp_engine_session_put(e, s);
+  return rc;
+}
+
 int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err) {
   result_stream *r = calloc(1, sizeof *r);
   sp_sql_class cls;

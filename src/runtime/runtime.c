@@ -602,6 +602,10 @@ const sp_pod *sp_runtime_pod(sp_runtime *rt) { return rt->pod; }
 uint64_t sp_runtime_data_version(sp_runtime *rt) { return __atomic_load_n(&rt->data_version, __ATOMIC_ACQUIRE); }
 sp_engine *sp_runtime_engine(sp_runtime *rt) { return rt->engine; }
 
+int sp_runtime_query_schema(sp_runtime *rt, const sp_query_request *req, struct ArrowSchema *out, sp_error *err) {
+  return sp_engine_query_schema(rt->engine, req, out, err);
+}
+
 int sp_runtime_query(sp_runtime *rt, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err) {
   return sp_engine_query(rt->engine, req, out, err);
 }

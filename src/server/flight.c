@@ -235,19 +235,36 @@ static int stream_error(struct ArrowArrayStream *st, int rc, sp_error *err) {
   return sp_fail(err, SP_EINVAL, "%s", m && *m ? m : strerror(rc));
 }
 
-/* The encapsulated IPC Schema message of a query's result, appended to out. */
-static int plan_schema(sp_flight_server *s, sp_pb_bytes sql, sp_buf *out, sp_error *err) {
+/* The result schema of sql: from the prepared statement (nothing runs), or, when its types depend on
+ * parameters, from the start of a run. */
+static int result_schema(sp_flight_server *s, sp_pb_bytes sql, struct ArrowSchema *schema, sp_error *err) {
+  if (sql.len == 0) return sp_fail(err, SP_EINVAL, "flight: the query is empty");
+  if (memchr(sql.data, '\0', sql.len)) return sp_fail(err, SP_EINVAL, "flight: the query contains a NUL byte");
+  char *text = malloc(sql.len + 1);
+  if (text == NULL) return sp_fail(err, SP_ENOMEM, "flight: out of memory");
+  memcpy(text, sql.data, sql.len);
+  text[sql.len] = '\0';
+  sp_query_request req = {.sql = text};
+  int rc = sp_runtime_query_schema(s->rt, &req, schema, err);
+  free(text);
+  if (rc != SP_ENOTSUP) return rc;
   struct ArrowArrayStream st;
   SP_TRY(run_query(s, sql.data, sql.len, &st, err));
-  struct ArrowSchema schema = {0};
-  int rc = st.get_schema(&st, &schema);
+  rc = st.get_schema(&st, schema);
   if (rc != 0) rc = stream_error(&st, rc, err);
+  st.release(&st);
+  return rc;
+}
+
+/* The encapsulated IPC Schema message of a query's result, appended to out. */
+static int plan_schema(sp_flight_server *s, sp_pb_bytes sql, sp_buf *out, sp_error *err) {
+  struct ArrowSchema schema = {0};
+  int rc = result_schema(s, sql, &schema, err);
   sp_ipc_writer *w = NULL;
   if (rc == SP_OK) rc = sp_ipc_writer_create(&schema, &w, err);
   if (rc == SP_OK) rc = sp_ipc_write_schema(w, out, err);
   sp_ipc_writer_destroy(w);
   if (schema.release) schema.release(&schema);
-  st.release(&st);
   return rc;
 }
 

@@ -115,6 +115,16 @@ static void test_loads_and_queries(void **state) {
   ASSERT_QUERY(rt, "SELECT max(id)::BIGINT FROM fed WHERE grp = 'g1'", 1000);
   for (int i = 0; i < 50 && query_int(rt, "SELECT count(*) FROM joined", &err) < 0; i++) usleep(50000);
   assert_int_equal(query_int(rt, "SELECT count(*) FROM joined", &err), 1000);
+  /* The result schema without running the query (Flight's GetFlightInfo), and the sandbox still applies. */
+  struct ArrowSchema schema;
+  sp_query_request sreq = {.sql = "SELECT id, grp AS g FROM mem WHERE id < 0"};
+  assert_int_equal(sp_runtime_query_schema(rt, &sreq, &schema, &err), SP_OK);
+  assert_int_equal(schema.n_children, 2);
+  assert_string_equal(schema.children[0]->name, "id");
+  assert_string_equal(schema.children[1]->name, "g");
+  schema.release(&schema);
+  sp_query_request bad = {.sql = "SELECT * FROM read_csv('/etc/passwd')"};
+  assert_int_equal(sp_runtime_query_schema(rt, &bad, &schema, &err), SP_EDENIED);
   sp_dataset_info info;
   assert_int_equal(sp_runtime_dataset_info(rt, 0, &info), SP_OK);
   assert_string_equal(info.name, "mem");
