@@ -14,6 +14,7 @@ out=$(env -u LD_LIBRARY_PATH "$prefix/bin/spiced" --version)
 [ "$out" = "spiced 0.1.0" ] || { echo "unexpected: $out"; exit 1; }
 # (ldd's output is captured first: with pipefail, `ldd | grep -q` fails when grep exits before ldd is done.)
 libs=$(ldd "$prefix/bin/spiced")
-grep -qF "$prefix/bin/../lib" <<<"$libs" && grep -q "spicec/libduckdb.so" <<<"$libs" || { echo "$libs"; exit 1; }
+line=$(grep -F "libduckdb.so =>" <<<"$libs" || true)
+[[ "$line" == *"=> $prefix/bin/../lib"*"/spicec/libduckdb.so "* ]] || { echo "$libs"; exit 1; }
 grep -q '^Type=notify' "$prefix/lib/systemd/system/spiced.service"
 echo "install tree ok"
