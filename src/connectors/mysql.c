@@ -28,6 +28,7 @@
 #include "spice/connector.h"
 #include "spice/duckdb_util.h"
 #include "spice/log.h"
+#include "spice/sqltext.h"
 
 #define MY_BATCH_ROWS 65536
 
@@ -605,17 +606,13 @@ static void stream_release(struct ArrowArrayStream *st) {
   st->release = NULL;
 }
 
-/* SELECT <cols> FROM <relation> [LIMIT n]. Owned by the caller. */
+/* SELECT <cols> FROM <relation> [WHERE …] [LIMIT n]. Owned by the caller. */
 static char *select_sql(const my_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit) {
-  size_t cap = strlen(c->relation) + 64 + (where ? strlen(where) : 0);
-  for (size_t i = 0; i < n; i++) cap += strlen(c->cols[idx[i]].quoted) + 2;
-  char *sql = malloc(cap);
-  if (sql == NULL) return NULL;
-  size_t o = (size_t)snprintf(sql, cap, "SELECT ");
-  for (size_t i = 0; i < n; i++) o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", c->cols[idx[i]].quoted);
-  o += (size_t)snprintf(sql + o, cap - o, " FROM %s", c->relation);
-  if (where && *where) o += (size_t)snprintf(sql + o, cap - o, " WHERE %s", where);
-  if (limit >= 0) snprintf(sql + o, cap - o, " LIMIT %lld", (long long)limit);
+  const char **exprs = malloc((n ? n : 1) * sizeof *exprs);
+  if (exprs == NULL) return NULL;
+  for (size_t i = 0; i < n; i++) exprs[i] = c->cols[idx[i]].quoted;
+  char *sql = sp_sql_select(exprs, n, c->relation, where, limit);
+  free(exprs);
   return sql;
 }
 

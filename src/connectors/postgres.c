@@ -26,6 +26,7 @@
 #include "spice/connector.h"
 #include "spice/duckdb_util.h"
 #include "spice/log.h"
+#include "spice/sqltext.h"
 
 #define PG_BATCH_ROWS 65536
 #define PG_BATCH_BYTES ((size_t)64 << 20)
@@ -580,18 +581,17 @@ static void stream_release(struct ArrowArrayStream *st) {
   st->release = NULL;
 }
 
-/* COPY (SELECT <cols> FROM <relation> [LIMIT n]) TO STDOUT (FORMAT binary). Owned by the caller. */
+/* COPY (SELECT <cols> FROM <relation> [WHERE …] [LIMIT n]) TO STDOUT (FORMAT binary). Owned by the caller. */
 static char *copy_sql(const pg_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit) {
-  size_t cap = strlen(c->relation) + 128 + (where ? strlen(where) : 0);
-  for (size_t i = 0; i < n; i++) cap += strlen(c->cols[idx[i]].expr) + 2;
-  char *sql = malloc(cap);
-  if (sql == NULL) return NULL;
-  size_t o = (size_t)snprintf(sql, cap, "COPY (SELECT ");
-  for (size_t i = 0; i < n; i++) o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", c->cols[idx[i]].expr);
-  o += (size_t)snprintf(sql + o, cap - o, " FROM %s", c->relation);
-  if (where && *where) o += (size_t)snprintf(sql + o, cap - o, " WHERE %s", where);
-  if (limit >= 0) o += (size_t)snprintf(sql + o, cap - o, " LIMIT %lld", (long long)limit);
-  snprintf(sql + o, cap - o, ") TO STDOUT (FORMAT binary)");
+  const char **exprs = malloc((n ? n : 1) * sizeof *exprs);
+  if (exprs == NULL) return NULL;
+  for (size_t i = 0; i < n; i++) exprs[i] = c->cols[idx[i]].expr;
+  char *select = sp_sql_select(exprs, n, c->relation, where, limit);
+  free(exprs);
+  size_t cap = select ? strlen(select) + 64 : 0;
+  char *sql = select ? malloc(cap) : NULL;
+  if (sql) snprintf(sql, cap, "COPY (%s) TO STDOUT (FORMAT binary)", select);
+  free(select);
   return sql;
 }
 

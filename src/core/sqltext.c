@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,4 +30,17 @@ char *sp_sql_literal_dup(const char *s) {
   char *buf = malloc(n);
   if (buf) quote(buf, n, s, '\'');
   return buf;
+}
+
+char *sp_sql_select(const char *const *exprs, size_t n, const char *relation, const char *where, int64_t limit) {
+  size_t cap = strlen(relation) + 64 + (where ? strlen(where) : 0);
+  for (size_t i = 0; i < n; i++) cap += strlen(exprs[i]) + 2;
+  char *sql = malloc(cap);
+  if (sql == NULL) return NULL;
+  size_t o = (size_t)snprintf(sql, cap, "SELECT ");
+  for (size_t i = 0; i < n; i++) o += (size_t)snprintf(sql + o, cap - o, "%s%s", i ? ", " : "", exprs[i]);
+  o += (size_t)snprintf(sql + o, cap - o, " FROM %s", relation);
+  if (where && *where) o += (size_t)snprintf(sql + o, cap - o, " WHERE %s", where);
+  if (limit >= 0) snprintf(sql + o, cap - o, " LIMIT %lld", (long long)limit);
+  return sql;
 }
