@@ -17,31 +17,7 @@
 #include "spice/params.h"
 #include "spice/secrets.h"
 
-/* Captures what is written to stderr (where sp_log writes) between begin and end. */
-typedef struct capture {
-  int saved;
-  FILE *tmp;
-} capture;
-
-static void capture_begin(capture *c) {
-  fflush(stderr);
-  c->tmp = tmpfile();
-  assert_non_null(c->tmp);
-  c->saved = dup(STDERR_FILENO);
-  dup2(fileno(c->tmp), STDERR_FILENO);
-}
-
-static char *capture_end(capture *c) {
-  fflush(stderr);
-  dup2(c->saved, STDERR_FILENO);
-  close(c->saved);
-  long n = ftell(c->tmp);
-  char *buf = calloc(1, (size_t)n + 1);
-  rewind(c->tmp);
-  assert_int_equal(fread(buf, 1, (size_t)n, c->tmp), (size_t)n);
-  fclose(c->tmp);
-  return buf;
-}
+#include "capture.h"
 
 /* A postgres-like table: connector params prefixed with "pg", runtime params bare. */
 static const sp_param_spec pg_specs[] = {
