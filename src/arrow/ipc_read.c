@@ -453,7 +453,7 @@ static int take_buffer(rctx *c, const uint8_t **p, int64_t *len, sp_error *err) 
 
 /* A buffer of at least need bytes (need computed without overflow by the caller). */
 static int take_sized(rctx *c, int64_t need, const uint8_t **p, sp_error *err) {
-  int64_t len;
+  int64_t len = 0;
   SP_TRY(take_buffer(c, p, &len, err));
   if (len < need) return bad(err, "buffer shorter than its field needs");
   if (*p == NULL) *p = (const uint8_t *)ZEROS;
@@ -478,7 +478,7 @@ static int64_t fixed_width(const sp_arrow_typeinfo *t) {
 /* Offsets of n values (n + 1 entries, or none when n == 0): non-negative, non-decreasing; the last one is
  * returned in *end for the caller to check against the data or the child. */
 static int take_offsets(rctx *c, bool large, int64_t n, const uint8_t **p, int64_t *end, sp_error *err) {
-  int64_t len, es = large ? 8 : 4;
+  int64_t len = 0, es = large ? 8 : 4;
   SP_TRY(take_buffer(c, p, &len, err));
   *end = 0;
   if (n == 0 && len < es) {
@@ -611,7 +611,7 @@ static int decode_array(rctx *c, const struct ArrowSchema *s, struct ArrowArray 
     a->null_count = length;
   } else {
     const uint8_t *valid;
-    int64_t vlen;
+    int64_t vlen = 0;
     SP_TRY(take_buffer(c, &valid, &vlen, err));
     if (nulls > 0 && vlen < (length + 7) / 8) return bad(err, "validity bitmap shorter than its field");
     a->buffers[0] = nulls > 0 ? valid : NULL;
