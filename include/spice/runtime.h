@@ -59,6 +59,14 @@ int sp_runtime_query_schema(sp_runtime *rt, const sp_query_request *req, struct 
 /* Runs one user statement; see sp_engine_query. */
 int sp_runtime_query(sp_runtime *rt, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err);
 
+/* Inserts `rows` (consumed, even on failure) into the `mode: read_write` dataset `dataset`: the rows are cast
+ * to the dataset's schema by column name (missing columns are NULL; a value that does not convert fails with
+ * SP_EINVAL naming the column), written to the source in one transaction, then appended to the accelerated
+ * copy; it returns after both. *out_rows (may be NULL) receives the rows written. Errors: SP_ENOTFOUND (no such
+ * dataset), SP_EDENIED (read-only dataset), SP_EBUSY (not loaded yet), the source's error (nothing applied),
+ * or an error saying the source has the rows but the accelerator failed. Used by INSERT and Flight DoPut. */
+int sp_runtime_insert(sp_runtime *rt, const char *dataset, struct ArrowArrayStream *rows, int64_t *out_rows, sp_error *err);
+
 /* A snapshot of one dataset's state, for /v1/datasets and the CLI. Strings are copied into the struct. */
 typedef struct sp_dataset_info {
   char name[256];

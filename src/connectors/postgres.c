@@ -21,6 +21,7 @@
 
 #include "connectors/pg_copy.h"
 #include "connectors/pg_filter.h"
+#include "connectors/pg_write.h"
 #include "duckdb.h"
 #include "spice/arrow.h"
 #include "spice/connector.h"
@@ -784,6 +785,42 @@ static int pg_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStr
   return rc;
 }
 
+/* ---- Write-back (pg_write.c) ------------------------------------------------------------------------------ */
+
+static bool pg_supports_writes(sp_connector *self) {
+  (void)self;
+  return true;
+}
+
+/* Appended rows, in the dataset's column order, go in with one binary COPY FROM STDIN. */
+static int pg_add_data(sp_connector *self, sp_data_update *u, sp_error *err) {
+  pg_conn *c = (pg_conn *)self;
+  const char **names = calloc(c->n_cols + 1, sizeof *names);
+  char **quoted = calloc(c->n_cols + 1, sizeof *quoted);
+  pgc_type *types = calloc(c->n_cols + 1, sizeof *types);
+  int rc = names && quoted && types ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+  if (rc == SP_OK && u->type != SP_UPDATE_APPEND)
+    rc = sp_fail(err, SP_ENOTSUP, "postgres dataset \"%s\" takes appended rows only", self->dataset->name);
+  PGconn *pq = NULL;
+  int pooled;
+  if (rc == SP_OK) rc = pool_get(c, &pq, &pooled, err);
+  for (size_t i = 0; rc == SP_OK && i < c->n_cols; i++) {
+    names[i] = c->cols[i].name;
+    types[i] = c->cols[i].type;
+    if ((quoted[i] = quote_ident_dup(pq, c->cols[i].name)) == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  pgw_target t = {.relation = c->relation, .display = c->display, .dataset = self->dataset->name, .names = names,
+                  .quoted = (const char *const *)quoted, .types = types, .n = c->n_cols};
+  if (rc == SP_OK) rc = pgw_copy_in(pq, &t, &u->stream, NULL, err);
+  sp_stream_release(&u->stream);
+  pool_put(c, pq);
+  for (size_t i = 0; quoted && i < c->n_cols; i++) free(quoted[i]);
+  free(quoted);
+  free(names);
+  free(types);
+  return rc;
+}
+
 const sp_connector_module sp_connector_postgres = {
     .abi = SP_CONNECTOR_ABI,
     .name = "postgres",
@@ -796,4 +833,6 @@ const sp_connector_module sp_connector_postgres = {
     .get_schema = pg_get_schema,
     .get_all_data = pg_get_all_data,
     .scan = pg_scan,
+    .supports_writes = pg_supports_writes,
+    .add_data = pg_add_data,
 };

@@ -53,6 +53,14 @@ static int result_get_schema(struct ArrowArrayStream *st, struct ArrowSchema *ou
   return rc;
 }
 
+/* A failed execution: interrupted queries (shutdown past its timeout) are SP_ECANCELED, the rest are the
+ * query's own fault. */
+static int fail_result(duckdb_result *res, sp_error *err) {
+  if (duckdb_result_error_type(res) == DUCKDB_ERROR_INTERRUPT)
+    return sp_fail(err, SP_ECANCELED, "query interrupted: spiced is shutting down");
+  return sp_fail(err, SP_EINVAL, "%s", duckdb_result_error(res));
+}
+
 static int result_get_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
   result_stream *r = st->private_data;
   memset(out, 0, sizeof *out);
@@ -203,7 +211,7 @@ static int result_open(result_stream *r, const sp_query_request *req, sp_error *
     } else {
       r->has_result = 1;
       if (duckdb_execute_pending(pending, &r->result) == DuckDBError)
-        rc = sp_fail(err, SP_EINVAL, "%s", duckdb_result_error(&r->result));
+        rc = fail_result(&r->result, err);
     }
     duckdb_destroy_pending(&pending);
   }
@@ -349,6 +357,162 @@ int sp_engine_query_schema(sp_engine *e, const sp_query_request *req, struct Arr
   return rc;
 }
 
+/* ---- INSERT INTO <dataset> [(columns)] <query> ------------------------------------------------------------ */
+
+/* The target column names of an INSERT: its column list as written ("(a, \"b c\")"), or NULL for all the
+ * dataset's columns. Names are unquoted; *out is a malloc'd array of malloc'd strings. */
+static int parse_column_list(const char *p, size_t len, char ***out, size_t *n_out) {
+  const char *end = p + len;
+  char **names = calloc(len / 2 + 2, sizeof *names);
+  size_t n = 0;
+  if (names == NULL) return SP_ENOMEM;
+  if (p < end && *p == '(') p++;
+  while (p < end) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r' || *p == ',' || *p == ')')) p++;
+    if (p >= end) break;
+    char *name = malloc((size_t)(end - p) + 1);
+    size_t o = 0;
+    if (name == NULL) break;
+    if (*p == '"') {
+      for (p++; p < end && !(*p == '"' && (p + 1 >= end || p[1] != '"')); p++) {
+        if (*p == '"') p++; /* "" inside a quoted name */
+        name[o++] = *p;
+      }
+      p++;
+    } else {
+      while (p < end && *p != ',' && *p != ')' && *p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') name[o++] = *p++;
+    }
+    name[o] = '\0';
+    names[n++] = name;
+  }
+  *out = names;
+  *n_out = n;
+  return SP_OK;
+}
+
+static void free_names(char **names, size_t n) {
+  for (size_t i = 0; names && i < n; i++) free(names[i]);
+  free(names);
+}
+
+/* The columns of `sql` as DuckDB prepares it on conn: their count, and (names != NULL) their names. */
+static int prepared_columns(duckdb_connection conn, const char *sql, size_t *count, char ***names, sp_error *err) {
+  duckdb_prepared_statement ps = NULL;
+  int rc = SP_OK;
+  if (duckdb_prepare(conn, sql, &ps) == DuckDBError) rc = sp_fail(err, SP_EINVAL, "%s", duckdb_prepare_error(ps));
+  idx_t n = rc == SP_OK ? duckdb_prepared_statement_column_count(ps) : 0;
+  if (rc == SP_OK && names && (*names = calloc(n + 1, sizeof **names)) == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  for (idx_t i = 0; rc == SP_OK && names && i < n; i++) {
+    const char *c = duckdb_prepared_statement_column_name(ps, i);
+    (*names)[i] = strdup(c ? c : "");
+    duckdb_free((void *)c);
+  }
+  duckdb_destroy_prepare(&ps);
+  if (rc == SP_OK) *count = n;
+  return rc;
+}
+
+/* `SELECT * FROM (<source>) AS sp_insert_source("t1", …)`: the source's columns named after their targets. */
+static char *aliased_source(const char *source, size_t source_len, char **targets, size_t n) {
+  size_t cap = source_len + 64;
+  for (size_t i = 0; i < n; i++) cap += 2 * strlen(targets[i]) + 4;
+  char *sql = malloc(cap);
+  if (sql == NULL) return NULL;
+  size_t o = (size_t)snprintf(sql, cap, "SELECT * FROM (%.*s) AS sp_insert_source", (int)source_len, source);
+  for (size_t i = 0; i < n; i++) {
+    sql[o++] = i ? ',' : '(';
+    sql[o++] = '"';
+    for (const char *c = targets[i]; *c; c++) {
+      if (*c == '"') sql[o++] = '"';
+      sql[o++] = *c;
+    }
+    sql[o++] = '"';
+  }
+  if (n) sql[o++] = ')';
+  sql[o] = '\0';
+  return sql;
+}
+
+/* The source query of an INSERT with its columns named after the target columns (malloc'd in *out). Without a
+ * column list they are the dataset's columns in order; BY NAME keeps the source's names. */
+static int insert_source_sql(duckdb_connection conn, const char *sql, const sp_sql_class *cls, char **out, sp_error *err) {
+  const char *src = sql + cls->source_offset;
+  size_t len = strlen(src);
+  while (len > 0 && (src[len - 1] == ';' || src[len - 1] == ' ' || src[len - 1] == '\n' || src[len - 1] == '\t' ||
+                     src[len - 1] == '\r'))
+    len--;
+  char **targets = NULL, *probe = aliased_source(src, len, NULL, 0);
+  size_t n_targets = 0, n_source = 0;
+  int rc = probe ? prepared_columns(conn, probe, &n_source, NULL, err) : sp_fail(err, SP_ENOMEM, "out of memory");
+  free(probe);
+  if (rc == SP_OK && cls->by_name) n_targets = n_source;
+  else if (rc == SP_OK && cls->columns_len > 0) {
+    if (parse_column_list(sql + cls->columns_offset, cls->columns_len, &targets, &n_targets) != SP_OK)
+      rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  } else if (rc == SP_OK) {
+    char table[1200], *all = malloc(sizeof table + 32);
+    sp_engine_quote_ident(table, sizeof table, cls->target, 1);
+    if (all) snprintf(all, sizeof table + 32, "SELECT * FROM %s", table);
+    rc = all ? prepared_columns(conn, all, &n_targets, &targets, err) : sp_fail(err, SP_ENOMEM, "out of memory");
+    free(all);
+    if (rc == SP_OK && n_source < n_targets) n_targets = n_source; /* the rest are NULL */
+  }
+  if (rc == SP_OK && n_source != n_targets)
+    rc = sp_fail(err, SP_EINVAL, "INSERT into dataset \"%s\" has %zu target columns but its query gives %zu values",
+                 cls->target, n_targets, n_source);
+  if (rc == SP_OK && (*out = aliased_source(src, len, targets, cls->by_name ? 0 : n_targets)) == NULL)
+    rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  free_names(targets, cls->by_name ? 0 : n_targets);
+  return rc;
+}
+
+static void borrowed_conn_done(void *ctx, duckdb_connection conn) {
+  (void)ctx;
+  (void)conn;
+}
+
+/* Runs the INSERT's source query on r's connection and holds its rows (the write may take a while, and the
+ * rows are read twice, by the source and by the accelerator). *out has one reference. */
+static int insert_rows(result_stream *r, const sp_query_request *req, const char *sql, sp_snapshot **out, sp_error *err) {
+  result_stream *s = calloc(1, sizeof *s);
+  if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  s->conn = r->conn; /* borrowed: r keeps the session */
+  s->done = borrowed_conn_done;
+  sp_query_request source = *req;
+  source.sql = sql;
+  int rc = result_open(s, &source, err);
+  if (rc != SP_OK) {
+    result_free(s);
+    return rc;
+  }
+  struct ArrowArrayStream rows;
+  result_export(s, &rows);
+  rc = sp_snapshot_from_stream(&rows, out, err);
+  if (rc != SP_OK && err) err->code = SP_EINVAL;
+  return rc;
+}
+
+/* INSERT: the rows go to the write hook (the runtime writes the source, then the accelerator); the answer is
+ * one row, `count` (UInt64), the number of rows inserted, as DataFusion answers DML. */
+static int run_insert(sp_engine *e, result_stream *r, const sp_query_request *req, const sp_sql_class *cls, sp_error *err) {
+  if (e->write_fn == NULL) return sp_fail(err, SP_ENOTSUP, "INSERT into dataset \"%s\" is not supported here", cls->target);
+  char *sql = NULL;
+  sp_snapshot *snap = NULL;
+  int rc = insert_source_sql(r->conn, req->sql, cls, &sql, err);
+  if (rc == SP_OK) rc = insert_rows(r, req, sql, &snap, err);
+  free(sql);
+  struct ArrowArrayStream rows;
+  int64_t written = 0;
+  if (rc == SP_OK) rc = sp_snapshot_stream(snap, &rows, err);
+  sp_snapshot_unref(snap);
+  if (rc == SP_OK) rc = e->write_fn(e->write_ctx, cls->target, &rows, &written, err);
+  if (rc != SP_OK) return rc;
+  char answer[96];
+  snprintf(answer, sizeof answer, "SELECT CAST(%lld AS UBIGINT) AS count", (long long)written);
+  sp_query_request count = {.sql = answer};
+  return result_open(r, &count, err);
+}
+
 int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArrayStream *out, sp_error *err) {
   result_stream *r = calloc(1, sizeof *r);
   sp_sql_class cls;
@@ -359,10 +523,10 @@ int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArray
     r->conn = r->session->conn;
     rc = classify_cached(e, r->session, req->sql, &cls, err);
   }
-  if (rc == SP_OK && cls.kind == SP_SQL_INSERT)
-    rc = sp_fail(err, SP_ENOTSUP, "INSERT into dataset \"%s\" is not supported yet", cls.target);
   char *pruned = NULL;
-  if (rc == SP_OK && sp_engine_prune_rewrite(e, r->conn, req, &pruned) && pruned) {
+  if (rc == SP_OK && cls.kind == SP_SQL_INSERT) {
+    rc = run_insert(e, r, req, &cls, err);
+  } else if (rc == SP_OK && sp_engine_prune_rewrite(e, r->conn, req, &pruned) && pruned) {
     sp_query_request rewritten = *req;
     rewritten.sql = pruned;
     rc = result_open(r, &rewritten, err);

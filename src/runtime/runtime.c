@@ -265,7 +265,10 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mo
   /* The version moves before the swap too: a result cached while the refresh runs is never served after it. */
   __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
   int64_t started = sp__now_ms();
+  int locked = job.mode != SP_REFRESH_CHANGES; /* a write never overlaps a refresh (write.c) */
+  if (locked) sp__dataset_write_lock(ds);
   int rc = sp__dataset_refresh(ds, &job, &err);
+  if (locked) sp__dataset_write_unlock(ds);
   free(sql_copy);
   pthread_mutex_lock(&rt->lock);
   int64_t now = sp__now_ms();
@@ -542,6 +545,7 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
     if (rc == SP_OK) rt->n++;
   }
   if (rc == SP_OK) sp__define_views(rt);
+  if (rc == SP_OK) sp_engine_set_write_hook(rt->engine, sp__write_hook, rt);
   if (rc == SP_OK) rc = sp_engine_lock(rt->engine, err);
   if (rc != SP_OK) {
     sp_runtime_destroy(rt);

@@ -102,5 +102,15 @@ int sp__define_dataset_table(sp_dataset *ds, sp_error *err);
 int sp__dataset_retention(sp_dataset *ds, sp_error *err);
 /* One refresh of an accelerated dataset (or the registration of a federated one). */
 int sp__dataset_refresh(sp_dataset *ds, const sp_refresh_job *job, sp_error *err);
+/* refresh_mode: changes (changes.c): runs the dataset's change stream on a thread of its own and applies
+ * what it pushes; called on the dataset's task thread, returns once the dataset or the runtime stops. */
+void sp__changes_run(sp_dataset *ds);
+
+/* Writes (write.c): a dataset's write lock, held by a write and by a refresh (not by a change stream, which
+ * would hold it for ever), so that a refresh never overlaps a write. */
+void sp__dataset_write_lock(sp_dataset *ds);
+void sp__dataset_write_unlock(sp_dataset *ds);
+/* The engine's write hook (sp_engine_write_fn) for INSERT: ctx is the runtime. */
+int sp__write_hook(void *ctx, const char *table, struct ArrowArrayStream *rows, int64_t *out_rows, sp_error *err);
 
 #endif
