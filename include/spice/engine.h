@@ -152,5 +152,8 @@ int sp_engine_query_schema(sp_engine *e, const sp_query_request *req, struct Arr
 
 /* Only the classification step, for tests and for the CLI: SP_OK when the statement would be allowed. */
 int sp_engine_check_sql(sp_engine *e, const char *sql, sp_error *err);
+/* Interrupts every user query running or streaming now (shutdown past its timeout): each fails with DuckDB's
+ * "Interrupted" error and gives its session back. Returns how many were interrupted. Thread-safe. */
+int sp_engine_interrupt_all(sp_engine *e);
 
 #endif

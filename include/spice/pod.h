@@ -85,6 +85,7 @@ typedef struct sp_runtime_spec {
   char *http_addr;    /* NULL: default / flags */
   char *flight_addr;  /* NULL: default / flags */
   bool results_cache_enabled;
+  int64_t shutdown_timeout_ms; /* runtime.shutdown_timeout: how long SIGTERM waits for work in flight (30 s) */
   sp_params params;   /* runtime.params */
 } sp_runtime_spec;
 

@@ -5,6 +5,7 @@
  *
  *   spiced [--http ADDR] [--flight ADDR] [--metrics ADDR] [--data-dir DIR] [--log-format text|json] [PATH]
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,23 @@ static void on_hangup(int sig) { reload_requested = 1; }
 static void on_signal(int sig) {
   if (stop_requested) _exit(128 + sig); /* second signal: exit at once */
   stop_requested = 1;
+}
+
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* The last resort of a shutdown: the servers drain within runtime.shutdown_timeout and then interrupt what is
+ * left, so this fires only if something still hangs well past it (a source that ignores cancellation). */
+static void *shutdown_watchdog(void *arg) {
+  int64_t ms = *(const int64_t *)arg + 15000;
+  struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000};
+  nanosleep(&ts, NULL);
+  sp_log_error("shutdown did not finish within shutdown_timeout + 15 s; exiting");
+  _exit(1);
+  return NULL;
 }
 
 /* Changes whenever the file is rewritten (nanosecond mtime and size). */
@@ -131,11 +149,16 @@ int main(int argc, char **argv) {
     if (sp_runtime_reload(rt, &changes, &err) != SP_OK) sp_log_error("%s", err.msg);
     sp_sd_notify("READY=1");
   }
-  sp_log_info("shutting down");
+  int64_t timeout_ms = sp_runtime_pod(rt)->runtime.shutdown_timeout_ms;
+  sp_log_info("shutting down (waiting up to %lld ms for work in flight)", (long long)timeout_ms);
   sp_sd_notify("STOPPING=1");
+  pthread_t watchdog;
+  if (pthread_create(&watchdog, NULL, shutdown_watchdog, &timeout_ms) == 0) pthread_detach(watchdog);
+  int64_t started = now_ms();
   sp_flight_stop(flight);
   sp_metrics_stop(metrics);
-  sp_http_stop(http);
+  int64_t left = timeout_ms - (now_ms() - started); /* one budget for both servers */
+  sp_http_stop_within(http, left > 0 ? left : 0);
   sp_runtime_destroy(rt);
   return 0;
 }

@@ -165,14 +165,22 @@ void sp_engine_session_free(sp_session *s) {
   free(s);
 }
 
-int sp_engine_session_get(sp_engine *e, sp_session **out, sp_error *err) {
-  pthread_mutex_lock(&e->lock);
-  if (e->n_sessions > 0) {
-    *out = e->idle_sessions[--e->n_sessions];
-    pthread_mutex_unlock(&e->lock);
-    return SP_OK;
-  }
-  pthread_mutex_unlock(&e->lock);
+/* Puts s on the busy list (e->lock held). */
+static void busy_link(sp_engine *e, sp_session *s) {
+  s->prev_busy = NULL;
+  s->next_busy = e->busy;
+  if (e->busy) e->busy->prev_busy = s;
+  e->busy = s;
+}
+
+static void busy_unlink(sp_engine *e, sp_session *s) {
+  if (s->prev_busy) s->prev_busy->next_busy = s->next_busy;
+  else e->busy = s->next_busy;
+  if (s->next_busy) s->next_busy->prev_busy = s->prev_busy;
+  s->prev_busy = s->next_busy = NULL;
+}
+
+static int session_open(sp_engine *e, sp_session **out, sp_error *err) {
   sp_session *s = calloc(1, sizeof *s);
   if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   if (duckdb_connect(e->db, &s->conn) == DuckDBError) {
@@ -188,8 +196,22 @@ int sp_engine_session_get(sp_engine *e, sp_session **out, sp_error *err) {
   return SP_OK;
 }
 
+int sp_engine_session_get(sp_engine *e, sp_session **out, sp_error *err) {
+  sp_session *s = NULL;
+  pthread_mutex_lock(&e->lock);
+  if (e->n_sessions > 0) s = e->idle_sessions[--e->n_sessions];
+  pthread_mutex_unlock(&e->lock);
+  if (s == NULL) SP_TRY(session_open(e, &s, err));
+  pthread_mutex_lock(&e->lock);
+  busy_link(e, s);
+  pthread_mutex_unlock(&e->lock);
+  *out = s;
+  return SP_OK;
+}
+
 void sp_engine_session_put(sp_engine *e, sp_session *s) {
   pthread_mutex_lock(&e->lock);
+  busy_unlink(e, s);
   if (e->n_sessions == e->cap_sessions) {
     size_t nc = e->cap_sessions ? e->cap_sessions * 2 : 16;
     sp_session **ns = realloc(e->idle_sessions, nc * sizeof *ns);
@@ -203,6 +225,14 @@ void sp_engine_session_put(sp_engine *e, sp_session *s) {
   }
   e->idle_sessions[e->n_sessions++] = s;
   pthread_mutex_unlock(&e->lock);
+}
+
+int sp_engine_interrupt_all(sp_engine *e) {
+  int n = 0;
+  pthread_mutex_lock(&e->lock);
+  for (sp_session *s = e->busy; s != NULL; s = s->next_busy, n++) duckdb_interrupt(s->conn);
+  pthread_mutex_unlock(&e->lock);
+  return n;
 }
 
 int sp_engine_conn_acquire(sp_engine *e, void **out_conn, sp_error *err) {

@@ -45,6 +45,7 @@ struct sp_engine {
   size_t n_idle, cap_idle;
   struct sp_session **idle_sessions; /* pooled user-query sessions */
   size_t n_sessions, cap_sessions;
+  struct sp_session *busy;           /* sessions checked out, running or streaming a query */
   sp_slot *snapshots, *streams, *sources;
   uint64_t next_token;
   sp_class_entry *class_cache;       /* SP_CLASS_CACHE_SLOTS entries, guarded by lock */
@@ -95,6 +96,7 @@ int sp_engine_fail_error_data(sp_error *err, sp_status code, duckdb_error_data e
 typedef struct sp_session {
   duckdb_connection conn;
   struct sp_sql_classifier *cls;
+  struct sp_session *prev_busy, *next_busy; /* on the engine's busy list while checked out (for interrupts) */
 } sp_session;
 int sp_engine_session_get(sp_engine *e, sp_session **out, sp_error *err);
 void sp_engine_session_put(sp_engine *e, sp_session *s);

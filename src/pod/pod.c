@@ -223,6 +223,10 @@ static int any_duration(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml
   return sp__pod_duration(c, w, k, v, &ms);
 }
 
+static int rt_shutdown_timeout(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {
+  return sp__pod_duration(c, w, k, v, &((rt_build *)o)->rt->shutdown_timeout_ms);
+}
+
 static int any_int(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {
   int64_t n;
   return sp__pod_int(c, w, k, v, &n);
@@ -312,7 +316,7 @@ static const pod_key runtime_keys[] = {
     {"query", any_map},
     {"num_of_parallel_loading_at_start_up", any_int},
     {"dataset_load_parallelism", any_int},
-    {"shutdown_timeout", any_duration},
+    {"shutdown_timeout", rt_shutdown_timeout},
     {"output_level", any_scalar},
     {"http", rt_http},
     {"flight", rt_flight},
@@ -323,6 +327,7 @@ static const pod_key runtime_keys[] = {
 
 static int read_runtime(pod_ctx *c, yaml_node_t *map) {
   rt_build b = {.rt = &c->pod->runtime, .results_cache = -1, .sql_results = -1};
+  b.rt->shutdown_timeout_ms = 30000;
   b.rt->params.file = c->pod->file;
   if (map != NULL && map->type == YAML_MAPPING_NODE)
     SP_TRY(sp__pod_walk(c, map, runtime_keys, false, &b, "runtime", "runtime"));

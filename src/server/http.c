@@ -28,7 +28,8 @@
 #define POOL_MAX 16
 #define POOL_KEEP_BYTES ((size_t)8 << 20) /* larger buffers are freed, not pooled */
 #define MAX_COMPONENTS 8
-#define DRAIN_TIMEOUT_MS 30000
+#define DRAIN_TIMEOUT_MS 30000   /* Spice's default runtime.shutdown_timeout */
+#define INTERRUPT_GRACE_MS 2000  /* after interrupting queries, for their threads to answer */
 
 struct sp_http_server {
   struct MHD_Daemon *daemon;
@@ -198,7 +199,7 @@ unsigned sp__http_status_for(int code) {
   switch (code) {
   case SP_EINVAL: case SP_EDENIED: case SP_ENOTFOUND: case SP_ENOTSUP: return MHD_HTTP_BAD_REQUEST;
   case SP_EUNAUTH: return MHD_HTTP_UNAUTHORIZED;
-  case SP_EBUSY: case SP_ECONNECT: case SP_ETIMEDOUT: return MHD_HTTP_SERVICE_UNAVAILABLE;
+  case SP_EBUSY: case SP_ECONNECT: case SP_ETIMEDOUT: case SP_ECANCELED: return MHD_HTTP_SERVICE_UNAVAILABLE;
   default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
   }
 }
@@ -631,18 +632,31 @@ int sp_http_start_opts(sp_runtime *rt, const char *addr, const sp_http_options *
 
 bool sp_http_tls(const sp_http_server *s) { return s->tls; }
 
-void sp_http_stop(sp_http_server *s) {
+/* Waits up to ms for the requests in flight to finish; true when none is left. */
+static bool drain(sp_http_server *s, int64_t ms) {
+  for (int64_t waited = 0; atomic_load(&s->inflight) > 0 && waited < ms; waited += 10) {
+    struct timespec ts = {0, 10 * 1000000};
+    nanosleep(&ts, NULL);
+  }
+  return atomic_load(&s->inflight) == 0;
+}
+
+void sp_http_stop_within(sp_http_server *s, int64_t timeout_ms) {
   if (s == NULL) return;
   atomic_store(&s->stopping, true);
   int fd = MHD_quiesce_daemon(s->daemon);
   if (fd >= 0) close(fd);
-  for (int waited = 0; atomic_load(&s->inflight) > 0 && waited < DRAIN_TIMEOUT_MS; waited += 10) {
-    struct timespec ts = {0, 10 * 1000000};
-    nanosleep(&ts, NULL);
+  if (!drain(s, timeout_ms)) {
+    /* Past runtime.shutdown_timeout: stop the queries still running so their threads can end. */
+    int n = sp_engine_interrupt_all(sp_runtime_engine(s->rt));
+    sp_log_warn("shutdown_timeout (%lld ms) reached with %d HTTP requests in flight; interrupted %d queries",
+                (long long)timeout_ms, atomic_load(&s->inflight), n);
+    if (!drain(s, INTERRUPT_GRACE_MS))
+      sp_log_warn("HTTP server stopping with %d requests still running", atomic_load(&s->inflight));
   }
-  if (atomic_load(&s->inflight) > 0)
-    sp_log_warn("HTTP server stopping with %d requests still running", atomic_load(&s->inflight));
   MHD_stop_daemon(s->daemon);
   for (int i = 0; i < s->n_pool; i++) sp_buf_free(&s->pool[i]);
   server_free(s);
 }
+
+void sp_http_stop(sp_http_server *s) { sp_http_stop_within(s, DRAIN_TIMEOUT_MS); }

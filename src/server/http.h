@@ -33,8 +33,10 @@ int sp_http_start_opts(sp_runtime *rt, const char *addr, const sp_http_options *
 /* True when the server speaks HTTPS. */
 bool sp_http_tls(const sp_http_server *s);
 
-/* Stops accepting connections, waits (up to 30 s) for requests in flight, including streaming responses,
- * to finish, then closes everything. NULL-safe. */
+/* Stops accepting, answers new requests on open connections with 503, waits up to timeout_ms for the requests
+ * in flight (streams included), then interrupts the queries still running and frees s. NULL-safe. */
+void sp_http_stop_within(sp_http_server *s, int64_t timeout_ms);
+/* sp_http_stop_within with Spice's default shutdown_timeout (30 s). */
 void sp_http_stop(sp_http_server *s);
 
 /* The address actually bound, "127.0.0.1:8090" (borrowed; lives as long as s). */
