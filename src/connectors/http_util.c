@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Network fetches for the http and s3 connectors (libcurl), and the hand-over of what they download to the
+ * file connector. See http_util.h.
+ */
+#include <curl/curl.h>
+#include <errno.h>
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "connectors/http_util.h"
+#include "spice/arrow.h"
+
+extern const sp_connector_module sp_connector_file;
+
+enum { ERROR_BODY_MAX = 4096 };
+
+/* ---- GET ------------------------------------------------------------------------------------------------ */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+typedef struct sink {
+  CURL *h;
+  FILE *file;
+  sp_buf *buf;
+  sp_buf *error_body;
+  int write_failed; /* errno of a failed write to the file, or ENOMEM */
+} sink;
+
+/* Bodies of 2xx answers go to the file or buffer; the start of any other answer is kept for the message. */
+static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
+  sink *s = ctx;
+  size_t len = size * n;
+  long status = 0;
+  curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+  if (status < 200 || status >= 300) {
+    size_t room = ERROR_BODY_MAX - s->error_body->len;
+    if (room > 0 && sp_buf_append(s->error_body, p, len < room ? len : room) != SP_OK) return 0;
+    return len;
+  }
+  if (s->file) {
+    if (fwrite(p, 1, len, s->file) != len) {
+      s->write_failed = errno ? errno : EIO;
+      return 0;
+    }
+    return len;
+  }
+  if (sp_buf_append(s->buf, p, len) != SP_OK) {
+    s->write_failed = ENOMEM;
+    return 0;
+  }
+  return len;
+}
+
+/* True when the URL names a port itself ("host:port" in its authority). */
+static bool url_has_port(const char *url) {
+  const char *a = strstr(url, "://");
+  a = a ? a + 3 : url;
+  size_t end = strcspn(a, "/?#");
+  const char *at = memchr(a, '@', end);
+  if (at) {
+    end -= (size_t)(at + 1 - a);
+    a = at + 1;
+  }
+  const char *close = a[0] == '[' ? memchr(a, ']', end) : NULL; /* [v6]:port */
+  const char *from = close ? close : a;
+  return memchr(from, ':', end - (size_t)(from - a)) != NULL;
+}
+
+static CURL *setup(const sp_fetch *f, sink *s, char *errbuf, struct curl_slist **headers) {
+  CURL *h = curl_easy_init();
+  if (h == NULL) return NULL;
+  curl_easy_setopt(h, CURLOPT_URL, f->url);
+  curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(h, CURLOPT_MAXREDIRS, 5L);
+  /* Only http(s), on redirects too: a spicepod URL must not become file:// or anything else. */
+  curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(h, CURLOPT_USERAGENT, "spicec");
+  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+  curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
+  if (f->timeout_ms > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
+  if (f->port > 0 && !url_has_port(f->url)) curl_easy_setopt(h, CURLOPT_PORT, f->port);
+  if (f->username) {
+    curl_easy_setopt(h, CURLOPT_USERNAME, f->username);
+    curl_easy_setopt(h, CURLOPT_PASSWORD, f->password ? f->password : "");
+  }
+  if (f->aws_sigv4) {
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, f->aws_sigv4);
+    /* S3 wants the payload hash as a header; a GET's payload is empty. */
+    *headers = curl_slist_append(NULL, "x-amz-content-sha256: "
+                                       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, *headers);
+  } else if (f->username) {
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+  }
+  return h;
+}
+
+static bool is_tls_error(CURLcode c) {
+  return c == CURLE_SSL_CONNECT_ERROR || c == CURLE_PEER_FAILED_VERIFICATION || c == CURLE_SSL_CERTPROBLEM ||
+         c == CURLE_SSL_CIPHER || c == CURLE_SSL_CACERT_BADFILE || c == CURLE_SSL_ISSUER_ERROR ||
+         c == CURLE_SSL_PINNEDPUBKEYNOTMATCH || c == CURLE_SSL_INVALIDCERTSTATUS || c == CURLE_SSL_ENGINE_NOTFOUND ||
+         c == CURLE_SSL_CRL_BADFILE || c == CURLE_SSL_SHUTDOWN_FAILED;
+}
+
+static bool is_connect_error(CURLcode c) {
+  return c == CURLE_COULDNT_RESOLVE_HOST || c == CURLE_COULDNT_CONNECT || c == CURLE_COULDNT_RESOLVE_PROXY ||
+         c == CURLE_GOT_NOTHING || c == CURLE_RECV_ERROR || c == CURLE_SEND_ERROR || c == CURLE_PARTIAL_FILE;
+}
+
+/* A transport failure: the message names the URL and the dataset, with curl's own words. */
+static int transport_error(const sp_fetch *f, CURLcode c, const char *errbuf, const sink *s, sp_error *err) {
+  const char *why = errbuf[0] ? errbuf : curl_easy_strerror(c);
+  if (c == CURLE_OPERATION_TIMEDOUT)
+    return sp_fail(err, SP_ETIMEDOUT, "timed out after %.1f s fetching \"%s\" for dataset \"%s\" (client_timeout)",
+                   (double)f->timeout_ms / 1000.0, f->shown, f->dataset);
+  if (is_tls_error(c))
+    return sp_fail(err, SP_ECONNECT, "TLS failure fetching \"%s\" for dataset \"%s\": %s", f->shown, f->dataset, why);
+  if (is_connect_error(c))
+    return sp_fail(err, SP_ECONNECT, "could not connect to \"%s\" for dataset \"%s\": %s", f->shown, f->dataset, why);
+  if (c == CURLE_WRITE_ERROR && s->write_failed)
+    return sp_fail(err, SP_EIO, "could not store the download of \"%s\" for dataset \"%s\": %s", f->shown,
+                   f->dataset, strerror(s->write_failed));
+  return sp_fail(err, SP_EIO, "could not fetch \"%s\" for dataset \"%s\": %s", f->shown, f->dataset, why);
+}
+
+static int status_error(const sp_fetch *f, long status, sp_error *err) {
+  if (status == 401 || status == 403)
+    return sp_fail(err, SP_EUNAUTH, "access to \"%s\" for dataset \"%s\" was denied (HTTP %ld)", f->shown, f->dataset,
+                   status);
+  if (status == 404 || status == 410)
+    return sp_fail(err, SP_ENOTFOUND, "\"%s\" for dataset \"%s\" was not found (HTTP %ld)", f->shown, f->dataset, status);
+  return sp_fail(err, SP_EIO, "fetching \"%s\" for dataset \"%s\" failed with HTTP %ld", f->shown, f->dataset, status);
+}
+
+int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res, sp_error *err) {
+  char errbuf[CURL_ERROR_SIZE] = "";
+  struct curl_slist *headers = NULL;
+  sink s = {.buf = buf, .error_body = &res->body_error};
+  res->status = 0;
+  memset(&res->body_error, 0, sizeof res->body_error);
+  pthread_once(&curl_once, curl_init_once);
+  if (path && (s.file = fopen(path, "wb")) == NULL)
+    return sp_fail(err, SP_EIO, "could not create \"%s\" for dataset \"%s\": %s", path, f->dataset, strerror(errno));
+  CURL *h = s.h = setup(f, &s, errbuf, &headers);
+  int rc = SP_OK;
+  if (h == NULL) {
+    rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  } else {
+    CURLcode c = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
+    if (c != CURLE_OK) rc = transport_error(f, c, errbuf, &s, err);
+    else if (res->status < 200 || res->status >= 300) rc = status_error(f, res->status, err);
+  }
+  if (s.file && fclose(s.file) != 0 && rc == SP_OK)
+    rc = sp_fail(err, SP_EIO, "could not store the download of \"%s\" for dataset \"%s\": %s", f->shown, f->dataset,
+                 strerror(errno));
+  curl_slist_free_all(headers);
+  if (h) curl_easy_cleanup(h);
+  return rc;
+}
+
+void sp__url_shown(const char *url, char *out, size_t n) {
+  const char *scheme_end = strstr(url, "://");
+  const char *auth = scheme_end ? scheme_end + 3 : url;
+  size_t auth_len = strcspn(auth, "/?#");
+  const char *at = NULL;
+  for (const char *p = auth; p < auth + auth_len; p++)
+    if (*p == '@') at = p;
+  const char *rest = at ? at + 1 : auth;
+  snprintf(out, n, "%.*s%.*s", (int)(auth - url), url, (int)strcspn(rest, "?#"), rest);
+}
+
+int sp__url_encode(sp_buf *out, const char *s, bool keep_slash) {
+  static const char hex[] = "0123456789ABCDEF";
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    bool plain = (*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                 *p == '_' || *p == '.' || *p == '~' || (keep_slash && *p == '/');
+    char esc[3] = {'%', hex[*p >> 4], hex[*p & 15]};
+    SP_TRY(plain ? sp_buf_append(out, p, 1) : sp_buf_append(out, esc, 3));
+  }
+  return SP_OK;
+}
+
+/* ---- Temporary folders ---------------------------------------------------------------------------------- */
+
+int sp__tmpdir_make(const char *what, char *out, size_t n, sp_error *err) {
+  const char *base = getenv("TMPDIR");
+  if (base == NULL || *base == '\0') base = "/tmp";
+  if ((size_t)snprintf(out, n, "%s/spicec-%s-XXXXXX", base, what) >= n)
+    return sp_fail(err, SP_EINVAL, "TMPDIR \"%s\" is too long", base);
+  if (mkdtemp(out) == NULL)
+    return sp_fail(err, SP_EIO, "could not make a temporary folder in \"%s\": %s", base, strerror(errno));
+  return SP_OK;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+void sp__tmpdir_remove(const char *dir) {
+  if (dir && *dir) nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* ---- A stream with a clean-up ------------------------------------------------------------------------------ */
+
+typedef struct finally_stream {
+  struct ArrowArrayStream inner;
+  void (*done)(void *ctx);
+  void *ctx;
+} finally_stream;
+
+static int finally_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
+  finally_stream *f = st->private_data;
+  return f->inner.get_schema(&f->inner, out);
+}
+
+static int finally_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
+  finally_stream *f = st->private_data;
+  return f->inner.get_next(&f->inner, out);
+}
+
+static const char *finally_error(struct ArrowArrayStream *st) {
+  finally_stream *f = st->private_data;
+  return f->inner.get_last_error(&f->inner);
+}
+
+static void finally_release(struct ArrowArrayStream *st) {
+  if (st->release == NULL) return;
+  finally_stream *f = st->private_data;
+  sp_stream_release(&f->inner);
+  f->done(f->ctx);
+  free(f);
+  st->release = NULL;
+}
+
+int sp__stream_finally(struct ArrowArrayStream *inner, void (*done)(void *ctx), void *ctx,
+                       struct ArrowArrayStream *out, sp_error *err) {
+  finally_stream *f = calloc(1, sizeof *f);
+  if (f == NULL) {
+    sp_stream_release(inner);
+    done(ctx);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  sp_stream_move(&f->inner, inner);
+  f->done = done;
+  f->ctx = ctx;
+  out->get_schema = finally_schema;
+  out->get_next = finally_next;
+  out->get_last_error = finally_error;
+  out->release = finally_release;
+  out->private_data = f;
+  return SP_OK;
+}
+
+/* ---- Reading a download ---------------------------------------------------------------------------------- */
+
+/* One read of downloaded data: a file connector opened on it, and the folder to remove afterwards. */
+typedef struct download_read {
+  sp_dataset_spec spec; /* the outer dataset's, with path pointing at the download */
+  char path[4096];
+  char tmpdir[4096];
+  sp_params params; /* a copy with file_format added, when the caller gave a format; else empty */
+  sp_connector *inner;
+} download_read;
+
+static void download_done(void *ctx) {
+  download_read *d = ctx;
+  if (d->inner) {
+    sp_connector_file.close(d->inner);
+    free(d->inner);
+  }
+  sp__tmpdir_remove(d->tmpdir);
+  sp_params_free(&d->params);
+  free(d);
+}
+
+/* Opens the file connector on the download; it borrows the outer instance's params (it only reads the
+ * format keys, which the outer module declares with the same defaults). */
+static int open_inner(download_read *d, sp_connector *outer, const char *format, sp_error *err) {
+  if (format && sp_params_get(&outer->params, "file_format") == NULL &&
+      (sp_params_copy(&d->params, &outer->params) != SP_OK || sp_params_set(&d->params, "file_format", format, 0, 0) != SP_OK))
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  d->inner = calloc(1, sp_connector_file.instance_size);
+  if (d->inner == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  d->inner->module = &sp_connector_file;
+  d->inner->dataset = &d->spec;
+  d->inner->params = d->params.count ? d->params : outer->params;
+  int rc = sp_connector_file.open(d->inner, err);
+  if (rc != SP_OK) {
+    free(d->inner);
+    d->inner = NULL;
+  }
+  return rc;
+}
+
+int sp__read_download(sp_connector *outer, const char *tmpdir, const char *path, const char *format,
+                      const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
+  download_read *d = calloc(1, sizeof *d);
+  if (d == NULL) {
+    sp__tmpdir_remove(tmpdir);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  snprintf(d->tmpdir, sizeof d->tmpdir, "%s", tmpdir);
+  snprintf(d->path, sizeof d->path, "%s", path);
+  d->spec = *outer->dataset;
+  d->spec.path = d->path;
+  struct ArrowArrayStream s;
+  int rc = open_inner(d, outer, format, err);
+  if (rc == SP_OK)
+    rc = scan ? sp_connector_file.scan(d->inner, scan, &s, err) : sp_connector_file.get_all_data(d->inner, &s, err);
+  if (rc != SP_OK) {
+    download_done(d);
+    return rc;
+  }
+  return sp__stream_finally(&s, download_done, d, out, err);
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Internal helpers of the connectors that fetch their data over the network (http, https, s3): a libcurl
+ * GET into a file or a buffer with errors that name the URL (never a credential), a private temporary
+ * folder per read, and the read of what was downloaded through the file connector itself (one reader of
+ * Parquet/CSV/JSON for the whole runtime). The stream wrapper that runs a clean-up once a stream is released
+ * is also used by the duckdb connector.
+ */
+#ifndef SPICE_CONNECTORS_HTTP_UTIL_H
+#define SPICE_CONNECTORS_HTTP_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "spice/arrow_abi.h"
+#include "spice/buf.h"
+#include "spice/connector.h"
+#include "spice/error.h"
+
+/* The file connector's format parameters, declared with the same defaults by every connector that hands its
+ * downloads to the file connector (which reads them by name). */
+#define SP_FILE_FORMAT_PARAM_SPECS                                                                                   \
+  {"file_format", SP_PARAM_ENUM, 0, NULL, "parquet|csv|json|jsonl|ndjson", "format; default from the extension"},   \
+      {"file_extension", SP_PARAM_STRING, 0, NULL, NULL, "extension of the files to read in a folder"},             \
+      {"csv_has_header", SP_PARAM_BOOL, 0, "true", NULL, "the first CSV line holds column names"},                  \
+      {"csv_delimiter", SP_PARAM_CHAR, 0, ",", NULL, "CSV field delimiter"},                                        \
+      {"csv_quote", SP_PARAM_CHAR, 0, "\"", NULL, "CSV quote character"},                                           \
+      {"csv_escape", SP_PARAM_CHAR, 0, NULL, NULL, "CSV escape character (default: the quote)"},                    \
+      {"csv_schema_infer_max_records", SP_PARAM_INT, 0, "1000", NULL, "rows sampled to infer CSV types"},           \
+      {"file_compression_type", SP_PARAM_ENUM, 0, NULL, "gzip|bzip2|xz|zstd|uncompressed",                         \
+       "compression (default: from the extension)"},                                                              \
+      {"hive_partitioning_enabled", SP_PARAM_BOOL, 0, "false", NULL, "read key=value folders as columns"},          \
+      {"client_timeout", SP_PARAM_DURATION, 0, "30s", NULL, "deadline of each request to the source"}
+
+/* One GET. Strings are borrowed for the call. */
+typedef struct sp_fetch {
+  const char *url;        /* what is requested (may carry a query string) */
+  const char *shown;      /* the URL as messages show it: no credentials, no query */
+  const char *dataset;    /* for messages */
+  const char *username;   /* basic auth (or the S3 key with aws_sigv4); NULL: none */
+  const char *password;   /* never copied into a message */
+  const char *aws_sigv4;  /* "aws:amz:<region>:s3" to sign the request; NULL: unsigned */
+  int64_t timeout_ms;     /* whole request; <= 0: none */
+  long port;              /* > 0: the port when the URL names none */
+} sp_fetch;
+
+/* What a GET answered. body_error holds the start (<= 4 KiB) of a non-2xx answer's body, for messages; the
+ * caller frees it with sp_buf_free. */
+typedef struct sp_fetch_result {
+  long status; /* HTTP status; 0 when none was received */
+  sp_buf body_error;
+} sp_fetch_result;
+
+/* GETs f->url into `path` (created or truncated), or into *buf when path is NULL (appended). Transport
+ * failures fail with a message naming f->shown and the dataset: SP_ETIMEDOUT, SP_ECONNECT (refused, DNS, TLS).
+ * A non-2xx status also fails, SP_EUNAUTH for 401/403, SP_ENOTFOUND for 404 and 410, SP_EIO otherwise, with a
+ * generic message the caller may replace (res->status and res->body_error say what came back). res is always
+ * filled; free res->body_error. */
+int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res, sp_error *err);
+
+/* f->url with credentials, query and fragment removed, into out (for messages). */
+void sp__url_shown(const char *url, char *out, size_t n);
+
+/* Percent-encodes s as RFC 3986 wants in a SigV4 canonical request (unreserved kept; '/' kept when keep_slash). */
+int sp__url_encode(sp_buf *out, const char *s, bool keep_slash);
+
+/* Makes a private temporary folder (mode 0700) under $TMPDIR or /tmp, named spicec-<what>-XXXXXX. */
+int sp__tmpdir_make(const char *what, char *out, size_t n, sp_error *err);
+/* Removes a folder made by sp__tmpdir_make and everything in it. NULL-safe, errors ignored. */
+void sp__tmpdir_remove(const char *dir);
+
+/* Reads the downloaded file or folder `path` (inside `tmpdir`) with the file connector, with the params and
+ * the dataset of `outer`: a scan when `scan` is non-NULL, else every row. `format` (may be NULL) is the
+ * file_format to use when the params give none. Takes `tmpdir` over: the folder is removed when the returned
+ * stream is released, or before returning on failure. *out is owned by the caller. */
+int sp__read_download(sp_connector *outer, const char *tmpdir, const char *path, const char *format,
+                      const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err);
+
+/* Wraps *inner (moved) in a stream that calls done(ctx) once, after inner is released. On failure (ENOMEM)
+ * inner is released and done(ctx) called before returning. */
+int sp__stream_finally(struct ArrowArrayStream *inner, void (*done)(void *ctx), void *ctx,
+                       struct ArrowArrayStream *out, sp_error *err);
+
+#endif

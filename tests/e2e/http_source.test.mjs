@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The http/https connector against a local HTTP server started by the test (node:http): Parquet, CSV and JSON
+// Lines at URLs, federated and accelerated, with basic auth (the password from ${secrets:…}); a 404 names the
+// URL and the status, a slow answer fails after client_timeout, a wrong password is refused without being
+// printed; a server that is down at start leaves the dataset in Error while the rest of the pod serves and
+// is picked up when it comes; a server that fails during a refresh leaves the last good copy serving.
+// Needs SPICED and SPICE_BIN_DIR (gen_tpch writes the Parquet file); ctest sets both.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { startSpiced, freePort } from './lib/spiced.mjs';
+import { datasetStatuses, waitUntil } from './lib/lifecycle.mjs';
+
+const BIN = process.env.SPICE_BIN_DIR;
+const USER = 'alice';
+const PASSWORD = 'Pa55-w0rd-http-9731';
+
+let data;
+let nationParquet;
+let server;
+let base;
+const state = { trips: 'id,name,fare\n1,a,1.5\n2,b,2.5\n3,c,3.5\n', failing: false };
+const requests = [];
+
+function csvOf(n) {
+  const lines = ['id,name,fare'];
+  for (let i = 1; i <= n; i++) lines.push(`${i},n${i},${i}.5`);
+  return lines.join('\n') + '\n';
+}
+
+// The routes the connector meets: plain files, basic auth, 404, a slow answer, a switchable failure.
+function handle(req, res) {
+  requests.push(req.url);
+  const send = (type, body) => {
+    res.writeHead(200, { 'Content-Type': type });
+    res.end(body);
+  };
+  if (req.url === '/pub/nation.parquet') return send('application/octet-stream', nationParquet);
+  if (req.url === '/pub/trips.csv') return send('text/csv', state.trips);
+  if (req.url === '/pub/events.jsonl')
+    return send('application/x-ndjson', '{"id":1,"kind":"x"}\n{"id":2,"kind":"y"}\n{"id":3,"kind":"x"}\n');
+  if (req.url === '/pub/export?format=csv') return send('text/csv', 'k,v\n1,one\n');
+  if (req.url === '/flaky/trips.csv') {
+    if (state.failing) {
+      res.writeHead(503);
+      return res.end('maintenance');
+    }
+    return send('text/csv', state.trips);
+  }
+  if (req.url === '/secure/trips.csv') {
+    const want = 'Basic ' + Buffer.from(`${USER}:${PASSWORD}`).toString('base64');
+    if (req.headers.authorization !== want) {
+      res.writeHead(401, { 'WWW-Authenticate': 'Basic realm="x"' });
+      return res.end('no');
+    }
+    return send('text/csv', csvOf(10));
+  }
+  if (req.url === '/slow/trips.csv') {
+    const t = setTimeout(() => send('text/csv', csvOf(2)), 8000);
+    res.on('close', () => clearTimeout(t));
+    return undefined;
+  }
+  res.writeHead(404);
+  return res.end('not here');
+}
+
+function listen(srv, port = 0) {
+  return new Promise((resolve, reject) => {
+    srv.once('error', reject);
+    srv.listen(port, '127.0.0.1', () => resolve(srv.address().port));
+  });
+}
+
+function close(srv) {
+  srv.closeAllConnections?.();
+  return new Promise((resolve) => srv.close(() => resolve()));
+}
+
+before(async () => {
+  data = mkdtempSync(join(tmpdir(), 'spicec-http-'));
+  execFileSync(join(BIN, 'gen_tpch'), ['--sf', '0.01', data]);
+  nationParquet = readFileSync(join(data, 'nation.parquet'));
+  server = http.createServer(handle);
+  base = `http://127.0.0.1:${await listen(server)}`;
+});
+
+after(async () => {
+  if (server) await close(server);
+  if (data) rmSync(data, { recursive: true, force: true });
+});
+
+function dataset(name, url, { accel, params = {}, extra = '' } = {}) {
+  const lines = [`  - from: ${url}`, `    name: ${name}`];
+  if (Object.keys(params).length) {
+    lines.push('    params:');
+    for (const [k, v] of Object.entries(params)) lines.push(`      ${k}: ${JSON.stringify(String(v))}`);
+  }
+  if (accel) lines.push('    acceleration:', '      enabled: true', `      engine: ${accel}`);
+  if (extra) lines.push(extra);
+  return lines.join('\n') + '\n';
+}
+
+const pod = (datasets) => `version: v1\nkind: Spicepod\nname: httptest\ndatasets:\n${datasets.join('')}`;
+
+async function rows(rt, sql) {
+  const r = await rt.sql(sql);
+  assert.equal(r.status, 200, `${sql}: ${r.text}`);
+  return JSON.parse(r.text);
+}
+
+test('Parquet, CSV and JSON Lines at URLs, federated and accelerated, with basic auth from a secret', { timeout: 60000 }, async () => {
+  const rt = await startSpiced({
+    spicepod: pod([
+      dataset('nation', `${base}/pub/nation.parquet`),
+      dataset('trips', `${base}/pub/trips.csv`, { accel: 'arrow' }),
+      dataset('events', `${base}/pub/events.jsonl`, { accel: 'duckdb' }),
+      dataset('exported', `${base}/pub/export?format=csv`, { params: { file_format: 'csv' } }),
+      dataset('secure', `${base}/secure/trips.csv`, {
+        accel: 'arrow', params: { http_username: USER, http_password: '${secrets:http_pw}' } }),
+    ]),
+    env: { HTTP_PW: PASSWORD },
+  });
+  try {
+    const nation = await rows(rt, 'SELECT count(*) AS n, min(n_name) AS first FROM nation');
+    assert.deepEqual(nation, [{ n: 25, first: 'ALGERIA' }]);
+    assert.deepEqual(await rows(rt, 'SELECT n_name FROM nation WHERE n_nationkey = 7'), [{ n_name: 'GERMANY' }]);
+    assert.deepEqual(await rows(rt, 'SELECT id, name, fare FROM trips ORDER BY id'),
+      [{ id: 1, name: 'a', fare: 1.5 }, { id: 2, name: 'b', fare: 2.5 }, { id: 3, name: 'c', fare: 3.5 }]);
+    assert.deepEqual(await rows(rt, 'SELECT kind, count(*) AS n FROM events GROUP BY kind ORDER BY kind'),
+      [{ kind: 'x', n: 2 }, { kind: 'y', n: 1 }]);
+    assert.deepEqual(await rows(rt, 'SELECT k, v FROM exported'), [{ k: 1, v: 'one' }]);
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n, sum(id) AS s FROM secure'), [{ n: 10, s: 55 }]);
+    // A federated dataset is fetched at query time: a new query sees the server's current file.
+    const before = requests.filter((u) => u === '/pub/nation.parquet').length;
+    await rows(rt, 'SELECT count(*) FROM nation');
+    assert.ok(requests.filter((u) => u === '/pub/nation.parquet').length > before, 'the federated query fetched the file');
+    assert.ok(!rt.log().includes(PASSWORD), 'the password appears in the log');
+  } finally {
+    await rt.stop();
+  }
+});
+
+test('404, timeout and a wrong password fail their dataset with clear messages; the rest serves', { timeout: 60000 }, async () => {
+  const rt = await startSpiced({
+    spicepod: pod([
+      dataset('ok', `${base}/pub/trips.csv`, { accel: 'arrow' }),
+      dataset('missing', `${base}/pub/missing.csv`, { accel: 'arrow' }),
+      dataset('slow', `${base}/slow/trips.csv`, { accel: 'arrow', params: { client_timeout: '1s' } }),
+      dataset('badpass', `${base}/secure/trips.csv`, {
+        accel: 'arrow', params: { http_username: USER, http_password: 'Wr0ng-Http-Pa55' } }),
+      dataset('noformat', `${base}/pub/blob`, { accel: 'arrow' }),
+    ]),
+    ready: false,
+  });
+  try {
+    await waitUntil('statuses', () => datasetStatuses(rt),
+      (s) => s.ok === 'Ready' && s.missing === 'Error' && s.slow === 'Error' && s.badpass === 'Error' && s.noformat === 'Error',
+      { timeoutMs: 30000 });
+    const log = rt.log();
+    assert.match(log, /"http:\/\/127\.0\.0\.1:\d+\/pub\/missing\.csv" for dataset "missing" was not found \(HTTP 404\)/);
+    assert.match(log, /timed out after 1\.0 s fetching "http:\/\/127\.0\.0\.1:\d+\/slow\/trips\.csv" for dataset "slow"/);
+    assert.match(log, /access to "http:\/\/127\.0\.0\.1:\d+\/secure\/trips\.csv" for dataset "badpass" was denied \(HTTP 401\)/);
+    assert.match(log, /dataset "noformat": cannot tell the format of "http:\/\/127\.0\.0\.1:\d+\/pub\/blob"/);
+    assert.ok(!log.includes('Wr0ng-Http-Pa55'), 'the wrong password appears in the log');
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM ok'), [{ n: 3 }]);
+  } finally {
+    await rt.stop();
+  }
+});
+
+test('a server down at start: Error, the rest serves, then it loads; a failing refresh keeps the last good copy', { timeout: 90000 }, async () => {
+  const port = await freePort();
+  const late = http.createServer(handle);
+  state.failing = false;
+  state.trips = csvOf(3);
+  const rt = await startSpiced({
+    spicepod: pod([
+      dataset('late', `http://127.0.0.1:${port}/pub/trips.csv`, { accel: 'arrow' }),
+      dataset('flaky', `${base}/flaky/trips.csv`, { accel: 'arrow', extra: '      refresh_check_interval: 1s' }),
+    ]),
+    ready: false,
+  });
+  try {
+    await waitUntil('late in Error, flaky Ready', () => datasetStatuses(rt), (s) => s.late === 'Error' && s.flaky === 'Ready');
+    assert.match(rt.log(), new RegExp(`could not connect to "http://127\\.0\\.0\\.1:${port}/pub/trips\\.csv" for dataset "late"`));
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM flaky'), [{ n: 3 }]);
+    await listen(late, port);
+    await waitUntil('late loads once its server is up', () => datasetStatuses(rt), (s) => s.late === 'Ready', { timeoutMs: 45000 });
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM late'), [{ n: 3 }]);
+
+    state.failing = true;
+    await waitUntil('flaky in Error', () => datasetStatuses(rt), (s) => s.flaky === 'Error');
+    assert.match(rt.log(), /fetching "http:\/\/127\.0\.0\.1:\d+\/flaky\/trips\.csv" for dataset "flaky" failed with HTTP 503/);
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM flaky'), [{ n: 3 }], 'the last good copy serves');
+    state.trips = csvOf(5);
+    state.failing = false;
+    await waitUntil('the refresh after the failure', async () => (await rows(rt, 'SELECT count(*) AS n FROM flaky'))[0].n,
+      (n) => n === 5, { timeoutMs: 30000, intervalMs: 200 });
+  } finally {
+    await rt.stop();
+    await close(late);
+  }
+});
