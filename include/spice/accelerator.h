@@ -72,6 +72,10 @@ struct sp_accelerator_module {
   /* Optional (retention). Deletes the rows for which `condition` (a DuckDB boolean expression over the
    * dataset's columns, written by the runtime) is true, atomically like an OVERWRITE. */
   int (*delete_where)(sp_accelerator *self, const char *condition, int64_t *out_deleted, sp_error *err);
+
+  /* Optional (change streams). Writes into buf the sp_data_update.position stored with the last committed
+   * update ("" when none, e.g. after a plain refresh or in memory mode after a restart). */
+  int (*position)(sp_accelerator *self, char *buf, size_t n, sp_error *err);
 };
 
 #endif

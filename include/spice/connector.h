@@ -66,6 +66,8 @@ typedef struct sp_connector {
   const sp_connector_module *module;
   const sp_dataset_spec *dataset; /* borrowed; outlives the instance */
   sp_params params;               /* validated and complete (defaults filled); owned by the core */
+  struct sp_engine *engine;       /* borrowed: the serving engine, for connectors that read the pod's own
+                                   * datasets (localpod); set before open() */
 } sp_connector;
 
 enum {

@@ -133,13 +133,109 @@ static int run_in_tx(void *conn, const char *const *stmts, size_t n, sp_error *e
   return SP_OK;
 }
 
+/* ---- Change streams ------------------------------------------------------------------------------------------ */
+
+/* `"t"."k1" IS NOT DISTINCT FROM "c"."k1" AND …` over the update's primary key. */
+static char *key_match(const sp_data_update *u, sp_error *err) {
+  size_t n = 16;
+  for (size_t i = 0; i < u->n_primary_key; i++) n += 2 * (2 * strlen(u->primary_key[i]) + 3) + 40;
+  char *s = malloc(n), q[600];
+  if (s == NULL) {
+    sp_fail(err, SP_ENOMEM, "out of memory");
+    return NULL;
+  }
+  size_t o = 0;
+  s[0] = '\0';
+  for (size_t i = 0; i < u->n_primary_key; i++) {
+    if (sp_sql_ident(q, sizeof q, u->primary_key[i]) != 0) {
+      free(s);
+      sp_fail(err, SP_EINVAL, "primary key column name too long");
+      return NULL;
+    }
+    o += (size_t)snprintf(s + o, n - o, "%st.%s IS NOT DISTINCT FROM c.%s", i ? " AND " : "", q, q);
+  }
+  return s;
+}
+
+/* Two streams over the same changes (the delete and the insert each read them once). */
+static int two_streams(sp_accelerator *self, sp_data_update *u, uint64_t tok[2], sp_error *err) {
+  sp_snapshot *snap = NULL;
+  struct ArrowArrayStream s[2];
+  SP_TRY(sp_snapshot_from_stream(&u->stream, &snap, err));
+  int rc = sp_snapshot_stream(snap, &s[0], err);
+  if (rc == SP_OK && (rc = sp_snapshot_stream(snap, &s[1], err)) != SP_OK) sp_stream_release(&s[0]);
+  sp_snapshot_unref(snap);
+  SP_TRY(rc);
+  if ((rc = sp_engine_stream_register(self->engine, &s[0], &tok[0], err)) != SP_OK) {
+    sp_stream_release(&s[1]);
+    return rc;
+  }
+  if ((rc = sp_engine_stream_register(self->engine, &s[1], &tok[1], err)) != SP_OK) {
+    sp_engine_stream_unregister(self->engine, tok[0]);
+    return rc;
+  }
+  return SP_OK;
+}
+
+/* SP_UPDATE_CHANGES: every key of the batch is deleted, the rows that are not deletions inserted, and the
+ * checkpoint row (rows, position) updated, in one transaction: readers and a crash see all of it or none. */
+static int apply_changes(duckdb_accel *a, sp_data_update *u, int64_t *out_rows, sp_error *err) {
+  sp_accelerator *self = &a->base;
+  uint64_t tok[2];
+  char *match = u->n_primary_key ? key_match(u, err) : NULL;
+  if (match == NULL) {
+    sp_stream_release(&u->stream);
+    return u->n_primary_key ? (err ? (int)err->code : SP_ENOMEM)
+                            : sp_fail(err, SP_EINVAL, "dataset \"%s\": changes need a primary key", self->dataset->name);
+  }
+  int rc = two_streams(self, u, tok, err), registered = rc == SP_OK;
+  size_t n = strlen(match) + 3 * sizeof a->table + 512;
+  char *del = rc == SP_OK ? malloc(n) : NULL, ins[2400], ckpt[2400], pos[100] = "NULL";
+  if (rc == SP_OK && del == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  if (rc == SP_OK) {
+    if (u->position && sp_sql_literal(pos, sizeof pos, u->position) != 0) snprintf(pos, sizeof pos, "NULL");
+    snprintf(del, n, "DELETE FROM %s AS t USING sp_stream('%llu') AS c WHERE %s", a->table, (unsigned long long)tok[0], match);
+    snprintf(ins, sizeof ins, "INSERT INTO %s BY NAME SELECT * EXCLUDE (\"_op\") FROM sp_stream('%llu') WHERE \"_op\" <> 'delete'",
+             a->table, (unsigned long long)tok[1]);
+    snprintf(ckpt, sizeof ckpt, "UPDATE %s SET rows = (SELECT count(*) FROM %s), refreshed_at_ms = %lld, stream_position = %s",
+             a->checkpoint, a->table, (long long)now_ms(), pos);
+    const char *stmts[] = {"BEGIN TRANSACTION", del, ins, ckpt, "COMMIT"};
+    void *conn;
+    rc = sp_engine_conn_acquire(self->engine, &conn, err);
+    if (rc == SP_OK) {
+      rc = run_in_tx(conn, stmts, sizeof stmts / sizeof stmts[0], err);
+      sp_engine_conn_release(self->engine, conn);
+    }
+  }
+  if (rc != SP_OK && rc != SP_ENOMEM && err) sp_error_prefix(err, "could not apply changes to dataset \"%s\"", self->dataset->name);
+  if (registered) { /* no-ops for the streams the statements consumed */
+    sp_engine_stream_unregister(self->engine, tok[0]);
+    sp_engine_stream_unregister(self->engine, tok[1]);
+  }
+  free(del);
+  free(match);
+  if (rc == SP_OK && out_rows) {
+    snprintf(ins, sizeof ins, "SELECT rows FROM %s", a->checkpoint);
+    sp_engine_query_int(self->engine, ins, out_rows, NULL);
+  }
+  return rc;
+}
+
+/* The position stored with the last update ("" when none or when the file predates positions). */
+static int duckdb_position(sp_accelerator *self, char *buf, size_t n, sp_error *err) {
+  duckdb_accel *a = (duckdb_accel *)self;
+  char sql[800];
+  (void)err;
+  buf[0] = '\0';
+  snprintf(sql, sizeof sql, "SELECT coalesce(stream_position, '') FROM %s", a->checkpoint);
+  if (sp_engine_query_text(self->engine, sql, buf, n, NULL) != SP_OK) buf[0] = '\0';
+  return SP_OK;
+}
+
 static int duckdb_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_rows, sp_error *err) {
   duckdb_accel *a = (duckdb_accel *)self;
   uint64_t token;
-  if (u->type == SP_UPDATE_CHANGES) {
-    sp_stream_release(&u->stream);
-    return sp_fail(err, SP_ENOTSUP, "the duckdb accelerator does not apply change streams yet");
-  }
+  if (u->type == SP_UPDATE_CHANGES) return apply_changes(a, u, out_rows, err);
   SP_TRY(sp_engine_stream_register(self->engine, &u->stream, &token, err));
   char load[1600], ckpt[1600], ckpt_row[1600];
   if (u->type == SP_UPDATE_OVERWRITE)
@@ -147,9 +243,12 @@ static int duckdb_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out
              (unsigned long long)token);
   else
     snprintf(load, sizeof load, "INSERT INTO %s SELECT * FROM sp_stream('%llu')", a->table, (unsigned long long)token);
-  snprintf(ckpt, sizeof ckpt, "CREATE OR REPLACE TABLE %s (rows BIGINT, refreshed_at_ms BIGINT)", a->checkpoint);
-  snprintf(ckpt_row, sizeof ckpt_row, "INSERT INTO %s SELECT count(*), %lld FROM %s", a->checkpoint,
-           (long long)now_ms(), a->table);
+  char pos[100] = "NULL";
+  if (u->position && sp_sql_literal(pos, sizeof pos, u->position) != 0) snprintf(pos, sizeof pos, "NULL");
+  snprintf(ckpt, sizeof ckpt, "CREATE OR REPLACE TABLE %s (rows BIGINT, refreshed_at_ms BIGINT, stream_position VARCHAR)",
+           a->checkpoint);
+  snprintf(ckpt_row, sizeof ckpt_row, "INSERT INTO %s SELECT count(*), %lld, %s FROM %s", a->checkpoint,
+           (long long)now_ms(), pos, a->table);
   const char *stmts[] = {"BEGIN TRANSACTION", load, ckpt, ckpt_row, "COMMIT"};
   void *conn;
   int rc = sp_engine_conn_acquire(self->engine, &conn, err);
@@ -206,10 +305,11 @@ const sp_accelerator_module sp_accelerator_duckdb = {
     .prefix = "duckdb",
     .params = duckdb_params,
     .instance_size = sizeof(duckdb_accel),
-    .caps = SP_ACCEL_CAP_MEMORY | SP_ACCEL_CAP_FILE | SP_ACCEL_CAP_APPEND,
+    .caps = SP_ACCEL_CAP_MEMORY | SP_ACCEL_CAP_FILE | SP_ACCEL_CAP_APPEND | SP_ACCEL_CAP_CHANGES,
     .open = duckdb_open_accel,
     .close = duckdb_close_accel,
     .add_data = duckdb_add_data,
     .table_sql = duckdb_table_sql,
     .delete_where = duckdb_delete_where,
+    .position = duckdb_position,
 };

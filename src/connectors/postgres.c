@@ -19,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "connectors/pg_cdc.h"
 #include "connectors/pg_copy.h"
 #include "connectors/pg_filter.h"
 #include "connectors/pg_write.h"
@@ -833,6 +834,8 @@ const sp_connector_module sp_connector_postgres = {
     .get_schema = pg_get_schema,
     .get_all_data = pg_get_all_data,
     .scan = pg_scan,
+    .supports_streaming = sp_pg_cdc_supported,
+    .stream_updates = sp_pg_cdc_stream,
     .supports_writes = pg_supports_writes,
     .add_data = pg_add_data,
 };

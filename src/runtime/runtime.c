@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "runtime/localpod_link.h"
 #include "runtime/registry.h"
 #include "runtime/runtime_int.h"
 #include "spice/accelerator.h"
@@ -109,6 +110,7 @@ int sp__open_connector(sp_dataset *ds, sp_error *err) {
   c->module = ds->cmod;
   c->dataset = ds->spec;
   c->params = params;
+  c->engine = ds->rt->engine;
   int rc = ds->cmod->open(c, err);
   if (rc != SP_OK) {
     sp_params_free(&c->params);
@@ -303,6 +305,7 @@ static void refresh_and_schedule(sp_dataset *ds, char *manual_sql, int manual_mo
   pthread_cond_broadcast(&rt->cond);
   pthread_mutex_unlock(&rt->lock);
   if (rc == SP_OK) sp__define_views(rt);
+  sp__localpod_refreshed(ds, rc);
 }
 
 /* The earlier of two due times, -1 meaning never. */
