@@ -23,6 +23,7 @@
 #include <mysql.h>
 
 #include "connectors/mysql_text.h"
+#include "connectors/mysql_write.h"
 #include "connectors/pg_filter.h"
 #include "spice/arrow.h"
 #include "spice/connector.h"
@@ -789,6 +790,33 @@ static int my_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStr
   return rc;
 }
 
+/* ---- Write-back (mysql_write.c) --------------------------------------------------------------------------- */
+
+static bool my_supports_writes(sp_connector *self) {
+  (void)self;
+  return true;
+}
+
+/* Appended rows, in the dataset's column order, go in with batched multi-row INSERTs in one transaction. */
+static int my_add_data(sp_connector *self, sp_data_update *u, sp_error *err) {
+  my_conn *c = (my_conn *)self;
+  const char **names = calloc(c->n_cols + 1, sizeof *names), **quoted = calloc(c->n_cols + 1, sizeof *quoted);
+  int rc = names && quoted ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+  if (rc == SP_OK && u->type != SP_UPDATE_APPEND)
+    rc = sp_fail(err, SP_ENOTSUP, "mysql dataset \"%s\" takes appended rows only", self->dataset->name);
+  for (size_t i = 0; rc == SP_OK && i < c->n_cols; i++) names[i] = c->cols[i].name, quoted[i] = c->cols[i].quoted;
+  MYSQL *m = NULL;
+  if (rc == SP_OK) rc = connect_new(c, &m, err);
+  myw_target t = {.relation = c->relation, .display = c->display, .dataset = self->dataset->name, .names = names,
+                  .quoted = quoted, .n = c->n_cols};
+  if (rc == SP_OK) rc = myw_insert(m, &t, &u->stream, NULL, err);
+  sp_stream_release(&u->stream);
+  if (m) mysql_close(m);
+  free(names);
+  free(quoted);
+  return rc;
+}
+
 const sp_connector_module sp_connector_mysql = {
     .abi = SP_CONNECTOR_ABI,
     .name = "mysql",
@@ -801,4 +829,6 @@ const sp_connector_module sp_connector_mysql = {
     .get_schema = my_get_schema,
     .get_all_data = my_get_all_data,
     .scan = my_scan,
+    .supports_writes = my_supports_writes,
+    .add_data = my_add_data,
 };

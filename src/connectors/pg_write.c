@@ -188,6 +188,17 @@ static int arrow_ok(pgc_kind k, const sp_arrow_typeinfo *t) {
   }
 }
 
+static int column_ok(const pgc_type *k, const struct ArrowSchema *f, const struct ArrowArray *a) {
+  sp_arrow_typeinfo t;
+  sp_arrow_parse_format(f->format, &t);
+  int bufs = t.type == SP_ARROW_UTF8 || t.type == SP_ARROW_LARGE_UTF8 || t.type == SP_ARROW_BINARY ||
+                     t.type == SP_ARROW_LARGE_BINARY ? 3 : 2;
+  if (k->kind != PGC_LIST) return arrow_ok(k->kind, &t) && a->n_buffers >= bufs;
+  if (t.type != SP_ARROW_LIST || f->n_children != 1 || a->n_children != 1 || a->n_buffers < 2) return 0;
+  pgc_type e = {.kind = k->elem, .precision = k->elem_precision, .scale = k->elem_scale};
+  return e.kind != PGC_LIST && column_ok(&e, f->children[0], a->children[0]);
+}
+
 /* Encodes element j of column a (kind k, Arrow type t) as a field, or says BAD_VALUE. */
 static int put_value(sp_buf *b, pgc_kind k, const sp_arrow_typeinfo *t, const struct ArrowArray *a, int64_t j) {
   int large = t->type == SP_ARROW_LARGE_UTF8 || t->type == SP_ARROW_LARGE_BINARY;
@@ -237,6 +248,34 @@ static int put_value(sp_buf *b, pgc_kind k, const sp_arrow_typeinfo *t, const st
   }
 }
 
+/* A one-dimensional array (lower bound 1) of the list at j: its header, then each element as a field. */
+static int put_array(sp_buf *b, pgc_kind elem, uint32_t elem_oid, const struct ArrowSchema *f, const struct ArrowArray *a,
+                     int64_t j) {
+  const int32_t *off = a->buffers[1];
+  const struct ArrowArray *items = a->children[0];
+  sp_arrow_typeinfo t;
+  sp_arrow_parse_format(f->children[0]->format, &t);
+  int32_t start = off[a->offset + j], end = off[a->offset + j + 1];
+  int has_null = 0;
+  for (int32_t i = start; i < end; i++) has_null |= sp_array_is_null(items, i);
+  size_t at = b->len;
+  SP_TRY(put_be(b, 0, 4)); /* the field's length, known at the end */
+  SP_TRY(put_be(b, end > start, 4));
+  SP_TRY(put_be(b, (uint32_t)has_null, 4));
+  SP_TRY(put_be(b, elem_oid, 4));
+  if (end > start) {
+    SP_TRY(put_be(b, (uint32_t)(end - start), 4));
+    SP_TRY(put_be(b, 1, 4));
+  }
+  for (int32_t i = start; i < end; i++) {
+    int rc = sp_array_is_null(items, i) ? put_be(b, 0xFFFFFFFFu, 4) : put_value(b, elem, &t, items, i);
+    if (rc != SP_OK) return rc;
+  }
+  size_t n = b->len - at - 4;
+  for (int k = 0; k < 4; k++) b->data[at + (size_t)k] = (char)(n >> (8 * (3 - k)));
+  return n > INT32_MAX ? SP_EINVAL : SP_OK;
+}
+
 static int check_columns(const pgw_target *t, const struct ArrowSchema *schema, const struct ArrowArray *batch,
                          sp_arrow_typeinfo *types, sp_error *err) {
   if (schema->n_children != (int64_t)t->n || batch->n_children != (int64_t)t->n)
@@ -244,12 +283,10 @@ static int check_columns(const pgw_target *t, const struct ArrowSchema *schema, 
                    t->dataset, (long long)batch->n_children, t->display, t->n);
   for (size_t c = 0; c < t->n; c++) {
     sp_arrow_parse_format(schema->children[c]->format, &types[c]);
-    if (t->types[c].kind == PGC_LIST)
-      return sp_fail(err, SP_ENOTSUP, "column \"%s\" of postgres table \"%s\" (dataset \"%s\") is an array: writing "
-                     "arrays is not supported yet", t->names[c], t->display, t->dataset);
-    int bufs = types[c].type == SP_ARROW_UTF8 || types[c].type == SP_ARROW_LARGE_UTF8 ||
-                       types[c].type == SP_ARROW_BINARY || types[c].type == SP_ARROW_LARGE_BINARY ? 3 : 2;
-    if (!arrow_ok(t->types[c].kind, &types[c]) || batch->children[c]->n_buffers < bufs ||
+    if (t->types[c].kind == PGC_LIST && (t->elem_oids == NULL || t->elem_oids[c] == 0))
+      return sp_fail(err, SP_EINTERNAL, "the element type of array column \"%s\" of postgres table \"%s\" is unknown",
+                     t->names[c], t->display);
+    if (!column_ok(&t->types[c], schema->children[c], batch->children[c]) ||
         batch->children[c]->length < batch->offset + batch->length)
       return sp_fail(err, SP_EINVAL, "column \"%s\" of dataset \"%s\" has Arrow type %s, which does not match its "
                      "postgres column", t->names[c], t->dataset, schema->children[c]->format);
@@ -267,7 +304,9 @@ int pgw_encode_batch(const pgw_target *t, const struct ArrowSchema *schema, cons
     for (size_t c = 0; rc == SP_OK && c < t->n; c++) {
       const struct ArrowArray *a = batch->children[c];
       int64_t j = batch->offset + i;
-      int r = sp_array_is_null(a, j) ? put_be(out, 0xFFFFFFFFu, 4) : put_value(out, t->types[c].kind, &types[c], a, j);
+      int r = sp_array_is_null(a, j)              ? put_be(out, 0xFFFFFFFFu, 4)
+              : t->types[c].kind == PGC_LIST ? put_array(out, t->types[c].elem, t->elem_oids[c], schema->children[c], a, j)
+                                             : put_value(out, t->types[c].kind, &types[c], a, j);
       if (r == BAD_VALUE) rc = sp_fail(err, SP_EINVAL, "column \"%s\" of dataset \"%s\": row %lld holds a value postgres "
                                "cannot take as its type", t->names[c], t->dataset, (long long)i + 1);
       else if (r != SP_OK) rc = sp_fail(err, SP_ENOMEM, "out of memory");
@@ -354,11 +393,45 @@ static int copy_result(PGconn *pq, const pgw_target *t, sp_error *err) {
   return rc;
 }
 
-int pgw_copy_in(PGconn *pq, const pgw_target *t, struct ArrowArrayStream *rows, int64_t *out_rows, sp_error *err) {
-  char *sql = copy_sql(t);
+/* The element type of each array column (domains resolved to their base array type), from the catalog. */
+static int element_oids(PGconn *pq, const pgw_target *t, uint32_t *oids, sp_error *err) {
+  const char *args[1] = {t->relation};
+  PGresult *r = PQexecParams(pq, "SELECT a.attname, b.typelem FROM pg_catalog.pg_attribute a "
+                                 "JOIN pg_catalog.pg_type d ON d.oid = a.atttypid "
+                                 "JOIN pg_catalog.pg_type b ON b.oid = CASE WHEN d.typbasetype <> 0 THEN d.typbasetype ELSE d.oid END "
+                                 "WHERE a.attrelid = $1::regclass AND a.attnum > 0 AND NOT a.attisdropped",
+                             1, NULL, args, NULL, NULL, 0);
   int rc = SP_OK;
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    char msg[700];
+    server_error(r, pq, msg, sizeof msg);
+    rc = sp_fail(err, SP_EIO, "could not read the array types of postgres table \"%s\" for dataset \"%s\": %s",
+                 t->display, t->dataset, msg);
+  }
+  for (int i = 0; rc == SP_OK && i < PQntuples(r); i++)
+    for (size_t c = 0; c < t->n; c++)
+      if (t->types[c].kind == PGC_LIST && strcmp(t->names[c], PQgetvalue(r, i, 0)) == 0)
+        oids[c] = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
+  PQclear(r);
+  return rc;
+}
+
+int pgw_copy_in(PGconn *pq, const pgw_target *target, struct ArrowArrayStream *rows, int64_t *out_rows, sp_error *err) {
+  pgw_target with_oids = *target, *t = &with_oids;
+  uint32_t *oids = calloc(t->n + 1, sizeof *oids);
+  char *sql = copy_sql(t);
+  int rc = SP_OK, lists = 0;
   int64_t n = 0;
-  if (sql == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  for (size_t c = 0; c < t->n; c++) lists |= t->types[c].kind == PGC_LIST;
+  if (sql == NULL || oids == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  if (rc == SP_OK && lists && t->elem_oids == NULL) {
+    rc = element_oids(pq, t, oids, err);
+    t->elem_oids = oids;
+  }
+  if (rc != SP_OK) {
+    free(sql);
+    sql = NULL;
+  }
   PGresult *r = sql ? PQexec(pq, sql) : NULL;
   free(sql);
   if (rc == SP_OK && PQresultStatus(r) != PGRES_COPY_IN) {
@@ -374,6 +447,7 @@ int pgw_copy_in(PGconn *pq, const pgw_target *t, struct ArrowArrayStream *rows, 
     if (sent != SP_OK) rc = sp_fail(err, (sp_status)sent, "%s", enc.msg); /* ours explains better than the abort */
   }
   sp_stream_release(rows);
+  free(oids);
   if (rc == SP_OK && out_rows) *out_rows = n;
   return rc;
 }

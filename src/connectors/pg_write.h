@@ -25,6 +25,7 @@ typedef struct pgw_target {
   const char *const *names;         /* column names, unquoted */
   const char *const *quoted;        /* the same, quoted for PostgreSQL */
   const pgc_type *types;
+  const uint32_t *elem_oids;        /* PGC_LIST columns: the element type's oid (pgw_copy_in finds them); else 0 */
   size_t n;
 } pgw_target;
 

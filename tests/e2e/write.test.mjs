@@ -32,6 +32,8 @@ CREATE TABLE orders (
   uid uuid,
   doc jsonb,
   big numeric,
+  tags text[],
+  nums integer[],
   CONSTRAINT qty_positive CHECK (qty IS NULL OR qty >= 0)
 );
 INSERT INTO orders (id, qty, note) VALUES (1, 10, 'seed');
@@ -96,26 +98,26 @@ test('postgres: INSERT VALUES answers the count and the rows are in the source a
   const answer = await ok(pgRt, `INSERT INTO orders VALUES
     (2, 5, -3, 12345.67, 'it''s "quoted" — ünïcødé 🚀', 'tag-a', TIMESTAMP '2024-02-29 13:45:01.123456',
      TIMESTAMPTZ '2024-03-01 10:00:00+00', DATE '1999-12-31', true, 0.25, 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-     '{"k": [1, 2]}', 12345678901234567890.123456789),
-    (3, NULL, NULL, -0.05, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
+     '{"k": [1, 2]}', 12345678901234567890.123456789, ['a', NULL, 'b "c", d'], []),
+    (3, NULL, NULL, -0.05, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, [7, NULL, -8])`);
   assert.deepEqual(answer, [{ count: 2 }]);
 
-  const src = pg.rows(`SELECT id, qty, small, price, note, tag, ts, tstz AT TIME ZONE 'UTC', day, flag, ratio, uid, doc::text, big
-                       FROM orders WHERE id IN (2, 3) ORDER BY id`);
+  const src = pg.rows(`SELECT id, qty, small, price, note, tag, ts, tstz AT TIME ZONE 'UTC', day, flag, ratio, uid, doc::text, big,
+                              tags::text, nums::text FROM orders WHERE id IN (2, 3) ORDER BY id`);
   assert.deepEqual(src[0], ['2', '5', '-3', '12345.67', 'it\'s "quoted" — ünïcødé 🚀', 'tag-a', '2024-02-29 13:45:01.123456',
     '2024-03-01 10:00:00', '1999-12-31', 't', '0.25', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{"k": [1, 2]}',
-    '12345678901234567890.123456789']);
-  assert.deepEqual(src[1], ['3', null, null, '-0.05', null, null, null, null, null, null, null, null, null, null]);
+    '12345678901234567890.123456789', '{a,NULL,"b \\"c\\", d"}', '{}']);
+  assert.deepEqual(src[1], ['3', null, null, '-0.05', null, null, null, null, null, null, null, null, null, null, null, '{7,NULL,-8}']);
 
   // The accelerated copy has them without a refresh (the interval is an hour).
   const acc = await ok(pgRt, `SELECT id, qty, small, CAST(price AS VARCHAR) AS price, note, tag, CAST(ts AS VARCHAR) AS ts,
-                                day, flag, ratio, uid, doc, big FROM orders WHERE id IN (2, 3) ORDER BY id`);
+                                day, flag, ratio, uid, doc, big, tags, nums FROM orders WHERE id IN (2, 3) ORDER BY id`);
   assert.equal(acc.length, 2);
   assert.deepEqual(acc[0], { id: 2, qty: 5, small: -3, price: '12345.67', note: 'it\'s "quoted" — ünïcødé 🚀', tag: 'tag-a',
     ts: '2024-02-29 13:45:01.123456', day: '1999-12-31', flag: true, ratio: 0.25, uid: 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
-    doc: '{"k": [1, 2]}', big: '12345678901234567890.123456789' });
+    doc: '{"k": [1, 2]}', big: '12345678901234567890.123456789', tags: ['a', null, 'b "c", d'], nums: [] });
   assert.deepEqual(acc[1], { id: 3, qty: null, small: null, price: '-0.05', note: null, tag: null, ts: null, day: null,
-    flag: null, ratio: null, uid: null, doc: null, big: null });
+    flag: null, ratio: null, uid: null, doc: null, big: null, tags: null, nums: [7, null, -8] });
   const tz = await ok(pgRt, "SELECT epoch_ms(tstz) AS ms FROM orders WHERE id = 2");
   assert.deepEqual(tz, [{ ms: Date.UTC(2024, 2, 1, 10) }]);
   assert.deepEqual(await spIds(pgRt, 'orders'), pgIds());
@@ -176,4 +178,99 @@ test('mode: read_write without replication.enabled is refused at start', async (
   const r = await runSpicedToExit({ files: { 'spicepod.yaml': spicepod } });
   assert.notEqual(r.code, 0);
   assert.match(r.stderr, /read_write requires replication.enabled: true/);
+});
+
+// ---- MySQL / MariaDB -------------------------------------------------------------------------------------
+
+const MY_TABLE = `
+CREATE TABLE items (
+  id INT PRIMARY KEY,
+  qty BIGINT,
+  small SMALLINT UNSIGNED,
+  price DECIMAL(12,2),
+  note TEXT,
+  tag VARCHAR(40),
+  happened DATETIME(6),
+  ts TIMESTAMP(6) NULL,
+  day DATE,
+  dur TIME(6),
+  ratio DOUBLE,
+  raw VARBINARY(16),
+  CONSTRAINT qty_positive CHECK (qty IS NULL OR qty >= 0)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+INSERT INTO items (id, qty, note) VALUES (1, 10, 'seed');
+`;
+
+let my;
+let myRt;
+
+async function startMy() {
+  if (myRt) return;
+  my = await startMariadb();
+  my.sql(MY_TABLE);
+  myRt = await startSpiced({
+    spicepod: pod([
+      dataset('mysql:items', 'items', my.params, { accel: 'arrow' }),
+      dataset('mysql:items', 'items_duck', my.params, { accel: 'duckdb' }),
+      dataset('mysql:items', 'items_fed', my.params),
+    ]),
+  });
+}
+
+after(async () => {
+  if (myRt) await myRt.stop();
+  if (my) await my.stop();
+});
+
+const myIds = () => my.rows('SELECT id FROM items ORDER BY id').map((r) => Number(r[0]));
+
+test('mysql: INSERT VALUES lands in MariaDB and in the accelerator at once, every type exact', async () => {
+  await startMy();
+  const answer = await ok(myRt, `INSERT INTO items VALUES
+    (2, 5, 65535, -12345.67, 'it''s "quoted" \\ back — ünïcødé 🚀', 'tag-a', TIMESTAMP '2024-02-29 13:45:01.123456',
+     TIMESTAMPTZ '2024-03-01 10:00:00+00', DATE '1999-12-31', TIME '12:30:00.5', 0.1, '\\x00\\xFFab'::BLOB),
+    (3, NULL, NULL, 0.05, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`);
+  assert.deepEqual(answer, [{ count: 2 }]);
+  const src = my.rows(`SELECT id, qty, small, price, note, tag, happened, ts, day, dur, ratio, HEX(raw) FROM items WHERE id IN (2, 3) ORDER BY id`);
+  assert.deepEqual(src[0], ['2', '5', '65535', '-12345.67', 'it\'s "quoted" \\ back — ünïcødé 🚀', 'tag-a',
+    '2024-02-29 13:45:01.123456', my.rows("SELECT CONVERT_TZ('2024-03-01 10:00:00.000000', '+00:00', @@session.time_zone)")[0][0],
+    '1999-12-31', '12:30:00.500000', '0.1', '00FF6162']);
+  assert.deepEqual(src[1], ['3', null, null, '0.05', null, null, null, null, null, null, null, null]);
+
+  const acc = await ok(myRt, `SELECT id, qty, small, CAST(price AS VARCHAR) AS price, note, CAST(happened AS VARCHAR) AS happened,
+                               epoch_ms(ts) AS ts, day, ratio FROM items WHERE id IN (2, 3) ORDER BY id`);
+  assert.deepEqual(acc, [
+    { id: 2, qty: 5, small: 65535, price: '-12345.67', note: 'it\'s "quoted" \\ back — ünïcødé 🚀',
+      happened: '2024-02-29 13:45:01.123456', ts: Date.UTC(2024, 2, 1, 10), day: '1999-12-31', ratio: 0.1 },
+    { id: 3, qty: null, small: null, price: '0.05', note: null, happened: null, ts: null, day: null, ratio: null },
+  ]);
+  assert.deepEqual(await spIds(myRt, 'items'), myIds());
+});
+
+test('mysql: a constraint violation is a 400 with the server message; nothing is applied anywhere', async () => {
+  await startMy();
+  const before = await spIds(myRt, 'items');
+  const text = await fails(myRt, "INSERT INTO items (id, note) VALUES (500, 'new'), (1, 'dup')", 400, /items/);
+  assert.match(text, /Duplicate entry '1'/);
+  await fails(myRt, 'INSERT INTO items (id, qty) VALUES (501, -1)', 400, /qty_positive/);
+  assert.deepEqual(myIds(), before);
+  assert.deepEqual(await spIds(myRt, 'items'), before);
+});
+
+test('mysql: INSERT … SELECT in batches of statements, one transaction; duckdb and federated datasets', async () => {
+  await startMy();
+  // 30000 rows make several ~1 MiB statements; the last row collides, so the whole transaction rolls back.
+  await fails(myRt, "INSERT INTO items (id, note) SELECT CASE WHEN i = 29999 THEN 1 ELSE i + 1000 END, repeat('x', 40) FROM range(30000) t(i)",
+    400, /Duplicate entry/);
+  assert.deepEqual(my.rows('SELECT count(*) FROM items WHERE id >= 1000'), [['0']]);
+  assert.deepEqual(await ok(myRt, "INSERT INTO items (id, note) SELECT i + 1000, repeat('x', 40) FROM range(30000) t(i)"),
+    [{ count: 30000 }]);
+  assert.deepEqual(my.rows('SELECT count(*) FROM items WHERE id >= 1000'), [['30000']]);
+  assert.deepEqual(await ok(myRt, 'SELECT count(*) AS n FROM items WHERE id >= 1000'), [{ n: 30000 }]);
+
+  assert.deepEqual(await ok(myRt, "INSERT INTO items_duck (id, note) VALUES (800, 'duck')"), [{ count: 1 }]);
+  assert.deepEqual(await ok(myRt, 'SELECT note FROM items_duck WHERE id = 800'), [{ note: 'duck' }]);
+  assert.deepEqual(await ok(myRt, "INSERT INTO items_fed (id, note) VALUES (801, 'fed')"), [{ count: 1 }]);
+  assert.deepEqual(await ok(myRt, 'SELECT note FROM items_fed WHERE id = 801'), [{ note: 'fed' }]);
+  assert.deepEqual(my.rows('SELECT id, note FROM items WHERE id IN (800, 801) ORDER BY id'), [['800', 'duck'], ['801', 'fed']]);
 });
