@@ -4,8 +4,8 @@
  * spiced only through its HTTP API (and later Flight), never through the library's runtime.
  *
  * Layout: main.c dispatches to cmd_*.c; args.c parses options; split.c finds statement ends; table.c and csv.c
- * hold results and draw them; http_client.c wraps libcurl; sql_http.c is the HTTP transport behind the
- * sp_cli_transport interface (a Flight transport can replace it); repl.c runs sessions (REPL, stdin, -e).
+ * hold results and draw them; http_client.c wraps libcurl; sql_flight.c (the default) and sql_http.c (--http)
+ * are the transports behind the sp_cli_transport interface; repl.c runs sessions (REPL, stdin, -e).
  */
 #ifndef SPICE_CLI_H
 #define SPICE_CLI_H
@@ -23,6 +23,7 @@
 #endif
 
 #define SP_CLI_DEFAULT_ENDPOINT "http://127.0.0.1:8090"
+#define SP_CLI_DEFAULT_FLIGHT_ENDPOINT "grpc://127.0.0.1:50051"
 #define SP_CLI_MAX_ROWS 500        /* rows printed by the table format before "... N more rows" */
 #define SP_CLI_MAX_CELL_WIDTH 60   /* display columns of one cell before it is cut with an ellipsis */
 
@@ -205,7 +206,7 @@ int sp_cli_http_fail(const sp_cli_http_resp *r, sp_error *err);
 /* Percent-encodes s for use as one path segment. Returns an owned string, NULL when out of memory. */
 char *sp_cli_url_segment(const char *s);
 
-/* ---- SQL transport (sql_http.c; Flight later) ------------------------------------------------------------- */
+/* ---- SQL transports (sql_flight.c, sql_http.c) ------------------------------------------------------------- */
 
 typedef enum sp_cli_format { SP_CLI_FORMAT_TABLE = 0, SP_CLI_FORMAT_CSV, SP_CLI_FORMAT_JSON } sp_cli_format;
 
@@ -222,6 +223,7 @@ typedef struct sp_cli_query {
   sp_cli_table table; /* table format: the result; caller frees with sp_cli_table_reset */
   bool cached;
   long http_status;   /* 0 when no HTTP answer */
+  bool server_error;  /* the server refused the query (any transport): printed as "Query Error: …" */
   char *error_detail; /* the server's whole error text when it failed; owned, caller frees */
 } sp_cli_query;
 
@@ -235,6 +237,9 @@ struct sp_cli_transport {
 
 /* Creates the HTTP transport (POST /v1/sql). conn is borrowed and must outlive the transport. */
 sp_cli_transport *sp_cli_http_transport_create(const sp_cli_conn *conn, sp_error *err);
+/* Creates the Flight transport (GetFlightInfo + DoGet) for endpoint (grpc://host:port, grpc+tls://…; borrowed,
+ * must outlive the transport); api_key (may be NULL) is sent as `authorization: Bearer`. No I/O yet. */
+sp_cli_transport *sp_cli_flight_transport_create(const char *endpoint, const char *api_key, sp_error *err);
 
 /* ---- SQL sessions (session.c): what the REPL, piped scripts and -e share ------------------------------------ */
 

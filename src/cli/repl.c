@@ -27,12 +27,15 @@ static const char usage[] =
     "Options:\n"
     "  -e, --execute SQL       run SQL (statements separated by ';') and exit; exit code 1 on error\n"
     "      --format FORMAT     table (default), csv or json\n"
-    "      --http-endpoint URL runtime HTTP endpoint (default " SP_CLI_DEFAULT_ENDPOINT ")\n"
-    "      --api-key KEY       API key sent as X-API-Key (default: $SPICE_API_KEY)\n"
+    "      --flight-endpoint URL  runtime Flight endpoint (default " SP_CLI_DEFAULT_FLIGHT_ENDPOINT ")\n"
+    "      --http              query over HTTP POST /v1/sql instead of Flight\n"
+    "      --http-endpoint URL runtime HTTP endpoint, for --http (default " SP_CLI_DEFAULT_ENDPOINT ")\n"
+    "      --api-key KEY       API key (Flight: authorization: Bearer; HTTP: X-API-Key; default: $SPICE_API_KEY)\n"
     "  -h, --help              show this help\n";
 
-enum { OPT_FORMAT = SP_CLI_OPT_FIRST_OWN, OPT_EXECUTE };
-static const sp_cli_opt sql_opts[] = {SP_CLI_CONN_OPTS, {"format", 0, true}, {"execute", 'e', true}};
+enum { OPT_FORMAT = SP_CLI_OPT_FIRST_OWN, OPT_EXECUTE, OPT_FLIGHT_ENDPOINT, OPT_HTTP };
+static const sp_cli_opt sql_opts[] = {SP_CLI_CONN_OPTS, {"format", 0, true}, {"execute", 'e', true},
+                                      {"flight-endpoint", 0, true}, {"http", 0, false}};
 
 static void on_sigint(int sig) {
   (void)sig;
@@ -207,7 +210,9 @@ int sp_cli_cmd_sql(int argc, char **argv, const sp_cli_conn *defaults) {
   }
   sp_cli_conn conn;
   sp_cli_conn_from_args(&a, defaults, &conn);
-  sp_cli_transport *tp = sp_cli_http_transport_create(&conn, &err);
+  const char *flight = a.values[OPT_FLIGHT_ENDPOINT] ? a.values[OPT_FLIGHT_ENDPOINT] : SP_CLI_DEFAULT_FLIGHT_ENDPOINT;
+  sp_cli_transport *tp = a.values[OPT_HTTP] ? sp_cli_http_transport_create(&conn, &err)
+                                            : sp_cli_flight_transport_create(flight, conn.api_key, &err);
   if (tp == NULL) {
     fprintf(stderr, "%s\n", err.msg);
     return SP_CLI_EXIT_FAIL;

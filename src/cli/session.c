@@ -92,10 +92,10 @@ static void remember_error(sp_cli_session *s, const char *sql, const sp_error *e
   if (!s->keep_going) s->quit = true;
 }
 
-static void report_error(sp_cli_session *s, const sp_error *err, long http_status) {
+static void report_error(sp_cli_session *s, const sp_error *err, const sp_cli_query *q) {
   if (err->code == SP_ECANCELED) {
     fputs("Query cancelled.\n", s->errout);
-  } else if (http_status >= 400) {
+  } else if (q->http_status >= 400 || q->server_error) {
     fprintf(s->errout, "Query Error: %s\n", err->msg);
   } else {
     fprintf(s->errout, "%s\n", err->msg); /* not connected, or the transfer broke: not the query's fault */
@@ -137,7 +137,7 @@ static int run_sql(sp_cli_session *s, const char *sql) {
   if (rc == SP_OK) {
     print_result(s, &q, seconds);
   } else {
-    report_error(s, &err, q.http_status);
+    report_error(s, &err, &q);
     remember_error(s, sql, &err, &q);
   }
   fflush(s->out);

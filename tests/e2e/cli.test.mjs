@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
-// The `spice` CLI against a real spiced: SQL with -e, every --format, scripts on stdin, the REPL through a
-// pseudo-terminal, status, datasets, refresh, init, run, and the messages for a runtime that is not running.
+// The `spice` CLI against a real spiced: SQL with -e, every --format, scripts on stdin (over Flight, the default,
+// and over HTTP with --http: both must print the same), the REPL through a pseudo-terminal, status, datasets,
+// refresh, init, run, and the messages for a runtime that is not running.
 // Needs SPICED and SPICE_CLI (ctest sets both).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -90,7 +91,10 @@ function displayWidth(s) {
 
 let spiced;
 const cli = (args, opts) => run(SPICE, args, opts);
-const sql = (args, opts) => cli(['sql', '--http-endpoint', spiced.url, ...args], opts);
+// `spice sql` over Flight (the default) and over HTTP (--http).
+const sqlFlight = (args, opts) => cli(['sql', '--flight-endpoint', `grpc://${spiced.flightAddr}`, ...args], opts);
+const sqlHttp = (args, opts) => cli(['sql', '--http', '--http-endpoint', spiced.url, ...args], opts);
+const sql = sqlFlight;
 
 before(async () => {
   spiced = await startSpiced({ spicepod: SPICEPOD, files: { 'cities.csv': CITIES_CSV } });
@@ -102,94 +106,96 @@ after(async () => {
 
 // ---- spice sql ---------------------------------------------------------------------------------------------
 
-test('sql -e draws a box table with the time and the row count', async () => {
-  const r = await sql(['-e', 'SELECT id, name, population FROM cities ORDER BY id']);
-  assert.equal(r.code, 0, r.stderr);
-  const lines = r.stdout.split('\n');
-  const table = lines.filter((l) => l.startsWith('+') || l.startsWith('|'));
-  assert.equal(table.length, 7, r.stdout); // rule, header, rule, 3 rows, rule
-  assert.match(table[1], /^\| id +\| name +\| population +\|$/);
-  assert.match(table[3], /^\| 1 +\| Zürich +\| 421878 +\|$/);
-  assert.match(table[4], /^\| 2 +\| 東京 +\| 13960000 +\|$/);
-  assert.match(table[5], /^\| 3 +\| Paris, France +\| 2148000 +\|$/);
-  const widths = new Set(table.map(displayWidth));
-  assert.equal(widths.size, 1, `every line of the box has the same width:\n${table.join('\n')}`);
-  assert.match(r.stdout, /\nTime: \d+\.\d{6} seconds(?: \(cached\))?\. 3 rows\.\n$/);
-});
+for (const [transport, sql] of [['flight', sqlFlight], ['http', sqlHttp]]) {
+  test(`${transport}: sql -e draws a box table with the time and the row count`, async () => {
+    const r = await sql(['-e', 'SELECT id, name, population FROM cities ORDER BY id']);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split('\n');
+    const table = lines.filter((l) => l.startsWith('+') || l.startsWith('|'));
+    assert.equal(table.length, 7, r.stdout); // rule, header, rule, 3 rows, rule
+    assert.match(table[1], /^\| id +\| name +\| population +\|$/);
+    assert.match(table[3], /^\| 1 +\| Zürich +\| 421878 +\|$/);
+    assert.match(table[4], /^\| 2 +\| 東京 +\| 13960000 +\|$/);
+    assert.match(table[5], /^\| 3 +\| Paris, France +\| 2148000 +\|$/);
+    const widths = new Set(table.map(displayWidth));
+    assert.equal(widths.size, 1, `every line of the box has the same width:\n${table.join('\n')}`);
+    assert.match(r.stdout, /\nTime: \d+\.\d{6} seconds(?: \(cached\))?\. 3 rows\.\n$/);
+  });
 
-test('sql --format csv prints the rows as CSV', async () => {
-  const r = await sql(['--format', 'csv', '-e', 'SELECT id, name FROM cities ORDER BY id']);
-  assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(parseCsv(r.stdout), [
-    ['id', 'name'],
-    ['1', 'Zürich'],
-    ['2', '東京'],
-    ['3', 'Paris, France'],
-  ]);
-  assert.doesNotMatch(r.stdout, /Time:/);
-});
+  test(`${transport}: sql --format csv prints the rows as CSV`, async () => {
+    const r = await sql(['--format', 'csv', '-e', 'SELECT id, name FROM cities ORDER BY id']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(parseCsv(r.stdout), [
+      ['id', 'name'],
+      ['1', 'Zürich'],
+      ['2', '東京'],
+      ['3', 'Paris, France'],
+    ]);
+    assert.doesNotMatch(r.stdout, /Time:/);
+  });
 
-test('sql --format json prints a JSON array of rows', async () => {
-  const r = await sql(['--format', 'json', '-e', 'SELECT id, name FROM cities WHERE id >= 2 ORDER BY id']);
-  assert.equal(r.code, 0, r.stderr);
-  assert.ok(r.stdout.endsWith('\n'));
-  assert.deepEqual(JSON.parse(r.stdout), [
-    { id: 2, name: '東京' },
-    { id: 3, name: 'Paris, France' },
-  ]);
-});
+  test(`${transport}: sql --format json prints a JSON array of rows`, async () => {
+    const r = await sql(['--format', 'json', '-e', 'SELECT id, name FROM cities WHERE id >= 2 ORDER BY id']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(r.stdout.endsWith('\n'));
+    assert.deepEqual(JSON.parse(r.stdout), [
+      { id: 2, name: '東京' },
+      { id: 3, name: 'Paris, France' },
+    ]);
+  });
 
-test('sql reads a script from stdin and runs its statements in order', async () => {
-  const script = [
-    '-- a comment; with a semicolon',
-    "SELECT 'a;b' AS s,",
-    '       count(*) AS n FROM cities;',
-    '/* block; comment */ SELECT name FROM cities_federated',
-    '  WHERE id = 3;',
-    'SELECT 42 AS last', // no final ';'
-  ].join('\n');
-  const r = await sql(['--format', 'csv'], { input: script });
-  assert.equal(r.code, 0, r.stderr);
-  assert.deepEqual(parseCsv(r.stdout), [['s', 'n'], ['a;b', '3'], ['name'], ['Paris, France'], ['last'], ['42']]);
-});
+  test(`${transport}: sql reads a script from stdin and runs its statements in order`, async () => {
+    const script = [
+      '-- a comment; with a semicolon',
+      "SELECT 'a;b' AS s,",
+      '       count(*) AS n FROM cities;',
+      '/* block; comment */ SELECT name FROM cities_federated',
+      '  WHERE id = 3;',
+      'SELECT 42 AS last', // no final ';'
+    ].join('\n');
+    const r = await sql(['--format', 'csv'], { input: script });
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(parseCsv(r.stdout), [['s', 'n'], ['a;b', '3'], ['name'], ['Paris, France'], ['last'], ['42']]);
+  });
 
-test('sql script stops at the first error with exit code 1', async () => {
-  const r = await sql(['--format', 'csv'], { input: 'SELECT 1 AS a;\nSELECT * FROM no_such_table;\nSELECT 2 AS b;\n' });
-  assert.equal(r.code, 1);
-  assert.deepEqual(parseCsv(r.stdout), [['a'], ['1']]);
-  assert.match(r.stderr, /^Query Error: .*no_such_table/m);
-});
+  test(`${transport}: sql script stops at the first error with exit code 1`, async () => {
+    const r = await sql(['--format', 'csv'], { input: 'SELECT 1 AS a;\nSELECT * FROM no_such_table;\nSELECT 2 AS b;\n' });
+    assert.equal(r.code, 1);
+    assert.deepEqual(parseCsv(r.stdout), [['a'], ['1']]);
+    assert.match(r.stderr, /^Query Error: .*no_such_table/m);
+  });
 
-test('sql -e reports a query error with exit code 1', async () => {
-  const r = await sql(['-e', 'SELECT nope FROM cities']);
-  assert.equal(r.code, 1);
-  assert.equal(r.stdout, '');
-  assert.match(r.stderr, /^Query Error: .*nope/);
-});
+  test(`${transport}: sql -e reports a query error with exit code 1`, async () => {
+    const r = await sql(['-e', 'SELECT nope FROM cities']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^Query Error: .*nope/);
+  });
 
-test('show tables lists the datasets', async () => {
-  const r = await sql(['--format', 'csv', '-e', 'show tables']);
-  assert.equal(r.code, 0, r.stderr);
-  const rows = parseCsv(r.stdout);
-  assert.deepEqual(rows[0], ['table_catalog', 'table_schema', 'table_name', 'table_type']);
-  const names = rows.slice(1).map((row) => row[2]);
-  assert.ok(names.includes('cities'), r.stdout);
-  assert.ok(names.includes('cities_federated'), r.stdout);
-  assert.ok(!rows.slice(1).some((row) => row[1] === 'information_schema'));
-});
+  test(`${transport}: show tables lists the datasets`, async () => {
+    const r = await sql(['--format', 'csv', '-e', 'show tables']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = parseCsv(r.stdout);
+    assert.deepEqual(rows[0], ['table_catalog', 'table_schema', 'table_name', 'table_type']);
+    const names = rows.slice(1).map((row) => row[2]);
+    assert.ok(names.includes('cities'), r.stdout);
+    assert.ok(names.includes('cities_federated'), r.stdout);
+    assert.ok(!rows.slice(1).some((row) => row[1] === 'information_schema'));
+  });
 
-test('sql limits the table to 500 rows and counts the rest', async () => {
-  const r = await sql(['-e', 'SELECT * FROM range(1234) t(i) ORDER BY i']);
-  assert.equal(r.code, 0, r.stderr);
-  const rows = r.stdout.split('\n').filter((l) => /^\| \d/.test(l));
-  assert.equal(rows.length, 500);
-  assert.match(r.stdout, /\n\.\.\. 734 more rows\n/);
-  assert.match(r.stdout, /\. 1234 rows\.\n$/);
-});
+  test(`${transport}: sql limits the table to 500 rows and counts the rest`, async () => {
+    const r = await sql(['-e', 'SELECT * FROM range(1234) t(i) ORDER BY i']);
+    assert.equal(r.code, 0, r.stderr);
+    const rows = r.stdout.split('\n').filter((l) => /^\| \d/.test(l));
+    assert.equal(rows.length, 500);
+    assert.match(r.stdout, /\n\.\.\. 734 more rows\n/);
+    assert.match(r.stdout, /\. 1234 rows\.\n$/);
+  });
+}
 
 test('the REPL runs multi-line statements through a terminal', { skip: !existsSync('/usr/bin/script') }, async () => {
   const home = mkdtempSync(join(tmpdir(), 'spice-cli-home-'));
-  const cmd = `'${SPICE}' sql --http-endpoint ${spiced.url}`;
+  const cmd = `'${SPICE}' sql --flight-endpoint grpc://${spiced.flightAddr}`;
   const child = spawn('script', ['-qfec', cmd, '/dev/null'], { env: { ...process.env, HOME: home, TERM: 'dumb' } });
   let out = '';
   const waitFor = async (re, from) => {
@@ -289,11 +295,16 @@ test('commands explain that the runtime is not running', async () => {
   const port = await freePort();
   const endpoint = `http://127.0.0.1:${port}`;
   const msg = `could not connect to the Spice runtime at ${endpoint}: is it running? Start it with \`spice run\`.\n`;
-  for (const args of [['sql', '-e', 'SELECT 1'], ['status'], ['datasets'], ['refresh', 'cities']]) {
+  for (const args of [['sql', '--http', '-e', 'SELECT 1'], ['status'], ['datasets'], ['refresh', 'cities']]) {
     const r = await cli([...args, '--http-endpoint', endpoint]);
     assert.equal(r.code, 1, args.join(' '));
     assert.equal(r.stderr, msg, args.join(' '));
   }
+  // Over Flight (the default) the message names the Flight endpoint.
+  const flight = `grpc://127.0.0.1:${port}`;
+  const r = await cli(['sql', '--flight-endpoint', flight, '-e', 'SELECT 1']);
+  assert.equal(r.code, 1);
+  assert.equal(r.stderr, `could not connect to the Spice runtime at ${flight}: is it running? Start it with \`spice run\`.\n`);
 });
 
 test('init writes a spicepod.yaml and refuses to overwrite it without --force', async () => {
@@ -335,7 +346,7 @@ test('spice run starts spiced in the current folder with the arguments passed th
       if (!ready) await sleep(100);
     }
     assert.ok(ready, `spiced started by spice run became ready:\n${readFileSync(logPath, 'utf8')}`);
-    const r = await cli(['sql', '--http-endpoint', `http://127.0.0.1:${port}`, '--format', 'json', '-e',
+    const r = await cli(['sql', '--flight-endpoint', `grpc://127.0.0.1:${flight}`, '--format', 'json', '-e',
       'SELECT max(population) AS p FROM cities']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(JSON.parse(r.stdout), [{ p: 13960000 }]);
@@ -367,13 +378,36 @@ test('version, help and unknown commands', async () => {
   assert.equal(badFormat.code, 2);
 });
 
-test('a result answered by the results cache is marked (cached)', async () => {
+test('a result answered by the results cache is marked (cached) over HTTP', async () => {
   // Twice in one script, so the second comes well inside the cache's 1 s item_ttl.
   const query = 'SELECT count(*) AS n FROM cities WHERE population > 1000;';
-  const r = await sql(['-e', `${query} ${query}`]);
+  const r = await sqlHttp(['-e', `${query} ${query}`]);
   assert.equal(r.code, 0, r.stderr);
   const times = r.stdout.split('\n').filter((l) => l.startsWith('Time: '));
   assert.equal(times.length, 2, r.stdout);
   assert.doesNotMatch(times[0], /cached/);
   assert.match(times[1], /^Time: \d+\.\d{6} seconds \(cached\)\. 1 rows\.$/);
+});
+
+test('Flight and HTTP print the same values for every common type', async () => {
+  const query = `SELECT 1::TINYINT AS i8, -2::SMALLINT AS i16, 3::INTEGER AS i32, 4::BIGINT AS i64, 5::UBIGINT AS u64,
+    1.5::REAL AS f32, 2.25::DOUBLE AS f64, 12.34::DECIMAL(10,2) AS dec, true AS b, NULL::INTEGER AS nothing,
+    'é,"q"' AS s, DATE '2024-02-29' AS d, TIMESTAMP '2024-01-02 03:04:05.123456' AS ts, TIME '12:34:56' AS t,
+    [1, 2, 3] AS list, {'a': 1, 'b': 'x'} AS st, INTERVAL 90 MINUTE AS iv, 'abc'::BLOB AS bin
+    FROM range(3)`;
+  for (const format of ['csv', 'json', 'table']) {
+    const f = await sqlFlight(['--format', format, '-e', query]);
+    const h = await sqlHttp(['--format', format, '-e', query]);
+    assert.equal(f.code, 0, f.stderr);
+    assert.equal(h.code, 0, h.stderr);
+    const strip = (out) => out.replace(/\nTime: .*\n$/, '');
+    assert.equal(strip(f.stdout), strip(h.stdout), format);
+  }
+});
+
+test('an API key travels over Flight as a bearer token', async () => {
+  // The runtime does not check keys here (no runtime.auth); the key must not break the call.
+  const r = await sqlFlight(['--api-key', 'k-123', '--format', 'csv', '-e', 'SELECT count(*) AS n FROM cities']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(parseCsv(r.stdout), [['n'], ['3']]);
 });
