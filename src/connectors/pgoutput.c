@@ -251,10 +251,9 @@ oom:
 
 /* Records a change of one key: op 'i'/'u' with the tuple's values, or 'd'. */
 static int record(pgo_decoder *d, char op, const tval *v, const tval *old, int full_old, sp_error *err) {
-  char *key;
-  size_t len;
-  pgo_entry *e;
-  char **vals;
+  char *key = NULL, **vals = NULL;
+  size_t len = 0;
+  pgo_entry *e = NULL;
   SP_TRY(key_of(d, v, op != 'd' || full_old, &key, &len, err));
   SP_TRY(find_entry(d, key, len, &e, err));
   SP_TRY(copy_vals(d, v, old, e->last == 'd' ? NULL : e->vals, op == 'd', &vals, err));
