@@ -32,9 +32,14 @@ typedef struct sp_data_update {
   sp_update_type type;
   struct ArrowArrayStream stream;
   /* SP_UPDATE_CHANGES: the stream carries a leading utf8 column "_op" ("insert"|"update"|"delete") and the
-   * rows are keyed by these columns. */
+   * rows are keyed by these columns. Each key appears at most once per update (its net change); a delete
+   * needs only its key columns. A connector may send the other columns as utf8 in the source's text form:
+   * the runtime casts them to the accelerated copy's types before the accelerator sees them. */
   const char *const *primary_key;
   size_t n_primary_key;
+  /* Change streams: the source's position after this update (e.g. a PostgreSQL LSN "0/16B3748"), borrowed.
+   * A file accelerator stores it in the same transaction as the data; NULL = none. */
+  const char *position;
 } sp_data_update;
 
 /* Pushes updates from a change stream into the runtime. Thread-safe; `push` consumes the update. */
@@ -42,6 +47,9 @@ typedef struct sp_update_sink {
   int (*push)(struct sp_update_sink *sink, sp_data_update *update, sp_error *err);
   volatile int *stop; /* non-zero: the stream should return SP_ECANCELED soon */
   void *ctx;
+  /* The position of the last update the accelerator committed (borrowed; NULL = none: start with a full
+   * load, pushed as an OVERWRITE). A stream resumes after it, with no loss and no duplicates. */
+  const char *resume_position;
 } sp_update_sink;
 
 /* A scan request for federated queries. Inputs are borrowed for the call. */

@@ -327,6 +327,10 @@ static void retention_if_due(sp_dataset *ds) {
 static void *dataset_thread(void *arg) {
   sp_dataset *ds = arg;
   sp_runtime *rt = ds->rt;
+  if (ds->accelerated && ds->spec->acceleration.refresh_mode == SP_REFRESH_CHANGES) {
+    sp__changes_run(ds); /* changes.c: the change stream instead of scheduled refreshes */
+    return NULL;
+  }
   pthread_mutex_lock(&rt->lock);
   for (;;) {
     while (!rt->stopping && !ds->stop && !ds->manual && (ds->next_due_ms < 0 || sp__now_ms() < ds->next_due_ms)) {
@@ -664,6 +668,9 @@ static int runtime_refresh_locked(sp_runtime *rt, const char *name, const sp_ref
   if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", name);
   if (canonical) snprintf(canonical, 256, "%s", ds->spec->name);
   if (!ds->accelerated) return sp_fail(err, SP_EINVAL, "Dataset %s does not have acceleration enabled", ds->spec->name);
+  if (ds->spec->acceleration.refresh_mode == SP_REFRESH_CHANGES)
+    return sp_fail(err, SP_EINVAL, "Dataset %s is kept up to date by its change stream (refresh_mode: changes) and "
+                   "cannot be refreshed on request", ds->spec->name);
   int mode = -1;
   if (ov && ov->refresh_mode) {
     sp_refresh_mode m;
