@@ -412,58 +412,63 @@ static int prepared_columns(duckdb_connection conn, const char *sql, size_t *cou
   return rc;
 }
 
-/* `SELECT * FROM (<source>) AS sp_insert_source("t1", …)`: the source's columns named after their targets. */
-static char *aliased_source(const char *source, size_t source_len, char **targets, size_t n) {
-  size_t cap = source_len + 64;
-  for (size_t i = 0; i < n; i++) cap += 2 * strlen(targets[i]) + 4;
-  char *sql = malloc(cap);
-  if (sql == NULL) return NULL;
-  size_t o = (size_t)snprintf(sql, cap, "SELECT * FROM (%.*s) AS sp_insert_source", (int)source_len, source);
-  for (size_t i = 0; i < n; i++) {
-    sql[o++] = i ? ',' : '(';
-    sql[o++] = '"';
-    for (const char *c = targets[i]; *c; c++) {
-      if (*c == '"') sql[o++] = '"';
-      sql[o++] = *c;
-    }
-    sql[o++] = '"';
-  }
-  if (n) sql[o++] = ')';
-  sql[o] = '\0';
-  return sql;
-}
-
-/* The source query of an INSERT with its columns named after the target columns (malloc'd in *out). Without a
- * column list they are the dataset's columns in order; BY NAME keeps the source's names. */
-static int insert_source_sql(duckdb_connection conn, const char *sql, const sp_sql_class *cls, char **out, sp_error *err) {
+/* The INSERT's source query: the text after the target and its column list, without a trailing ';'. */
+static char *insert_source(const char *sql, const sp_sql_class *cls) {
   const char *src = sql + cls->source_offset;
   size_t len = strlen(src);
   while (len > 0 && (src[len - 1] == ';' || src[len - 1] == ' ' || src[len - 1] == '\n' || src[len - 1] == '\t' ||
                      src[len - 1] == '\r'))
     len--;
-  char **targets = NULL, *probe = aliased_source(src, len, NULL, 0);
-  size_t n_targets = 0, n_source = 0;
-  int rc = probe ? prepared_columns(conn, probe, &n_source, NULL, err) : sp_fail(err, SP_ENOMEM, "out of memory");
-  free(probe);
-  if (rc == SP_OK && cls->by_name) n_targets = n_source;
-  else if (rc == SP_OK && cls->columns_len > 0) {
-    if (parse_column_list(sql + cls->columns_offset, cls->columns_len, &targets, &n_targets) != SP_OK)
-      rc = sp_fail(err, SP_ENOMEM, "out of memory");
-  } else if (rc == SP_OK) {
-    char table[1200], *all = malloc(sizeof table + 32);
+  return strndup(src, len);
+}
+
+/* The names the source's n_source columns take: the column list, or the dataset's columns in order (fewer
+ * values leave the rest NULL). *out has *n names; NULL for BY NAME (the source's own names). */
+static int insert_targets(duckdb_connection conn, const char *sql, const sp_sql_class *cls, size_t n_source, char ***out,
+                          size_t *n, sp_error *err) {
+  *out = NULL;
+  *n = n_source;
+  if (cls->by_name) return SP_OK;
+  if (cls->columns_len > 0) {
+    if (parse_column_list(sql + cls->columns_offset, cls->columns_len, out, n) != SP_OK)
+      return sp_fail(err, SP_ENOMEM, "out of memory");
+  } else {
+    char table[1200], all[1300];
     sp_engine_quote_ident(table, sizeof table, cls->target, 1);
-    if (all) snprintf(all, sizeof table + 32, "SELECT * FROM %s", table);
-    rc = all ? prepared_columns(conn, all, &n_targets, &targets, err) : sp_fail(err, SP_ENOMEM, "out of memory");
-    free(all);
-    if (rc == SP_OK && n_source < n_targets) n_targets = n_source; /* the rest are NULL */
+    snprintf(all, sizeof all, "SELECT * FROM %s", table);
+    SP_TRY(prepared_columns(conn, all, n, out, err));
+    if (n_source < *n) {
+      for (size_t i = n_source; i < *n; i++) free((*out)[i]);
+      *n = n_source; /* the rest are NULL */
+    }
   }
-  if (rc == SP_OK && n_source != n_targets)
-    rc = sp_fail(err, SP_EINVAL, "INSERT into dataset \"%s\" has %zu target columns but its query gives %zu values",
-                 cls->target, n_targets, n_source);
-  if (rc == SP_OK && (*out = aliased_source(src, len, targets, cls->by_name ? 0 : n_targets)) == NULL)
-    rc = sp_fail(err, SP_ENOMEM, "out of memory");
-  free_names(targets, cls->by_name ? 0 : n_targets);
-  return rc;
+  if (*n != n_source) {
+    free_names(*out, *n);
+    *out = NULL;
+    return sp_fail(err, SP_EINVAL, "INSERT into dataset \"%s\" has %zu target columns but its query gives %zu values",
+                   cls->target, *n, n_source);
+  }
+  return SP_OK;
+}
+
+/* Names the columns of the held rows after their targets (the schema is spicec's copy; see arrow.h). */
+static int rename_columns(sp_snapshot *snap, char **names, sp_error *err) {
+  struct ArrowSchema copy;
+  SP_TRY(sp_schema_copy(&copy, &snap->schema, err));
+  for (int64_t i = 0; i < copy.n_children; i++) {
+    sp_schema_strings *ps = copy.children[i]->private_data;
+    char *name = strdup(names[i]);
+    if (name == NULL) {
+      sp_schema_release(&copy);
+      return sp_fail(err, SP_ENOMEM, "out of memory");
+    }
+    free(ps->name);
+    ps->name = name;
+    copy.children[i]->name = name;
+  }
+  sp_schema_release(&snap->schema);
+  snap->schema = copy;
+  return SP_OK;
 }
 
 static void borrowed_conn_done(void *ctx, duckdb_connection conn) {
@@ -496,11 +501,14 @@ static int insert_rows(result_stream *r, const sp_query_request *req, const char
  * one row, `count` (UInt64), the number of rows inserted, as DataFusion answers DML. */
 static int run_insert(sp_engine *e, result_stream *r, const sp_query_request *req, const sp_sql_class *cls, sp_error *err) {
   if (e->write_fn == NULL) return sp_fail(err, SP_ENOTSUP, "INSERT into dataset \"%s\" is not supported here", cls->target);
-  char *sql = NULL;
+  char *sql = insert_source(req->sql, cls), **targets = NULL;
+  size_t n_targets = 0;
   sp_snapshot *snap = NULL;
-  int rc = insert_source_sql(r->conn, req->sql, cls, &sql, err);
-  if (rc == SP_OK) rc = insert_rows(r, req, sql, &snap, err);
+  int rc = sql ? insert_rows(r, req, sql, &snap, err) : sp_fail(err, SP_ENOMEM, "out of memory");
   free(sql);
+  if (rc == SP_OK) rc = insert_targets(r->conn, req->sql, cls, (size_t)snap->schema.n_children, &targets, &n_targets, err);
+  if (rc == SP_OK && targets) rc = rename_columns(snap, targets, err);
+  free_names(targets, n_targets);
   struct ArrowArrayStream rows;
   int64_t written = 0;
   if (rc == SP_OK) rc = sp_snapshot_stream(snap, &rows, err);

@@ -127,6 +127,11 @@ test('postgres: a column list leaves the other columns NULL; INSERT … SELECT r
   assert.deepEqual(await ok(pgRt, "INSERT INTO orders (note, id) VALUES ('listed', 10)"), [{ count: 1 }]);
   assert.deepEqual(pg.rows('SELECT id, qty, note FROM orders WHERE id = 10'), [['10', null, 'listed']]);
   assert.deepEqual(await ok(pgRt, 'SELECT id, qty, note FROM orders WHERE id = 10'), [{ id: 10, qty: null, note: 'listed' }]);
+  // Parameters bind in the source query.
+  const p = await pgRt.sqlJson('INSERT INTO orders (id, price, note) VALUES ($1, $2, $3)', [11, '9.99', 'param']);
+  assert.equal(p.status, 200, p.text);
+  assert.deepEqual(JSON.parse(p.text), [{ count: 1 }]);
+  assert.deepEqual(pg.rows('SELECT id, price, note FROM orders WHERE id = 11'), [['11', '9.99', 'param']]);
 
   const r = await ok(pgRt, 'INSERT INTO orders (id, qty, note) SELECT id + 100, qty * 2, upper(note) FROM orders WHERE id IN (1, 2)');
   assert.deepEqual(r, [{ count: 2 }]);
