@@ -1,12 +1,14 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * Arrow Flight server (`spiced --flight ADDR`, docs/flight.md), on the gRPC core C API. This first slice
- * serves what the Spice.ai SDKs send for a plain SQL query: Handshake (accepted, empty answer),
- * GetFlightInfo and GetSchema (descriptor cmd = raw SQL) and DoGet(ticket = raw SQL). Every other RPC answers UNIMPLEMENTED
- * with its name.
+ * Arrow Flight and Flight SQL server (`spiced --flight ADDR`, docs/flight.md), on the gRPC core C API:
+ * Handshake (basic auth when API keys are on), GetFlightInfo/GetSchema/DoGet for raw SQL, PATH descriptors and
+ * Flight SQL commands, prepared statements (DoAction, DoPut binding), ListActions, ListFlights, and the
+ * results cache. Other RPCs answer UNIMPLEMENTED with their name.
  */
 #ifndef SP_SERVER_FLIGHT_H
 #define SP_SERVER_FLIGHT_H
+
+#include <stdint.h>
 
 #include "server/http.h"
 #include "spice/error.h"
@@ -21,7 +23,10 @@ int sp_flight_start(sp_runtime *rt, sp_http_server *http, const char *addr, sp_f
                     sp_error *err);
 /* The address served ("127.0.0.1:50051", the real port when 0 was asked; borrowed). */
 const char *sp_flight_endpoint(const sp_flight_server *s);
-/* Cancels the calls in flight, waits for their threads, and frees everything. NULL-safe. */
+/* Stops taking calls, lets the calls in flight finish for up to timeout_ms, then cancels the rest, waits for
+ * their threads, and frees everything. NULL-safe. */
+void sp_flight_stop_within(sp_flight_server *s, int64_t timeout_ms);
+/* sp_flight_stop_within with Spice's default shutdown_timeout (30 s). */
 void sp_flight_stop(sp_flight_server *s);
 
 #endif

@@ -195,3 +195,130 @@ int sp_flight_encode_data_prefix(const uint8_t *header, size_t header_len, size_
   if (body_len > 0) put_ld_head(out, 1000, body_len);
   return SP_OK;
 }
+
+/* ---- Generic pieces ------------------------------------------------------------------------------------- */
+
+int sp_flight_decode_fields(const uint8_t *data, size_t len, sp_pb_msg *out, sp_error *err) {
+  memset(out, 0, sizeof *out);
+  pb_reader r = {data, data + len};
+  pb_field f;
+  while (r.p < r.end) {
+    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight message: malformed protobuf");
+    if (f.num > SP_PB_MAX_FIELD) continue;
+    out->present |= 1u << f.num;
+    if (f.wire == 2) out->bytes[f.num] = f.bytes;
+    else if (f.wire == 0) out->varint[f.num] = f.varint;
+  }
+  return SP_OK;
+}
+
+int sp_flight_nth_bytes(const uint8_t *data, size_t len, unsigned num, size_t i, sp_pb_bytes *out) {
+  pb_reader r = {data, data + len};
+  pb_field f;
+  while (r.p < r.end) {
+    if (pb_next(&r, &f) != 0) return SP_EINVAL;
+    if (f.num == num && f.wire == 2 && i-- == 0) {
+      *out = f.bytes;
+      return SP_OK;
+    }
+  }
+  return SP_ENOTFOUND;
+}
+
+int sp_flight_varints(const uint8_t *data, size_t len, unsigned num, uint64_t *out, size_t max, size_t *n,
+                      sp_error *err) {
+  *n = 0;
+  pb_reader r = {data, data + len};
+  pb_field f;
+  while (r.p < r.end) {
+    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight message: malformed protobuf");
+    if (f.num != num) continue;
+    if (f.wire == 0) {
+      if (*n < max) out[(*n)++] = f.varint;
+      continue;
+    }
+    if (f.wire != 2) return sp_fail(err, SP_EINVAL, "flight message: field %u has the wrong wire type", num);
+    pb_reader packed = {f.bytes.data, f.bytes.data + f.bytes.len};
+    uint64_t v;
+    while (packed.p < packed.end) {
+      if (pb_varint(&packed, &v) != 0) return sp_fail(err, SP_EINVAL, "flight message: malformed packed field");
+      if (*n < max) out[(*n)++] = v;
+    }
+  }
+  return SP_OK;
+}
+
+int sp_flight_sql_unwrap(const uint8_t *data, size_t len, sp_pb_bytes *name, sp_pb_bytes *value) {
+  sp_pb_msg m;
+  static const char prefix[] = SP_FLIGHT_SQL_PREFIX;
+  const size_t plen = sizeof prefix - 1;
+  if (sp_flight_decode_fields(data, len, &m, NULL) != SP_OK) return 0;
+  if (m.present & ~((1u << 1) | (1u << 2))) return 0; /* an Any has only fields 1 and 2 */
+  sp_pb_bytes url = m.bytes[1];
+  if (!(m.present & (1u << 1)) || url.len <= plen || memcmp(url.data, prefix, plen) != 0) return 0;
+  name->data = url.data + plen;
+  name->len = url.len - plen;
+  *value = m.bytes[2];
+  return 1;
+}
+
+int sp_flight_decode_data(const uint8_t *data, size_t len, sp_flight_data *out, sp_error *err) {
+  memset(out, 0, sizeof *out);
+  pb_reader r = {data, data + len};
+  pb_field f;
+  while (r.p < r.end) {
+    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight data: malformed protobuf");
+    int ld = f.wire == 2;
+    if (f.num == 1 && ld) {
+      out->descriptor = f.bytes;
+      out->has_descriptor = 1;
+    } else if (f.num == 2 && ld) out->header = f.bytes;
+    else if (f.num == 3 && ld) out->app_metadata = f.bytes;
+    else if (f.num == 1000 && ld) out->body = f.bytes;
+    else if (f.num <= 3 || f.num == 1000)
+      return sp_fail(err, SP_EINVAL, "flight data: field %u has the wrong wire type", (unsigned)f.num);
+  }
+  return SP_OK;
+}
+
+int sp_flight_descriptor_path(const uint8_t *data, size_t len, char *out, size_t n, sp_error *err) {
+  size_t used = 0, k = 0;
+  sp_pb_bytes seg;
+  for (; sp_flight_nth_bytes(data, len, 3, k, &seg) == SP_OK; k++) {
+    if (seg.len == 0 || memchr(seg.data, '\0', seg.len))
+      return sp_fail(err, SP_EINVAL, "flight descriptor: path segment %zu is empty or holds a NUL byte", k + 1);
+    if (used + (k > 0) + seg.len + 1 > n) return sp_fail(err, SP_EINVAL, "flight descriptor: the path is too long");
+    if (k > 0) out[used++] = '.';
+    memcpy(out + used, seg.data, seg.len);
+    used += seg.len;
+  }
+  if (k == 0) return sp_fail(err, SP_EINVAL, "flight descriptor: the path is empty");
+  out[used] = '\0';
+  return SP_OK;
+}
+
+int sp_flight_put_bytes(sp_buf *out, unsigned num, const void *data, size_t len, sp_error *err) {
+  SP_TRY(reserve(out, ld_size(num, len), err));
+  put_ld_head(out, num, len);
+  put_bytes(out, data, len);
+  return SP_OK;
+}
+
+int sp_flight_put_varint(sp_buf *out, unsigned num, uint64_t v, sp_error *err) {
+  SP_TRY(reserve(out, 20, err));
+  put_varint(out, (uint64_t)num << 3 | 0);
+  put_varint(out, v);
+  return SP_OK;
+}
+
+int sp_flight_put_sql_any(sp_buf *out, const char *name, const void *value, size_t len, sp_error *err) {
+  static const char prefix[] = SP_FLIGHT_SQL_PREFIX;
+  size_t url_len = sizeof prefix - 1 + strlen(name);
+  SP_TRY(reserve(out, ld_size(1, url_len) + ld_size(2, len), err));
+  put_ld_head(out, 1, url_len);
+  put_bytes(out, prefix, sizeof prefix - 1);
+  put_bytes(out, name, strlen(name));
+  put_ld_head(out, 2, len);
+  put_bytes(out, value, len);
+  return SP_OK;
+}

@@ -52,4 +52,49 @@ int sp_flight_encode_schema_result(const uint8_t *schema, size_t len, sp_buf *ou
 int sp_flight_encode_data_prefix(const uint8_t *header, size_t header_len, size_t body_len, sp_buf *out,
                                  sp_error *err);
 
+/* ---- Generic pieces, for Flight SQL and the other RPCs --------------------------------------------------- */
+
+#define SP_FLIGHT_SQL_PREFIX "type.googleapis.com/arrow.flight.protocol.sql."
+#define SP_PB_MAX_FIELD 8
+
+/* The last value of each field 1..SP_PB_MAX_FIELD of one message (others are skipped). Bit n of `present` says
+ * field n was seen; `bytes` holds length-delimited values, `varint` varints. */
+typedef struct sp_pb_msg {
+  unsigned present;
+  sp_pb_bytes bytes[SP_PB_MAX_FIELD + 1];
+  uint64_t varint[SP_PB_MAX_FIELD + 1];
+} sp_pb_msg;
+
+/* Decodes the fields of any message (Action, the Flight SQL commands, Criteria). SP_EINVAL when malformed. */
+int sp_flight_decode_fields(const uint8_t *data, size_t len, sp_pb_msg *out, sp_error *err);
+/* The i-th (0-based) length-delimited value of repeated field num; SP_ENOTFOUND past the last. */
+int sp_flight_nth_bytes(const uint8_t *data, size_t len, unsigned num, size_t i, sp_pb_bytes *out);
+/* The values of repeated varint field num (packed or not), up to max of them into out; *n is how many. */
+int sp_flight_varints(const uint8_t *data, size_t len, unsigned num, uint64_t *out, size_t max, size_t *n,
+                      sp_error *err);
+
+/* When data is a google.protobuf.Any{type_url, value} whose type_url starts with SP_FLIGHT_SQL_PREFIX, sets
+ * *name to the message name after the prefix ("CommandStatementQuery") and *value to the packed message, and
+ * returns 1; otherwise 0 (raw SQL, or anything else). Both point into data. */
+int sp_flight_sql_unwrap(const uint8_t *data, size_t len, sp_pb_bytes *name, sp_pb_bytes *value);
+
+/* FlightData{flight_descriptor=1, data_header=2, app_metadata=3, data_body=1000} (the DoPut stream). */
+typedef struct sp_flight_data {
+  sp_pb_bytes descriptor; /* the raw FlightDescriptor message, when present */
+  int has_descriptor;
+  sp_pb_bytes header, app_metadata, body;
+} sp_flight_data;
+int sp_flight_decode_data(const uint8_t *data, size_t len, sp_flight_data *out, sp_error *err);
+
+/* Joins the path segments of a FlightDescriptor with '.' into out (n bytes, NUL-terminated). SP_EINVAL when
+ * there is none, a segment is empty or holds a NUL, or the result does not fit. */
+int sp_flight_descriptor_path(const uint8_t *data, size_t len, char *out, size_t n, sp_error *err);
+
+/* Appends one length-delimited field (num, bytes) to out. */
+int sp_flight_put_bytes(sp_buf *out, unsigned num, const void *data, size_t len, sp_error *err);
+/* Appends one varint field to out (also for bool and int64, two's complement). */
+int sp_flight_put_varint(sp_buf *out, unsigned num, uint64_t v, sp_error *err);
+/* Appends Any{type_url = SP_FLIGHT_SQL_PREFIX name, value} to out. */
+int sp_flight_put_sql_any(sp_buf *out, const char *name, const void *value, size_t len, sp_error *err);
+
 #endif
