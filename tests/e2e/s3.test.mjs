@@ -1,0 +1,182 @@
+// SPDX-License-Identifier: Apache-2.0
+//
+// The s3 connector against s3rver (an S3-compatible server from npm) started by the test on a free port,
+// with a bucket the test seeds: one Parquet object, a hive-partitioned prefix of CSV objects read as one
+// table, a prefix of more than 1000 objects (ListObjectsV2 pagination), SigV4-signed (s3_auth: key) and
+// unsigned (public) requests. Failures: a wrong key (s3rver checks key ids, not V4 signatures) and a missing object fail their dataset with messages
+// naming the dataset and the endpoint (never the secret); an endpoint that is down at start leaves the dataset
+// in Error while the rest serves, and it loads once the server is up; a server that goes away during
+// refreshes leaves the last good copy serving. Needs SPICED and SPICE_BIN_DIR (gen_tpch); ctest sets both.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { startSpiced, freePort, request } from './lib/spiced.mjs';
+import { datasetStatuses, waitUntil } from './lib/lifecycle.mjs';
+
+const BIN = process.env.SPICE_BIN_DIR;
+const KEY = 'S3RVER';
+const SECRET = 'S3RVER'; // s3rver's built-in account
+const MANY = 1005; // more than one ListObjectsV2 page (1000 keys)
+
+let data;
+let s3;
+let endpoint;
+
+// s3rver in a child node with OpenSSL's legacy provider: its continuation tokens are DES-encrypted, which
+// OpenSSL 3 refuses otherwise (every truncated listing would be an InternalError).
+const S3RVER_MAIN = `
+const S3rver = require('s3rver');
+const [port, dir] = process.argv.slice(1);
+new S3rver({ port: Number(port), address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: 'lake' }] })
+  .run().then((a) => console.log('PORT ' + a.port), (e) => { console.error(e); process.exit(1); });`;
+
+function startS3(port, dir) {
+  const proc = spawn(process.execPath, ['--openssl-legacy-provider', '-e', S3RVER_MAIN, String(port), dir],
+                     { cwd: new URL('.', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'] });
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  const srv = { close: () => { proc.kill('SIGKILL'); return exited; } };
+  return new Promise((resolve, reject) => {
+    let out = '';
+    proc.stdout.on('data', (c) => {
+      out += c;
+      const m = /PORT (\d+)/.exec(out);
+      if (m) resolve({ srv, url: `http://127.0.0.1:${m[1]}` });
+    });
+    exited.then((code) => reject(new Error(`s3rver exited (${code}) before listening`)));
+  });
+}
+
+// Unsigned PUT (s3rver accepts anonymous writes).
+async function put(base, key, body) {
+  const r = await request(`${base}/lake/${key}`, { method: 'PUT', headers: { 'Content-Length': Buffer.byteLength(body) }, body });
+  if (r.status !== 200) throw new Error(`PUT ${key}: ${r.status} ${r.text}`);
+}
+
+before(async () => {
+  data = mkdtempSync(join(tmpdir(), 'spicec-s3-'));
+  execFileSync(join(BIN, 'gen_tpch'), ['--sf', '0.01', join(data, 'tpch')]);
+  const started = await startS3(0, join(data, 's3'));
+  s3 = started.srv;
+  endpoint = started.url;
+  await put(endpoint, 'tpch/nation.parquet', readFileSync(join(data, 'tpch', 'nation.parquet')));
+  await put(endpoint, 'trips/year=2023/part-0.csv', 'id,fare\n1,1.5\n2,2.5\n');
+  await put(endpoint, 'trips/year=2024/part-0.csv', 'id,fare\n3,3.5\n4,4.5\n5,5.5\n');
+  await put(endpoint, 'trips/_SUCCESS', '');
+  for (let i = 0; i < MANY; i += 50)
+    await Promise.all(Array.from({ length: Math.min(50, MANY - i) }, (_, j) =>
+      put(endpoint, `many/part-${String(i + j).padStart(5, '0')}.csv`, `id\n${i + j}\n`)));
+});
+
+after(async () => {
+  if (s3) await s3.close();
+  if (data) rmSync(data, { recursive: true, force: true });
+});
+
+function dataset(name, from, { accel, params = {}, extra = '' } = {}) {
+  const lines = [`  - from: ${from}`, `    name: ${name}`, '    params:'];
+  for (const [k, v] of Object.entries(params)) lines.push(`      ${k}: ${JSON.stringify(String(v))}`);
+  if (accel) lines.push('    acceleration:', '      enabled: true', `      engine: ${accel}`);
+  if (extra) lines.push(extra);
+  return lines.join('\n') + '\n';
+}
+
+const pod = (datasets) => `version: v1\nkind: Spicepod\nname: s3test\ndatasets:\n${datasets.join('')}`;
+const signed = (ep = endpoint) => ({ s3_endpoint: ep, s3_auth: 'key', s3_key: KEY, s3_secret: '${secrets:s3_secret}' });
+
+async function rows(rt, sql) {
+  const r = await rt.sql(sql);
+  assert.equal(r.status, 200, `${sql}: ${r.text}`);
+  return JSON.parse(r.text);
+}
+
+test('an object, a hive-partitioned prefix and a paginated prefix, signed and public', { timeout: 90000 }, async () => {
+  const rt = await startSpiced({
+    spicepod: pod([
+      dataset('nation', 's3://lake/tpch/nation.parquet', { params: signed() }),
+      dataset('trips', 's3://lake/trips/', { accel: 'arrow', params: { ...signed(), hive_partitioning_enabled: true } }),
+      dataset('many', 's3://lake/many/', { accel: 'duckdb', params: signed() }),
+      dataset('public_nation', 's3://lake/tpch/nation.parquet', { accel: 'arrow', params: { s3_endpoint: endpoint, s3_auth: 'public' } }),
+    ]),
+    env: { S3_SECRET: SECRET },
+  });
+  try {
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM nation'), [{ n: 25 }]);
+    assert.deepEqual(await rows(rt, 'SELECT n_name FROM nation WHERE n_nationkey = 7'), [{ n_name: 'GERMANY' }]);
+    assert.deepEqual(await rows(rt, 'SELECT CAST(year AS INTEGER) AS year, count(*) AS n, sum(fare) AS fare FROM trips GROUP BY 1 ORDER BY 1'),
+      [{ year: 2023, n: 2, fare: 4 }, { year: 2024, n: 3, fare: 13.5 }]);
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n, sum(id) AS s FROM many'), [{ n: MANY, s: (MANY * (MANY - 1)) / 2 }]);
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM public_nation'), [{ n: 25 }]);
+    assert.ok(!rt.log().includes(`s3_secret=${SECRET}`));
+  } finally {
+    await rt.stop();
+  }
+});
+
+test('a wrong key, a missing object and iam_role: clear messages naming dataset and endpoint, never the secret', { timeout: 60000 }, async () => {
+  const rt = await startSpiced({
+    spicepod: pod([
+      dataset('ok', 's3://lake/tpch/nation.parquet', { accel: 'arrow', params: signed() }),
+      dataset('badkey', 's3://lake/tpch/nation.parquet', {
+        accel: 'arrow', params: { ...signed(), s3_key: 'NOSUCHKEYID', s3_secret: 'Wr0ng-S3-Secret-77' } }),
+      dataset('missing', 's3://lake/tpch/nope.parquet', { accel: 'arrow', params: signed() }),
+      dataset('emptyprefix', 's3://lake/nothing/', { accel: 'arrow', params: signed() }),
+      dataset('iam', 's3://lake/tpch/nation.parquet', { accel: 'arrow', params: { s3_endpoint: endpoint, s3_auth: 'iam_role' } }),
+    ]),
+    env: { S3_SECRET: SECRET },
+    ready: false,
+  });
+  try {
+    await waitUntil('statuses', () => datasetStatuses(rt),
+      (s) => s.ok === 'Ready' && s.badkey === 'Error' && s.missing === 'Error' && s.emptyprefix === 'Error' && s.iam === 'Error',
+      { timeoutMs: 30000 });
+    const log = rt.log();
+    assert.match(log, /access to "http:\/\/127\.0\.0\.1:\d+\/lake\/tpch\/nation\.parquet" for dataset "badkey" was denied \(HTTP 403\): InvalidAccessKeyId/);
+    assert.match(log, /"http:\/\/127\.0\.0\.1:\d+\/lake\/tpch\/nope\.parquet" for dataset "missing" was not found \(HTTP 404\): NoSuchKey/);
+    assert.match(log, /dataset "emptyprefix": no objects under "s3:\/\/lake\/nothing\/"/);
+    assert.match(log, /dataset "iam": s3_auth: iam_role is not supported/);
+    assert.ok(!log.includes('Wr0ng-S3-Secret-77'), 'the wrong secret appears in the log');
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM ok'), [{ n: 25 }]);
+  } finally {
+    await rt.stop();
+  }
+});
+
+test('an endpoint down at start, then up; a server gone during refreshes keeps the last good copy', { timeout: 120000 }, async () => {
+  const port = await freePort();
+  const dir = join(data, 's3-late');
+  const rt = await startSpiced({
+    spicepod: pod([
+      dataset('late', 's3://lake/t/', { accel: 'arrow', params: signed(`http://127.0.0.1:${port}`),
+        extra: '      refresh_check_interval: 1s' }),
+      dataset('ok', 's3://lake/tpch/nation.parquet', { accel: 'arrow', params: signed() }),
+    ]),
+    env: { S3_SECRET: SECRET },
+    ready: false,
+  });
+  let late;
+  try {
+    await waitUntil('late in Error, ok Ready', () => datasetStatuses(rt), (s) => s.late === 'Error' && s.ok === 'Ready');
+    assert.match(rt.log(), new RegExp(`could not connect to "http://127\\.0\\.0\\.1:${port}/lake[^"]*" for dataset "late"`));
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM ok'), [{ n: 25 }]);
+    late = await startS3(port, dir);
+    await put(late.url, 't/a.csv', 'id\n1\n2\n');
+    await waitUntil('late loads once its server is up', () => datasetStatuses(rt), (s) => s.late === 'Ready', { timeoutMs: 45000 });
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM late'), [{ n: 2 }]);
+
+    await late.srv.close();
+    late = null;
+    await waitUntil('late in Error', () => datasetStatuses(rt), (s) => s.late === 'Error');
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM late'), [{ n: 2 }], 'the last good copy serves');
+    late = await startS3(port, dir);
+    await put(late.url, 't/b.csv', 'id\n3\n');
+    await waitUntil('the refresh after the restart', async () => (await rows(rt, 'SELECT count(*) AS n FROM late'))[0].n,
+      (n) => n === 3, { timeoutMs: 45000, intervalMs: 200 });
+  } finally {
+    await rt.stop();
+    if (late) await late.srv.close();
+  }
+});
