@@ -146,7 +146,7 @@ test('Parquet, CSV and JSON Lines at URLs, federated and accelerated, with basic
   }
 });
 
-test('404, timeout and a wrong password fail their dataset with clear messages; the rest serves', { timeout: 60000 }, async () => {
+test('404, timeout, TLS failure and a wrong password fail their dataset with clear messages; the rest serves', { timeout: 60000 }, async () => {
   const rt = await startSpiced({
     spicepod: pod([
       dataset('ok', `${base}/pub/trips.csv`, { accel: 'arrow' }),
@@ -155,18 +155,22 @@ test('404, timeout and a wrong password fail their dataset with clear messages; 
       dataset('badpass', `${base}/secure/trips.csv`, {
         accel: 'arrow', params: { http_username: USER, http_password: 'Wr0ng-Http-Pa55' } }),
       dataset('noformat', `${base}/pub/blob`, { accel: 'arrow' }),
+      // https:// to a plain-HTTP server: the TLS handshake fails.
+      dataset('tls', `${base.replace('http:', 'https:')}/pub/trips.csv`, { accel: 'arrow' }),
     ]),
     ready: false,
   });
   try {
     await waitUntil('statuses', () => datasetStatuses(rt),
-      (s) => s.ok === 'Ready' && s.missing === 'Error' && s.slow === 'Error' && s.badpass === 'Error' && s.noformat === 'Error',
+      (s) => s.ok === 'Ready' && s.missing === 'Error' && s.slow === 'Error' && s.badpass === 'Error' && s.noformat === 'Error' &&
+           s.tls === 'Error',
       { timeoutMs: 30000 });
     const log = rt.log();
     assert.match(log, /"http:\/\/127\.0\.0\.1:\d+\/pub\/missing\.csv" for dataset "missing" was not found \(HTTP 404\)/);
     assert.match(log, /timed out after 1\.0 s fetching "http:\/\/127\.0\.0\.1:\d+\/slow\/trips\.csv" for dataset "slow"/);
     assert.match(log, /access to "http:\/\/127\.0\.0\.1:\d+\/secure\/trips\.csv" for dataset "badpass" was denied \(HTTP 401\)/);
     assert.match(log, /dataset "noformat": cannot tell the format of "http:\/\/127\.0\.0\.1:\d+\/pub\/blob"/);
+    assert.match(log, /TLS failure fetching "https:\/\/127\.0\.0\.1:\d+\/pub\/trips\.csv" for dataset "tls"/);
     assert.ok(!log.includes('Wr0ng-Http-Pa55'), 'the wrong password appears in the log');
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM ok'), [{ n: 3 }]);
   } finally {
