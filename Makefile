@@ -41,8 +41,9 @@ fuzz:
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
+# BENCH_FLAGS: e.g. --quick, --only "tpch http", --reps 9 (see docs/benchmarks.md).
 bench: build
-	@bench/run.sh $(BUILD)
+	@bench/run.sh $(BUILD) $(BENCH_FLAGS)
 
 clean:
 	rm -rf $(BUILD) build-asan

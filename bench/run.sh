@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# `make bench`: spicec against embedded DuckDB, side by side in one run (docs/benchmarks.md).
+# `make bench`: spicec measured side by side with what it is compared against, in one run (docs/benchmarks.md).
 #
-#   bench/run.sh BUILD [--quick] [--rows N] [--reps N] [--warmup N] [--match SUBSTRING]
+#   bench/run.sh BUILD [--quick] [--rows N] [--sf SCALE] [--reps N] [--warmup N] [--match SUBSTRING] [--only SECTIONS]
 #
-# 1. generates (once; cached in bench/data/) a deterministic trips Parquet file with gen_quickstart,
-# 2. writes a spicepod with the file accelerated by arrow, accelerated by duckdb (memory) and federated,
-# 3. starts BUILD/bin/spiced on free loopback ports in a temporary folder,
-# 4. runs BUILD/bin/bench_sql, which waits for /v1/ready and times every query of bench/queries.sql through
-#    spiced's /v1/sql and in an embedded DuckDB, interleaved, and prints the table of ratios;
-# 5. writes bench/results/latest.md and bench/results/latest.json.
-# A slow ratio never fails the run; only a benchmark that could not run does.
+# Data is prepared once and cached in bench/data/ (git-ignored): the trips Parquet file (gen_quickstart) and the
+# TPC-H-shaped tables (gen_tpch). Then each section runs and writes a part into bench/results/parts/:
+#   queries  bench/queries.sql on trips through spiced (arrow, duckdb, federated) ÷ embedded DuckDB (bench_sql)
+#   tpch     the 22 TPC-H queries through spiced (arrow and duckdb accelerators) ÷ embedded DuckDB (bench_sql)
+#   http     cached and uncached point queries/s with wrk ÷ an empty handler (bench/sections/http_rps.mjs)
+#   pg       PostgreSQL: load rows/s ÷ the server's own binary COPY, accelerated and federated query time ÷ the
+#            same query on PostgreSQL, peak RSS ÷ Arrow size during a full refresh (bench/sections/pg.mjs)
+# and bench/report.mjs assembles bench/results/latest.{md,json,png}. --quick: small data, one repetition, a
+# couple of minutes (CI runs it so that the benchmark cannot rot; nothing asserts on the numbers).
+# A slow ratio never fails the run; only a section that could not run does.
 set -euo pipefail
 
-usage() { echo "usage: bench/run.sh BUILD [--quick] [--rows N] [--reps N] [--warmup N] [--match SUBSTRING]" >&2; exit 2; }
+usage() { echo "usage: bench/run.sh BUILD [--quick] [--rows N] [--sf SCALE] [--reps N] [--warmup N] [--match SUBSTRING] [--only SECTIONS]" >&2; exit 2; }
 [ $# -ge 1 ] || usage
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD=$1; shift
@@ -20,43 +23,78 @@ BUILD=$1; shift
 BUILD=$(cd "$BUILD" && pwd)
 BIN="$BUILD/bin"
 
-ROWS=6000000 REPS=5 WARMUP=1 MATCH=()
+ROWS=6000000 SF=1 REPS=5 WARMUP=1 MATCH=() QUICK=0 ONLY="queries tpch http pg"
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) ROWS=300000 REPS=1 WARMUP=1 ;;
+    --quick) ROWS=300000 SF=0.05 REPS=1 WARMUP=1 QUICK=1 ;;
     --rows) ROWS=${2:?}; shift ;;
+    --sf) SF=${2:?}; shift ;;
     --reps) REPS=${2:?}; shift ;;
     --warmup) WARMUP=${2:?}; shift ;;
     --match) MATCH=(--match "${2:?}"); shift ;;
+    --only) ONLY=${2:?}; shift ;;
     *) usage ;;
   esac
   shift
 done
+wants() { [[ " $ONLY " == *" $1 "* ]]; }
 
-for exe in spiced bench_sql gen_quickstart; do
+for exe in spiced bench_sql gen_quickstart gen_tpch; do
   [ -x "$BIN/$exe" ] || { echo "bench: $BIN/$exe is missing (run make build)" >&2; exit 1; }
 done
 
 DATA="$ROOT/bench/data/trips-$ROWS"
 "$BIN/gen_quickstart" --rows "$ROWS" --only trips "$DATA"
 PARQUET="$DATA/trips.parquet"
+TPCH="$ROOT/bench/data/tpch-sf$SF"
+if wants tpch; then "$BIN/gen_tpch" --sf "$SF" "$TPCH"; fi
 
+RESULTS="$ROOT/bench/results"
+PARTS="$RESULTS/parts"
+rm -rf "$PARTS"
+mkdir -p "$PARTS"
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/spicec-bench.XXXXXX")
 SPICED_PID=
-cleanup() {
+stop_spiced() {
   if [ -n "$SPICED_PID" ] && kill -0 "$SPICED_PID" 2>/dev/null; then
     kill -TERM "$SPICED_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$SPICED_PID" 2>/dev/null || break; sleep 0.1; done
+    for _ in $(seq 100); do kill -0 "$SPICED_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$SPICED_PID" 2>/dev/null || true
   fi
-  rm -rf "$WORK"
+  SPICED_PID=
 }
+cleanup() { stop_spiced; rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The results cache is off: the benchmark measures queries, not cache hits (bench_sql also sends
-# Cache-Control: no-cache).
-cat >"$WORK/spicepod.yaml" <<EOF
+# Starts spiced on the spicepod read from stdin, in its own folder under $WORK; sets HTTP_PORT and SPICED_PID.
+start_spiced() {
+  local dir="$WORK/$1"
+  mkdir -p "$dir"
+  cat >"$dir/spicepod.yaml"
+  read -r HTTP_PORT FLIGHT_PORT < <("$BIN/bench_sql" --free-ports 2 | paste -sd' ')
+  (cd "$dir" && exec "$BIN/spiced" --http "127.0.0.1:$HTTP_PORT" --flight "127.0.0.1:$FLIGHT_PORT") >"$dir/spiced.log" 2>&1 &
+  SPICED_PID=$!
+  SPICED_LOG="$dir/spiced.log"
+}
+
+# bench_sql against the spiced just started; its part is $PARTS/$1.json.
+run_bench_sql() {
+  local part=$1; shift
+  if ! "$BIN/bench_sql" --http "127.0.0.1:$HTTP_PORT" --pid "$SPICED_PID" --wait-ready 1800 --reps "$REPS" \
+      --warmup "$WARMUP" "${MATCH[@]}" --json "$PARTS/$part.json" "$@"; then
+    echo "bench: section $part did not run; last lines of the spiced log:" >&2
+    tail -n 30 "$SPICED_LOG" >&2
+    exit 1
+  fi
+  stop_spiced
+}
+
+# The results cache is off wherever queries are timed: the benchmark measures queries, not cache hits (bench_sql
+# also sends Cache-Control: no-cache).
+if wants queries; then
+  echo "== queries: bench/queries.sql on $ROWS trips"
+  start_spiced queries <<EOF
 version: v1
 kind: Spicepod
 name: bench
@@ -78,19 +116,36 @@ datasets:
   - from: file:$PARQUET
     name: trips_federated
 EOF
-
-read -r HTTP_PORT FLIGHT_PORT < <("$BIN/bench_sql" --free-ports 2 | paste -sd' ')
-(cd "$WORK" && exec "$BIN/spiced" --http "127.0.0.1:$HTTP_PORT" --flight "127.0.0.1:$FLIGHT_PORT") \
-  >"$WORK/spiced.log" 2>&1 &
-SPICED_PID=$!
-
-mkdir -p "$ROOT/bench/results"
-if ! "$BIN/bench_sql" --http "127.0.0.1:$HTTP_PORT" --pid "$SPICED_PID" --wait-ready 900 \
-    --parquet "$PARQUET" --queries "$ROOT/bench/queries.sql" --reps "$REPS" --warmup "$WARMUP" "${MATCH[@]}" \
-    --md "$ROOT/bench/results/latest.md" --json "$ROOT/bench/results/latest.json"; then
-  echo "bench: the benchmark did not run; last lines of the spiced log:" >&2
-  tail -n 30 "$WORK/spiced.log" >&2
-  exit 1
+  run_bench_sql queries --parquet "$PARQUET" --queries "$ROOT/bench/queries.sql"
 fi
+
+tpch_pod() { # engine
+  printf 'version: v1\nkind: Spicepod\nname: tpch_%s\nruntime:\n  results_cache:\n    enabled: false\ndatasets:\n' "$1"
+  for t in nation region part supplier partsupp customer orders lineitem; do
+    printf '  - from: file:%s/%s.parquet\n    name: %s\n    acceleration:\n      enabled: true\n      engine: %s\n' \
+      "$TPCH" "$t" "$t" "$1"
+  done
+}
+if wants tpch; then
+  for engine in arrow duckdb; do
+    echo "== tpch: 22 queries, SF $SF, $engine accelerator"
+    tpch_pod "$engine" >"$WORK/tpch_$engine.yaml"
+    start_spiced "tpch_$engine" <"$WORK/tpch_$engine.yaml" # a redirect, not a pipe: SPICED_PID stays ours
+    run_bench_sql "tpch_$engine" --tables "$TPCH" --label "$engine" --queries "$ROOT/bench/tpch/queries.sql"
+  done
+fi
+
+export SPICED="$BIN/spiced" SPICEC_BUILD="$BUILD" SPICEC_BENCH_QUICK=$QUICK SPICEC_BENCH_PARTS="$PARTS" SPICEC_BENCH_DATA="$PARQUET"
+if wants http; then
+  echo "== http: requests/s with wrk"
+  node "$ROOT/bench/sections/http_rps.mjs"
+fi
+if wants pg; then
+  echo "== pg: PostgreSQL load, queries and memory"
+  node "$ROOT/bench/sections/pg.mjs"
+fi
+
 echo
-echo "results: bench/results/latest.md, bench/results/latest.json"
+node "$ROOT/bench/report.mjs" "$RESULTS" $([ "$QUICK" = 1 ] && echo --quick)
+echo
+echo "results: bench/results/latest.md, bench/results/latest.json, bench/results/latest.png"

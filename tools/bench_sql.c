@@ -6,8 +6,11 @@
  *       prints N distinct free loopback TCP ports, one a line (for bench/run.sh)
  *   bench_sql --http HOST:PORT --parquet FILE --queries FILE [--pid PID] [--wait-ready SECONDS]
  *             [--reps N] [--warmup N] [--match SUBSTRING] [--md FILE] [--json FILE]
+ *   bench_sql --http HOST:PORT --tables DIR [--label NAME] --queries FILE [the same options]
  *
- * Each query of the queries file runs against three spiced datasets built from FILE (trips_arrow,
+ * With --tables, every DIR/<name>.parquet is a table <name> on both sides (spiced serves them as datasets
+ * of those names, e.g. the TPC-H tables) and the queries name them directly: one target, called NAME.
+ * Otherwise each query of the queries file runs against three spiced datasets built from FILE (trips_arrow,
  * trips_duckdb, trips_federated) and, in this process, against the same data in DuckDB: a table loaded from
  * FILE for the two accelerated datasets, read_parquet(FILE) for the federated one. Repetitions are
  * interleaved (spiced, DuckDB, next query, ...; the first of each pair alternates) so that drift on the
@@ -16,6 +19,7 @@
  * Nothing fails on a slow ratio; the exit status is non-zero only when the benchmark could not run.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -360,12 +364,16 @@ typedef struct target {
   const char *local;   /* the same data in the embedded DuckDB */
 } target;
 
-static const target TARGETS[] = {
+/* --parquet: one file, three datasets made from it. */
+static const target TRIPS_TARGETS[] = {
     {"arrow", "trips_arrow", "trips"},
     {"duckdb", "trips_duckdb", "trips"},
     {"federated", "trips_federated", "trips_parquet"},
 };
-#define N_TARGETS (sizeof TARGETS / sizeof TARGETS[0])
+#define MAX_TARGETS (sizeof TRIPS_TARGETS / sizeof TRIPS_TARGETS[0])
+/* --tables: one target, the queries name spiced's datasets and the embedded tables alike (TPC-H). */
+static target TARGETS[MAX_TARGETS];
+static size_t N_TARGETS;
 
 typedef struct bench_case {
   const query *q;
@@ -383,7 +391,7 @@ typedef struct bench {
   http_client http;
   duckdb_database db;
   duckdb_connection con;
-  bench_case cases[MAX_QUERIES * N_TARGETS];
+  bench_case cases[MAX_QUERIES * MAX_TARGETS];
   int n_cases;
   long long data_rows;
   double ready_ms, load_ms;
@@ -583,6 +591,41 @@ static int load_local(bench *b, const char *parquet, sp_error *err) {
   return rc;
 }
 
+/* The embedded side of --tables: every DIR/<name>.parquet as a DuckDB table <name>. */
+static int load_local_tables(bench *b, const char *dir, sp_error *err) {
+  if (duckdb_open(NULL, &b->db) == DuckDBError || duckdb_connect(b->db, &b->con) == DuckDBError)
+    return sp_fail(err, SP_EINTERNAL, "could not open an in-memory duckdb database");
+  DIR *d = opendir(dir);
+  if (d == NULL) return sp_fail(err, SP_EIO, "could not open \"%s\": %s", dir, strerror(errno));
+  long long total = 0;
+  int rc = SP_OK, n = 0;
+  double t0 = now_ms();
+  for (struct dirent *e; rc == SP_OK && (e = readdir(d)) != NULL;) {
+    size_t len = strlen(e->d_name);
+    if (len <= 8 || strcmp(e->d_name + len - 8, ".parquet") != 0) continue;
+    char path[4096], sql[8192];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    char *lit = sql_literal(path);
+    if (lit == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+    if (rc == SP_OK) {
+      snprintf(sql, sizeof sql, "CREATE TABLE \"%.*s\" AS SELECT * FROM read_parquet(%s)", (int)(len - 8), e->d_name, lit);
+      rc = local_exec(b, sql, err);
+    }
+    if (rc == SP_OK) {
+      snprintf(sql, sizeof sql, "SELECT count(*) FROM \"%.*s\"", (int)(len - 8), e->d_name);
+      rc = local_exec(b, sql, err);
+      total += b->data_rows;
+      n++;
+    }
+    free(lit);
+  }
+  closedir(d);
+  b->load_ms = now_ms() - t0;
+  b->data_rows = total;
+  if (rc == SP_OK && n == 0) rc = sp_fail(err, SP_EINVAL, "no .parquet file in \"%s\"", dir);
+  return rc;
+}
+
 static int make_cases(bench *b, const query *qs, int nq, sp_error *err) {
   for (int i = 0; i < nq; i++)
     for (size_t t = 0; t < N_TARGETS; t++) {
@@ -667,7 +710,7 @@ static void print_summary(const bench *b, FILE *f, bool markdown) {
   if (b->spiced_pid > 0) {
     char pid[32];
     snprintf(pid, sizeof pid, "%ld", b->spiced_pid);
-    fprintf(f, "%sspiced peak RSS %.0f MiB (two accelerated copies: arrow and duckdb); this process (DuckDB, one table) %.0f MiB\n",
+    fprintf(f, "%sspiced peak RSS %.0f MiB; this process (embedded DuckDB) %.0f MiB\n",
             bullet, proc_status_kb(pid, "VmHWM") / 1024.0, proc_status_kb("self", "VmHWM") / 1024.0);
   }
 }
@@ -742,7 +785,7 @@ static int write_markdown(const bench *b, const char *path, int reps, int warmup
 /* ---- main ------------------------------------------------------------------------------------------------------------ */
 
 typedef struct options {
-  const char *http, *parquet, *queries, *match, *md, *json;
+  const char *http, *parquet, *tables, *label, *queries, *match, *md, *json;
   long pid;
   int wait_ready_s, reps, warmup;
 } options;
@@ -769,7 +812,8 @@ static void usage(void) {
   fprintf(stderr,
           "usage: bench_sql --free-ports N\n"
           "       bench_sql --http HOST:PORT --parquet FILE --queries FILE [--pid PID] [--wait-ready SECONDS]\n"
-          "                 [--reps N] [--warmup N] [--match SUBSTRING] [--md FILE] [--json FILE]\n");
+          "                 [--reps N] [--warmup N] [--match SUBSTRING] [--md FILE] [--json FILE]\n"
+          "       bench_sql --http HOST:PORT --tables DIR [--label NAME] --queries FILE [the same options]\n");
 }
 
 static int parse_options(int argc, char **argv, options *o) {
@@ -779,6 +823,8 @@ static int parse_options(int argc, char **argv, options *o) {
     if (!v) return -1;
     if (strcmp(a, "--http") == 0) o->http = v;
     else if (strcmp(a, "--parquet") == 0) o->parquet = v;
+    else if (strcmp(a, "--tables") == 0) o->tables = v;
+    else if (strcmp(a, "--label") == 0) o->label = v;
     else if (strcmp(a, "--queries") == 0) o->queries = v;
     else if (strcmp(a, "--match") == 0) o->match = v;
     else if (strcmp(a, "--md") == 0) o->md = v;
@@ -790,7 +836,7 @@ static int parse_options(int argc, char **argv, options *o) {
     else return -1;
     i++;
   }
-  if (!o->http || !o->parquet || !o->queries || o->reps < 1 || o->reps > MAX_REPS || o->warmup < 0) return -1;
+  if (!o->http || !o->parquet == !o->tables || !o->queries || o->reps < 1 || o->reps > MAX_REPS || o->warmup < 0) return -1;
   return 0;
 }
 
@@ -830,14 +876,21 @@ static int bench_main(const options *o, sp_error *err) {
   static query qs[MAX_QUERIES];
   int nq = 0;
   b.spiced_pid = o->pid;
+  if (o->tables) {
+    TARGETS[0] = (target){o->label ? o->label : "arrow", "", ""};
+    N_TARGETS = 1;
+  } else {
+    memcpy(TARGETS, TRIPS_TARGETS, sizeof TRIPS_TARGETS);
+    N_TARGETS = MAX_TARGETS;
+  }
   SP_TRY(set_address(&b.http, o->http, err));
   SP_TRY(load_queries(o->queries, o->match, qs, &nq, err));
   SP_TRY(make_cases(&b, qs, nq, err));
   fprintf(stderr, "bench_sql: waiting for spiced at %s to be ready\n", o->http);
   SP_TRY(wait_ready(&b, o->wait_ready_s, err));
   fprintf(stderr, "bench_sql: spiced ready after %.1f s; loading %s into embedded DuckDB\n", b.ready_ms / 1e3,
-          o->parquet);
-  SP_TRY(load_local(&b, o->parquet, err));
+          o->tables ? o->tables : o->parquet);
+  SP_TRY(o->tables ? load_local_tables(&b, o->tables, err) : load_local(&b, o->parquet, err));
   fprintf(stderr, "bench_sql: %d queries x %zu targets, %d warm-up + %d repetitions each\n", nq, N_TARGETS, o->warmup,
           o->reps);
   run_all(&b, o->reps, o->warmup);

@@ -3,6 +3,8 @@
  * One line per event, level-checked before anything is formatted. Text (default) or JSON lines on stderr.
  *   sp_log_info("dataset \"%s\" loaded %lld rows", name, n);
  * Never pass a secret value to a log call: params flagged SP_PARAM_SECRET are redacted by sp_params_describe.
+ * As a last line of defence every secret value the configuration holds is registered with sp_log_redact, and a
+ * log line that would contain one shows "***" instead.
  */
 #ifndef SPICE_LOG_H
 #define SPICE_LOG_H
@@ -18,6 +20,8 @@ void sp_log_set_level(sp_log_level level);
 void sp_log_set_format(sp_log_format format);
 /* Parses SPICED_LOG-style values: error|warn|info|debug|trace (case-insensitive). Returns -1 if unknown. */
 int sp_log_level_parse(const char *s);
+/* Registers a secret value (copied) that no log line may show. Values under 4 bytes are ignored. Thread-safe. */
+void sp_log_redact(const char *secret);
 void sp_log_write(sp_log_level level, const char *fmt, ...) SP_PRINTF(2, 3);
 
 #define SP_LOG(level, ...)                                                                                  \

@@ -366,6 +366,7 @@ static int check_type(const sp_param_spec *sp, const char *key, const char *valu
   int64_t i;
   const char *expected = NULL;
   *canon = value;
+  if (secret) sp_log_redact(value);
   switch (sp->type) {
   case SP_PARAM_STRING: return SP_OK;
   case SP_PARAM_INT: expected = parse_int64(value, &i) == SP_OK ? NULL : "an integer"; break;
@@ -421,6 +422,7 @@ static int fill_one(const sp_param_spec *sp, const char *prefix, const sp_params
   if ((sp->flags & SP_PARAM_SECRET) && secrets != NULL) {
     char *v = sp_secrets_get(secrets, "secrets", key);
     if (v != NULL) {
+      sp_log_redact(v);
       int rc = sp_params_set(out, key, v, 0, 0);
       free(v);
       return rc == SP_OK ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");

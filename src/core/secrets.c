@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "spice/log.h"
 #include "spice/params.h"
 #include "spice/secrets.h"
 
@@ -398,6 +399,7 @@ int sp_secrets_interpolate(sp_secrets *s, const char *in, char **out, sp_error *
         return sp_fail(err, SP_ENOTFOUND, "unknown secret store \"%s\" in \"${%s:%s}\"", store, store, key);
       return sp_fail(err, SP_ENOTFOUND, "secret \"${%s:%s}\" not found", store, key);
     }
+    sp_log_redact(v);
     rc = sbuf_putn(&b, v, strlen(v));
     free(v);
     p += n;

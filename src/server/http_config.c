@@ -154,6 +154,7 @@ static int read_auth(const sp_pod *pod, json_t *doc, json_t *rt, sp_secrets **se
       sp_log_warn("runtime.auth.api-key: key #%zu is empty; ignored", i + 1);
       free(v);
     } else {
+      sp_log_redact(v);
       c->api_keys[c->n_api_keys++] = v;
     }
   }
