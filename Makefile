@@ -5,7 +5,7 @@ CMAKE_FLAGS ?=
 
 PREFIX ?= /usr/local
 
-.PHONY: all deps build run test test-asan bench clean quickstart fuzz format install
+.PHONY: all deps build run test test-asan bench soak clean quickstart fuzz format install
 
 all: build
 
@@ -44,6 +44,12 @@ install: build
 # BENCH_FLAGS: e.g. --quick, --only "tpch http", --reps 9 (see docs/benchmarks.md).
 bench: build
 	@bench/run.sh $(BUILD) $(BENCH_FLAGS)
+
+# Mixed HTTP/Flight/write/refresh load while the PostgreSQL source restarts, then a verdict (tests/e2e/soak.mjs).
+SOAK_SECONDS ?= 3600
+soak: build
+	@cd tests/e2e && { [ -d node_modules ] || npm ci --no-audit --no-fund --loglevel=error; } && \
+	  SPICED=$(CURDIR)/$(BUILD)/bin/spiced SOAK_SECONDS=$(SOAK_SECONDS) node soak.mjs
 
 clean:
 	rm -rf $(BUILD) build-asan
