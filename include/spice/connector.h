@@ -42,7 +42,8 @@ typedef struct sp_data_update {
   const char *position;
 } sp_data_update;
 
-/* Pushes updates from a change stream into the runtime. Thread-safe; `push` consumes the update. */
+/* Pushes updates from a change stream into the runtime. Thread-safe; `push` consumes the update. An update
+ * whose stream is unset (release NULL) applies nothing: it says the stream is live (caught up after a start). */
 typedef struct sp_update_sink {
   int (*push)(struct sp_update_sink *sink, sp_data_update *update, sp_error *err);
   volatile int *stop; /* non-zero: the stream should return SP_ECANCELED soon */

@@ -337,6 +337,12 @@ static int push_changes(cdc *c, sp_error *err) {
   return send_status(c, 0, err);
 }
 
+/* Caught up with nothing to apply: an update without a stream tells the runtime the stream is live. */
+static int push_live(cdc *c, sp_error *err) {
+  sp_data_update u = {.type = SP_UPDATE_CHANGES};
+  return c->sink->push(c->sink, &u, err);
+}
+
 /* ---- Streaming ---------------------------------------------------------------------------------------------- */
 
 static uint64_t get64(const uint8_t *p) {
@@ -394,7 +400,10 @@ static int drain(cdc *c, int *more, sp_error *err) {
 static int settle(cdc *c, int more, sp_error *err) {
   if (pgo_in_transaction(c->dec)) return SP_OK;
   uint64_t pending = pgo_pending_commits(c->dec) ? pgo_pending_lsn(c->dec) : 0;
-  if (!c->caught_up && (c->server_end >= c->target || pending >= c->target)) c->caught_up = 1;
+  if (!c->caught_up && (c->server_end >= c->target || pending >= c->target)) {
+    c->caught_up = 1;
+    if (pgo_pending_commits(c->dec) == 0) SP_TRY(push_live(c, err));
+  }
   if (pgo_pending_commits(c->dec) && (c->caught_up || more)) return push_changes(c, err);
   if (pgo_pending_commits(c->dec) == 0 && c->caught_up && c->server_end > c->confirmed) c->confirmed = c->server_end;
   if (!c->caught_up && !more) return send_status(c, 1, err); /* the keepalive it asks for says how far the server is */

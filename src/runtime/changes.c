@@ -65,6 +65,8 @@ static void cast_expr(char *sql, size_t n, const char *q, const char *fmt, const
     snprintf(sql + o, n - o, "CASE WHEN starts_with(%s, '\\x') THEN unhex(substr(%s, 3)) ELSE CAST(%s AS BLOB) END", q, q, q);
   else if (text && tl > 2 && strcmp(type + tl - 2, "[]") == 0)
     snprintf(sql + o, n - o, "CAST('[' || substr(%s, 2, length(%s) - 2) || ']' AS %s)", q, q, type);
+  else if (text) /* what the type cannot hold (numeric NaN, ±infinity dates) becomes NULL, as in a load */
+    snprintf(sql + o, n - o, "TRY_CAST(%s AS %s)", q, type);
   else
     snprintf(sql + o, n - o, "CAST(%s AS %s)", q, type);
 }
@@ -124,11 +126,11 @@ static int cast_changes(changes_task *t, sp_data_update *u, sp_error *err) {
 
 /* ---- The sink ---------------------------------------------------------------------------------------------- */
 
-/* After a committed update: the dataset is ready and its counters move. */
+/* After a committed update (u NULL: the stream is live with nothing to apply): the dataset is ready. */
 static void committed(changes_task *t, const sp_data_update *u, int64_t rows) {
   sp_dataset *ds = t->ds;
   sp_runtime *rt = ds->rt;
-  snprintf(t->position, sizeof t->position, "%s", u->position ? u->position : "");
+  if (u) snprintf(t->position, sizeof t->position, "%s", u->position ? u->position : "");
   t->pushes++;
   pthread_mutex_lock(&rt->lock);
   ds->rows = rows;
@@ -147,6 +149,13 @@ static int push(sp_update_sink *sink, sp_data_update *u, sp_error *err) {
   changes_task *t = sink->ctx;
   sp_dataset *ds = t->ds;
   int64_t rows = -1, t0 = sp__now_ms();
+  if (u->stream.release == NULL) { /* nothing to apply: the stream is live again */
+    pthread_mutex_lock(&ds->rt->lock);
+    rows = ds->rows;
+    pthread_mutex_unlock(&ds->rt->lock);
+    committed(t, NULL, rows);
+    return SP_OK;
+  }
   if (u->type == SP_UPDATE_CHANGES) SP_TRY(cast_changes(t, u, err));
   __atomic_add_fetch(&ds->rt->data_version, 1, __ATOMIC_RELEASE);
   int rc = ds->amod->add_data(ds->accel, u, &rows, err);

@@ -9,10 +9,12 @@
 //   pg.psql('CREATE TABLE t (a int)');            // runs as the superuser, returns stdout
 //   pg.params   // { pg_host, pg_port, pg_db, pg_user, pg_pass, pg_sslmode } for a spicepod
 //   await pg.stop();  // or pg.kill()/pg.start() to simulate an outage
+//   const s = pg.session({ user: 'spice' });   // one long-lived psql: await s.query(sql) returns its output
+//   startPostgres({ replication: true })        // the user may also stream logical replication (CDC tests)
 //
 // As root the server cannot run: the folder is given to the `postgres` system user (created by Debian's
 // postgresql package) and the server commands run through `runuser -u postgres --`.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chownSync, chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +110,45 @@ export class Postgres {
     return body.split(RS).filter((l) => l.length > 0).map((l) => l.split(US).map((v) => (v === '\x01NULL' ? null : v)));
   }
 
+  // One psql process kept open (no start-up cost per statement): query(sql) resolves with what psql printed
+  // for it once it has run (a statement's COMMIT has returned), and rejects on an error. close() ends it.
+  session({ db = this.db, user = 'postgres' } = {}) {
+    const args = ['-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-h', this.dir, '-p', String(this.port), '-U', user, '-d', db];
+    const proc = spawn('psql', args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '', errText = '', waiting = null, n = 0;
+    const settle = () => {
+      if (!waiting) return;
+      const i = out.indexOf(waiting.marker);
+      if (i >= 0) {
+        const text = out.slice(0, i);
+        out = out.slice(i + waiting.marker.length + 1);
+        const w = waiting;
+        waiting = null;
+        w.resolve(text);
+      }
+    };
+    proc.stdout.on('data', (d) => { out += d; settle(); });
+    proc.stderr.on('data', (d) => { errText += d; });
+    proc.on('exit', (code) => {
+      if (waiting) waiting.reject(new Error(`psql exited (${code}): ${errText}`));
+      waiting = null;
+    });
+    return {
+      query(sql) {
+        if (waiting) return Promise.reject(new Error('one query at a time'));
+        const marker = `__spicec_done_${++n}__`;
+        return new Promise((resolve, reject) => {
+          waiting = { marker, resolve, reject };
+          proc.stdin.write(`${sql}\n\\echo ${marker}\n`);
+        });
+      },
+      close() {
+        proc.stdin.end();
+        return new Promise((resolve) => (proc.exitCode !== null ? resolve() : proc.on('exit', () => resolve())));
+      },
+    };
+  }
+
   cleanupSync() {
     try {
       this.stopServer('immediate');
@@ -124,7 +165,7 @@ export class Postgres {
 }
 
 // Starts a fresh server. Throws (after cleaning up) when PostgreSQL is not installed or does not start.
-export async function startPostgres({ user = 'spice', password = 'sp1ce-Secret', db = 'testdb' } = {}) {
+export async function startPostgres({ user = 'spice', password = 'sp1ce-Secret', db = 'testdb', replication = false } = {}) {
   const bin = findPgBin();
   if (!bin) throw new Error('PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: run scripts/deps.sh');
   const dir = mkdtempSync(join(tmpdir(), 'spicec-pg-'));
@@ -144,6 +185,7 @@ export async function startPostgres({ user = 'spice', password = 'sp1ce-Secret',
     pg.start();
     pg.psql(`CREATE ROLE ${user} LOGIN PASSWORD '${password.replace(/'/g, "''")}';`, { db: 'postgres' });
     pg.psql(`CREATE DATABASE ${db} OWNER ${user};`, { db: 'postgres' });
+    if (replication) pg.psql(`ALTER ROLE ${user} REPLICATION;`, { db: 'postgres' });
   } catch (e) {
     pg.cleanupSync();
     throw e;
