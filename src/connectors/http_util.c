@@ -72,9 +72,19 @@ static bool url_has_port(const char *url) {
   return memchr(from, ':', end - (size_t)(from - a)) != NULL;
 }
 
+void *sp__http_handle(void) {
+  pthread_once(&curl_once, curl_init_once);
+  return curl_easy_init();
+}
+
+void sp__http_handle_free(void *handle) {
+  if (handle) curl_easy_cleanup(handle);
+}
+
 static CURL *setup(const sp_fetch *f, sink *s, char *errbuf, struct curl_slist **headers) {
-  CURL *h = curl_easy_init();
+  CURL *h = f->reuse ? f->reuse : curl_easy_init();
   if (h == NULL) return NULL;
+  if (f->reuse) curl_easy_reset(h); /* options from the last GET go; its open connections stay */
   curl_easy_setopt(h, CURLOPT_URL, f->url);
   curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
@@ -165,7 +175,7 @@ int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_resu
     rc = sp_fail(err, SP_EIO, "could not store the download of \"%s\" for dataset \"%s\": %s", f->shown, f->dataset,
                  strerror(errno));
   curl_slist_free_all(headers);
-  if (h) curl_easy_cleanup(h);
+  if (h && h != f->reuse) curl_easy_cleanup(h);
   return rc;
 }
 

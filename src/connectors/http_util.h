@@ -43,6 +43,7 @@ typedef struct sp_fetch {
   const char *aws_sigv4;  /* "aws:amz:<region>:s3" to sign the request; NULL: unsigned */
   int64_t timeout_ms;     /* whole request; <= 0: none */
   long port;              /* > 0: the port when the URL names none */
+  void *reuse;            /* a CURL handle from sp__http_handle to reuse (keeps connections); NULL: a new one */
 } sp_fetch;
 
 /* What a GET answered. body_error holds the start (<= 4 KiB) of a non-2xx answer's body, for messages; the
@@ -58,6 +59,11 @@ typedef struct sp_fetch_result {
  * generic message the caller may replace (res->status and res->body_error say what came back). res is always
  * filled; free res->body_error. */
 int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res, sp_error *err);
+
+/* A handle for sp_fetch.reuse, so that many GETs to one server share connections; NULL when out of memory.
+ * Free it with sp__http_handle_free (NULL-safe). */
+void *sp__http_handle(void);
+void sp__http_handle_free(void *handle);
 
 /* f->url with credentials, query and fragment removed, into out (for messages). */
 void sp__url_shown(const char *url, char *out, size_t n);

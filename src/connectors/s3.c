@@ -102,7 +102,7 @@ static void s3_close(sp_connector *self) { (void)self; }
 /* ---- Requests ---------------------------------------------------------------------------------------------- */
 
 /* A GET of `url` (under base_url) into path or buf; S3's <Error> answers give the message its Code. */
-static int s3_get(s3_conn *c, const char *url, const char *path, sp_buf *buf, sp_error *err) {
+static int s3_get(s3_conn *c, void *handle, const char *url, const char *path, sp_buf *buf, sp_error *err) {
   const sp_params *p = &c->base.params;
   char shown[2048];
   sp__url_shown(url, shown, sizeof shown);
@@ -114,6 +114,7 @@ static int s3_get(s3_conn *c, const char *url, const char *path, sp_buf *buf, sp
       .password = c->sigv4[0] ? sp_params_get(p, "s3_secret") : NULL,
       .aws_sigv4 = c->sigv4[0] ? c->sigv4 : NULL,
       .timeout_ms = sp_params_get_duration_ms(p, "client_timeout", 30000),
+      .reuse = handle,
   };
   sp_fetch_result res;
   int rc = sp__http_get(&f, path, buf, &res, err);
@@ -132,7 +133,7 @@ static int s3_get(s3_conn *c, const char *url, const char *path, sp_buf *buf, sp
 }
 
 /* One ListObjectsV2 page; the query's parameters in the order SigV4's canonical request needs. */
-static int list_page(s3_conn *c, const char *prefix, const char *token, sp_s3_listing *l, sp_error *err) {
+static int list_page(s3_conn *c, void *h, const char *prefix, const char *token, sp_s3_listing *l, sp_error *err) {
   sp_buf url = {0}, body = {0};
   int rc = sp_buf_append_str(&url, c->base_url);
   if (rc == SP_OK) url.len--; /* the bucket's URL without its final '/' */
@@ -146,7 +147,7 @@ static int list_page(s3_conn *c, const char *prefix, const char *token, sp_s3_li
   rc = rc ? rc : sp__url_encode(&url, prefix, false);
   if (rc == SP_OK && sp_buf_cstr(&url) == NULL) rc = SP_ENOMEM;
   if (rc != SP_OK) rc = sp_fail(err, SP_ENOMEM, "out of memory");
-  if (rc == SP_OK) rc = s3_get(c, url.data, NULL, &body, err);
+  if (rc == SP_OK) rc = s3_get(c, h, url.data, NULL, &body, err);
   if (rc == SP_OK && sp__s3_list_parse(body.data ? body.data : "", body.len, l, err) != SP_OK) {
     sp_error_prefix(err, "listing \"s3://%s/%s\" for dataset \"%s\"", c->bucket, prefix, c->base.dataset->name);
     rc = SP_EIO;
@@ -156,11 +157,11 @@ static int list_page(s3_conn *c, const char *prefix, const char *token, sp_s3_li
   return rc;
 }
 
-static int list_all(s3_conn *c, const char *prefix, sp_s3_listing *l, sp_error *err) {
+static int list_all(s3_conn *c, void *h, const char *prefix, sp_s3_listing *l, sp_error *err) {
   for (int page = 0;; page++) {
     char *token = l->next_token ? strdup(l->next_token) : NULL;
     if (page > 0 && token == NULL) break;
-    int rc = list_page(c, prefix, token, l, err);
+    int rc = list_page(c, h, prefix, token, l, err);
     free(token);
     SP_TRY(rc);
     if (!l->truncated) break;
@@ -209,12 +210,12 @@ static const char *format_of(const char *key) {
   return NULL;
 }
 
-static int download(s3_conn *c, const char *key, const char *dest, sp_error *err) {
+static int download(s3_conn *c, void *h, const char *key, const char *dest, sp_error *err) {
   sp_buf url = {0};
   int rc = sp_buf_append_str(&url, c->base_url);
   rc = rc ? rc : sp__url_encode(&url, key, true);
   if (rc == SP_OK && sp_buf_cstr(&url) == NULL) rc = SP_ENOMEM;
-  rc = rc ? sp_fail(err, SP_ENOMEM, "out of memory") : s3_get(c, url.data, dest, NULL, err);
+  rc = rc ? sp_fail(err, SP_ENOMEM, "out of memory") : s3_get(c, h, url.data, dest, NULL, err);
   sp_buf_free(&url);
   return rc;
 }
@@ -240,7 +241,7 @@ static bool wanted(s3_conn *c, const char *key, const char *fmt) {
 }
 
 /* Downloads every wanted object of the listing under dir/data/. *count receives how many. */
-static int download_listing(s3_conn *c, const sp_s3_listing *l, const char *prefix, const char *fmt, const char *root,
+static int download_listing(s3_conn *c, void *h, const sp_s3_listing *l, const char *prefix, const char *fmt, const char *root,
                             size_t *count, sp_error *err) {
   size_t plen = strlen(prefix);
   *count = 0;
@@ -256,18 +257,18 @@ static int download_listing(s3_conn *c, const sp_s3_listing *l, const char *pref
     if (mkdirs_for(dest) != 0)
       return sp_fail(err, SP_EIO, "could not make a folder for \"%s\" for dataset \"%s\": %s", dest,
                      c->base.dataset->name, strerror(errno));
-    SP_TRY(download(c, key, dest, err));
+    SP_TRY(download(c, h, key, dest, err));
     (*count)++;
   }
   return SP_OK;
 }
 
 /* A prefix: list, download, and say which folder and format to read. */
-static int fetch_prefix(s3_conn *c, const char *prefix, const char *tmpdir, char *path, size_t n, const char **fmt,
+static int fetch_prefix(s3_conn *c, void *h, const char *prefix, const char *tmpdir, char *path, size_t n, const char **fmt,
                         sp_error *err) {
   sp_s3_listing l = {0};
   size_t count = 0;
-  int rc = list_all(c, prefix, &l, err);
+  int rc = list_all(c, h, prefix, &l, err);
   if (rc == SP_OK && (*fmt = listing_format(c, &l)) == NULL)
     rc = sp_fail(err, l.n ? SP_EINVAL : SP_ENOTFOUND,
                  l.n ? "dataset \"%s\": cannot tell the format of the objects under \"s3://%s/%s\"; set params.file_format"
@@ -275,7 +276,7 @@ static int fetch_prefix(s3_conn *c, const char *prefix, const char *tmpdir, char
                  c->base.dataset->name, c->bucket, prefix);
   snprintf(path, n, "%s/data", tmpdir);
   if (rc == SP_OK && mkdir(path, 0700) != 0) rc = sp_fail(err, SP_EIO, "could not make \"%s\": %s", path, strerror(errno));
-  if (rc == SP_OK) rc = download_listing(c, &l, prefix, *fmt, path, &count, err);
+  if (rc == SP_OK) rc = download_listing(c, h, &l, prefix, *fmt, path, &count, err);
   if (rc == SP_OK && count == 0)
     rc = sp_fail(err, SP_ENOTFOUND, "dataset \"%s\": no %s objects under \"s3://%s/%s\"", c->base.dataset->name, *fmt,
                  c->bucket, prefix);
@@ -285,16 +286,16 @@ static int fetch_prefix(s3_conn *c, const char *prefix, const char *tmpdir, char
 
 /* Downloads what the dataset names into tmpdir; *path and *fmt say what to read. A key without a final '/'
  * that is no object is tried as a folder (s3://bucket/folder). */
-static int fetch(s3_conn *c, const char *tmpdir, char *path, size_t n, const char **fmt, sp_error *err) {
+static int fetch(s3_conn *c, void *h, const char *tmpdir, char *path, size_t n, const char **fmt, sp_error *err) {
   *fmt = NULL;
-  if (c->is_prefix) return fetch_prefix(c, c->key, tmpdir, path, n, fmt, err);
+  if (c->is_prefix) return fetch_prefix(c, h, c->key, tmpdir, path, n, fmt, err);
   const char *base = strrchr(c->key, '/');
   base = base ? base + 1 : c->key;
   char name[300];
   if (!local_path(base, name, sizeof name)) snprintf(name, sizeof name, "object");
   snprintf(path, n, "%s/%s", tmpdir, name);
   sp_error first = {0};
-  int rc = download(c, c->key, path, &first);
+  int rc = download(c, h, c->key, path, &first);
   if (rc != SP_ENOTFOUND) {
     if (rc != SP_OK && err) *err = first;
     return rc;
@@ -302,7 +303,7 @@ static int fetch(s3_conn *c, const char *tmpdir, char *path, size_t n, const cha
   char prefix[2100];
   snprintf(prefix, sizeof prefix, "%s/", c->key);
   remove(path);
-  rc = fetch_prefix(c, prefix, tmpdir, path, n, fmt, err);
+  rc = fetch_prefix(c, h, prefix, tmpdir, path, n, fmt, err);
   if (rc == SP_ENOTFOUND && err) *err = first; /* neither an object nor a folder: say the object is missing */
   return rc;
 }
@@ -311,7 +312,9 @@ static int s3_read(sp_connector *self, const sp_scan *scan, struct ArrowArrayStr
   char tmpdir[4096], path[4200];
   const char *fmt;
   SP_TRY(sp__tmpdir_make("s3", tmpdir, sizeof tmpdir, err));
-  int rc = fetch((s3_conn *)self, tmpdir, path, sizeof path, &fmt, err);
+  void *h = sp__http_handle(); /* one handle per read: the objects of a prefix share connections */
+  int rc = h ? fetch((s3_conn *)self, h, tmpdir, path, sizeof path, &fmt, err) : sp_fail(err, SP_ENOMEM, "out of memory");
+  sp__http_handle_free(h);
   if (rc != SP_OK) {
     sp__tmpdir_remove(tmpdir);
     return rc;
