@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * DoAction and ListActions (CreatePreparedStatement, ClosePreparedStatement, refresh), ListFlights (one
- * FlightInfo per dataset) and DoPut (prepared-statement parameters; appends are not served yet).
+ * FlightInfo per dataset) and the DoPut dispatch (prepared-statement parameters: flight_sql.c; appends:
+ * flight_put.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,34 +134,69 @@ void sp__flight_list_flights(fl_call *c) {
 
 /* ---- DoPut ---------------------------------------------------------------------------------------------- */
 
+static bool is_name(sp_pb_bytes name, const char *s) {
+  return name.len == strlen(s) && memcmp(name.data, s, name.len) == 0;
+}
+
+/* CommandStatementIngest{table = 2, schema = 3}: the dataset "schema.table" or "table". */
+static void put_ingest(fl_call *c, sp_pb_bytes value, const sp_flight_data *first) {
+  sp_error err = {0};
+  sp_pb_msg m;
+  char name[600];
+  if (sp_flight_decode_fields(value.data, value.len, &m, &err) != SP_OK) {
+    sp__flight_error(c, &err);
+    return;
+  }
+  sp_pb_bytes t = m.bytes[2], sch = m.bytes[3];
+  if (t.len == 0 || t.len > 255 || sch.len > 255 || memchr(t.data, 0, t.len) || memchr(sch.data, 0, sch.len)) {
+    sp__flight_status(c, GRPC_STATUS_INVALID_ARGUMENT, "CommandStatementIngest: a table name is required");
+    return;
+  }
+  if (sch.len) snprintf(name, sizeof name, "%.*s.%.*s", (int)sch.len, (const char *)sch.data, (int)t.len, (const char *)t.data);
+  else snprintf(name, sizeof name, "%.*s", (int)t.len, (const char *)t.data);
+  sp__flight_put_append(c, name, true, first);
+}
+
+static void put_command(fl_call *c, sp_pb_bytes name, sp_pb_bytes value, const sp_flight_data *first) {
+  sp_error err = {0};
+  sp_pb_msg m;
+  if (is_name(name, "CommandStatementIngest")) {
+    put_ingest(c, value, first);
+  } else if (!is_name(name, "CommandPreparedStatementQuery")) {
+    char msg[300];
+    snprintf(msg, sizeof msg, "DoPut %.*s is not implemented", (int)(name.len > 200 ? 200 : name.len),
+             (const char *)name.data);
+    sp__flight_status(c, GRPC_STATUS_UNIMPLEMENTED, msg);
+  } else if (sp_flight_decode_fields(value.data, value.len, &m, &err) == SP_OK) {
+    sp__flight_sql_bind(c, m.bytes[1], first);
+  } else {
+    sp__flight_error(c, &err);
+  }
+}
+
 static void put_dispatch(fl_call *c, const sp_flight_data *first) {
   sp_error err = {0};
   sp_flight_descriptor d;
   sp_pb_bytes name, value;
+  char path[600];
   if (!first->has_descriptor) {
     sp__flight_status(c, GRPC_STATUS_INVALID_ARGUMENT, "DoPut: the first message has no flight descriptor");
     return;
   }
-  if (sp_flight_decode_descriptor(first->descriptor.data, first->descriptor.len, &d, &err) != SP_OK) {
+  const uint8_t *dp = first->descriptor.data;
+  size_t dn = first->descriptor.len;
+  if (sp_flight_decode_descriptor(dp, dn, &d, &err) != SP_OK) {
     sp__flight_error(c, &err);
-    return;
+  } else if (d.type == SP_FLIGHT_DESC_CMD && sp_flight_sql_unwrap(d.cmd.data, d.cmd.len, &name, &value)) {
+    put_command(c, name, value, first);
+  } else if (d.type != SP_FLIGHT_DESC_PATH) {
+    sp__flight_status(c, GRPC_STATUS_INVALID_ARGUMENT,
+                      "DoPut: the descriptor must be a PATH naming a dataset, or a Flight SQL command");
+  } else if (sp_flight_descriptor_path(dp, dn, path, sizeof path, &err) != SP_OK) {
+    sp__flight_error(c, &err);
+  } else {
+    sp__flight_put_append(c, path, false, first);
   }
-  if (d.type == SP_FLIGHT_DESC_CMD && sp_flight_sql_unwrap(d.cmd.data, d.cmd.len, &name, &value)) {
-    sp_pb_msg m;
-    bool bind = name.len == strlen("CommandPreparedStatementQuery") &&
-                memcmp(name.data, "CommandPreparedStatementQuery", name.len) == 0;
-    if (bind && sp_flight_decode_fields(value.data, value.len, &m, &err) == SP_OK)
-      sp__flight_sql_bind(c, m.bytes[1], first);
-    else if (bind) sp__flight_error(c, &err);
-    else {
-      char msg[300];
-      snprintf(msg, sizeof msg, "DoPut %.*s is not implemented", (int)(name.len > 200 ? 200 : name.len),
-               (const char *)name.data);
-      sp__flight_status(c, GRPC_STATUS_UNIMPLEMENTED, msg);
-    }
-    return;
-  }
-  sp__flight_status(c, GRPC_STATUS_UNIMPLEMENTED, "DoPut appends to datasets are not implemented yet");
 }
 
 void sp__flight_do_put(fl_call *c) {

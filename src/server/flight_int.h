@@ -162,6 +162,8 @@ void sp__flight_do_action(fl_call *c);
 void sp__flight_list_actions(fl_call *c);
 void sp__flight_list_flights(fl_call *c);
 void sp__flight_do_put(fl_call *c);
+/* DoPut rows appended to `dataset` (flight_put.c); ingest: answer as CommandStatementIngest. */
+void sp__flight_put_append(fl_call *c, const char *dataset, bool ingest, const sp_flight_data *first);
 
 /* ---- Auth (flight_auth.c) -------------------------------------------------------------------------------- */
 
