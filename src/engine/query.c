@@ -23,6 +23,7 @@ typedef struct result_stream {
   int finished;                    /* the last chunk was read */
   duckdb_data_chunk first;         /* a chunk fetched early (zero-results check), returned first */
   duckdb_arrow_options options;
+  int count_answer;                /* the answer of an INSERT: its one column, count, is not nullable */
   char error[1024];
 } result_stream;
 
@@ -47,6 +48,7 @@ static int result_get_schema(struct ArrowArrayStream *st, struct ArrowSchema *ou
     }
     if (ed) duckdb_destroy_error_data(&ed);
     for (idx_t i = 0; i < n; i++) duckdb_destroy_logical_type(&types[i]);
+    if (rc == 0 && r->count_answer && out->n_children == 1) out->children[0]->flags &= ~(int64_t)ARROW_FLAG_NULLABLE;
   }
   free(types);
   free(names);
@@ -518,6 +520,7 @@ static int run_insert(sp_engine *e, result_stream *r, const sp_query_request *re
   char answer[96];
   snprintf(answer, sizeof answer, "SELECT CAST(%lld AS UBIGINT) AS count", (long long)written);
   sp_query_request count = {.sql = answer};
+  r->count_answer = 1;
   return result_open(r, &count, err);
 }
 

@@ -131,6 +131,12 @@ test('postgres: a column list leaves the other columns NULL; INSERT … SELECT r
   const p = await pgRt.sqlJson('INSERT INTO orders (id, price, note) VALUES ($1, $2, $3)', [11, '9.99', 'param']);
   assert.equal(p.status, 200, p.text);
   assert.deepEqual(JSON.parse(p.text), [{ count: 1 }]);
+  // DataFusion's DML answer: one non-nullable UInt64 column named count.
+  const env = await pgRt.sql("INSERT INTO orders (id) VALUES (12)", { accept: 'application/vnd.spiceai.sql.v1+json' });
+  assert.equal(env.status, 200, env.text);
+  const doc = JSON.parse(env.text);
+  assert.deepEqual(doc.schema.fields.map((f) => [f.name, f.data_type, f.nullable]), [['count', 'UInt64', false]]);
+  assert.deepEqual(doc.data, [{ count: 1 }]);
   assert.deepEqual(pg.rows('SELECT id, price, note FROM orders WHERE id = 11'), [['11', '9.99', 'param']]);
 
   const r = await ok(pgRt, 'INSERT INTO orders (id, qty, note) SELECT id + 100, qty * 2, upper(note) FROM orders WHERE id IN (1, 2)');
