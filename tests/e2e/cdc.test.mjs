@@ -5,13 +5,14 @@
 // and deletes in several transactions; afterwards the accelerated copy (arrow and duckdb) equals the table,
 // row for row. A duckdb file accelerator killed in the middle of the stream resumes from its stored position
 // (no new slot, no duplicates, nothing lost); a slot that went away while spiced was down is replaced with a
-// warning and a full load. Commit→visible latency is measured and printed (no threshold; CDC_LATENCY_SAMPLES
+// warning and a full load; so is a TRUNCATE of the table. A server restart in the middle of the stream is
+// recovered by itself. Commit→visible latency is measured and printed (no threshold; CDC_LATENCY_SAMPLES
 // sets the number of samples, bench/cdc_latency.sh uses it). Needs SPICED and PostgreSQL's server binaries.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { request, startSpiced, sleep } from './lib/spiced.mjs';
-import { makeFolder, removeFolder, startSpicedIn, kill9, waitUntil } from './lib/lifecycle.mjs';
+import { datasetStatuses, makeFolder, removeFolder, startSpicedIn, kill9, waitUntil } from './lib/lifecycle.mjs';
 import { startPostgres } from './lib/postgres.mjs';
 
 let pg, writer;
@@ -183,6 +184,31 @@ test('commit→visible latency (printed, not asserted)', async () => {
     const p50 = percentile(lat, 50), p99 = percentile(lat, 99);
     console.log(`cdc commit->visible latency: p50 ${p50.toFixed(1)} ms, p99 ${p99.toFixed(1)} ms (${samples} samples, duckdb memory)`);
     assert.equal(lat.length, samples);
+  } finally {
+    await rt.stop();
+  }
+});
+
+test('a server restart is recovered by itself; a TRUNCATE reloads the table', async () => {
+  const rt = await startSpiced({ spicepod: pod([dataset('items_rs', 'duckdb')]) });
+  try {
+    await workload(1);
+    await assertConverges(rt, 'items_rs');
+    await writer.close();
+    writer = null;
+    pg.stopServer('fast');
+    pg.start();
+    writer = pg.session({ user: 'cdc_owner' });
+    await writer.query('SET synchronous_commit = on;');
+    await workload(2);
+    await assertConverges(rt, 'items_rs');
+    await waitUntil('items_rs to be Ready again', () => datasetStatuses(rt), (s) => s.items_rs === 'Ready',
+                    { timeoutMs: 30000, intervalMs: 100 });
+
+    await writer.query(`BEGIN; TRUNCATE items;
+      INSERT INTO items SELECT g, 'after' || g, g % 3, g, now(), NULL, NULL FROM generate_series(1, 500) g; COMMIT;`);
+    await assertConverges(rt, 'items_rs');
+    assert.match(rt.log(), /the table was truncated; loading postgres table "public.items" again/);
   } finally {
     await rt.stop();
   }
