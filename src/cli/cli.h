@@ -173,6 +173,7 @@ int sp_cli_csv_to_table(void *ctx, const char *const *fields, size_t nfields, sp
 typedef struct sp_cli_conn {
   const char *endpoint; /* "http://127.0.0.1:8090", no trailing slash needed */
   const char *api_key;  /* sent as X-API-Key; NULL = none */
+  bool endpoint_given;  /* --http-endpoint was written (spice sql then talks HTTP unless --flight-endpoint is) */
 } sp_cli_conn;
 
 typedef struct sp_cli_http_req {

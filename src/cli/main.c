@@ -34,7 +34,7 @@ static const char usage[] =
 
 void sp_cli_conn_from_args(const sp_cli_args *a, const sp_cli_conn *defaults, sp_cli_conn *conn) {
   *conn = *defaults;
-  if (a->values[SP_CLI_OPT_ENDPOINT]) conn->endpoint = a->values[SP_CLI_OPT_ENDPOINT];
+  if (a->values[SP_CLI_OPT_ENDPOINT]) conn->endpoint = a->values[SP_CLI_OPT_ENDPOINT], conn->endpoint_given = true;
   if (a->values[SP_CLI_OPT_API_KEY]) conn->api_key = a->values[SP_CLI_OPT_API_KEY];
 }
 
@@ -51,8 +51,10 @@ static int read_globals(int argc, char **argv, sp_cli_conn *conn, bool *help, bo
         return -1;
       }
       *(endpoint ? &conn->endpoint : &conn->api_key) = argv[++i];
+      conn->endpoint_given |= endpoint;
     } else if (strncmp(w, "--http-endpoint=", 16) == 0) {
       conn->endpoint = w + 16;
+      conn->endpoint_given = true;
     } else if (strncmp(w, "--api-key=", 10) == 0) {
       conn->api_key = w + 10;
     } else if (strcmp(w, "-h") == 0 || strcmp(w, "--help") == 0) {

@@ -29,7 +29,8 @@ static const char usage[] =
     "      --format FORMAT     table (default), csv or json\n"
     "      --flight-endpoint URL  runtime Flight endpoint (default " SP_CLI_DEFAULT_FLIGHT_ENDPOINT ")\n"
     "      --http              query over HTTP POST /v1/sql instead of Flight\n"
-    "      --http-endpoint URL runtime HTTP endpoint, for --http (default " SP_CLI_DEFAULT_ENDPOINT ")\n"
+    "      --http-endpoint URL runtime HTTP endpoint (default " SP_CLI_DEFAULT_ENDPOINT "); given without\n"
+    "                          --flight-endpoint, it makes the queries go over HTTP\n"
     "      --api-key KEY       API key (Flight: authorization: Bearer; HTTP: X-API-Key; default: $SPICE_API_KEY)\n"
     "  -h, --help              show this help\n";
 
@@ -210,9 +211,12 @@ int sp_cli_cmd_sql(int argc, char **argv, const sp_cli_conn *defaults) {
   }
   sp_cli_conn conn;
   sp_cli_conn_from_args(&a, defaults, &conn);
+  /* Flight unless --http, or an --http-endpoint without a --flight-endpoint (scripts that name the HTTP
+   * endpoint keep talking to it, rather than to a default Flight port that may be someone else's). */
   const char *flight = a.values[OPT_FLIGHT_ENDPOINT] ? a.values[OPT_FLIGHT_ENDPOINT] : SP_CLI_DEFAULT_FLIGHT_ENDPOINT;
-  sp_cli_transport *tp = a.values[OPT_HTTP] ? sp_cli_http_transport_create(&conn, &err)
-                                            : sp_cli_flight_transport_create(flight, conn.api_key, &err);
+  bool http = a.values[OPT_HTTP] || (conn.endpoint_given && !a.values[OPT_FLIGHT_ENDPOINT]);
+  sp_cli_transport *tp = http ? sp_cli_http_transport_create(&conn, &err)
+                              : sp_cli_flight_transport_create(flight, conn.api_key, &err);
   if (tp == NULL) {
     fprintf(stderr, "%s\n", err.msg);
     return SP_CLI_EXIT_FAIL;

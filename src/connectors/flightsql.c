@@ -76,7 +76,7 @@ static int quote_path(const char *path, char **out, sp_error *err) {
     snprintf(part, sizeof part, "%.*s", dot ? (int)(dot - p) : (int)strlen(p), p);
     if (o) q[o++] = '.';
     ok = part[0] != '\0' && sp_sql_ident(q + o, cap - o, part) == 0;
-    o += strlen(q + o);
+    if (ok) o += strlen(q + o);
     p = dot ? dot + 1 : NULL;
   }
   if (!ok) {

@@ -411,3 +411,24 @@ test('an API key travels over Flight as a bearer token', async () => {
   assert.equal(r.code, 0, r.stderr);
   assert.deepEqual(parseCsv(r.stdout), [['n'], ['3']]);
 });
+
+test('a result answered by the results cache is marked (cached) over Flight', async () => {
+  const query = 'SELECT count(*) AS n FROM cities WHERE population > 2000000;';
+  const r = await sqlFlight(['-e', `${query} ${query}`]);
+  assert.equal(r.code, 0, r.stderr);
+  const times = r.stdout.split('\n').filter((l) => l.startsWith('Time: '));
+  assert.equal(times.length, 2, r.stdout);
+  assert.doesNotMatch(times[0], /cached/);
+  assert.match(times[1], /^Time: \d+\.\d{6} seconds \(cached\)\. 1 rows\.$/);
+});
+
+test('--http-endpoint without --flight-endpoint keeps spice sql on HTTP', async () => {
+  // Nothing listens on the Flight port named here: the query must not go there.
+  const r = await cli(['sql', '--http-endpoint', spiced.url, '--format', 'csv', '-e', 'SELECT count(*) AS n FROM cities']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(parseCsv(r.stdout), [['n'], ['3']]);
+  const both = await cli(['sql', '--http-endpoint', spiced.url, '--flight-endpoint', `grpc://${spiced.flightAddr}`,
+    '--format', 'csv', '-e', 'SELECT 7 AS n']);
+  assert.equal(both.code, 0, both.stderr);
+  assert.deepEqual(parseCsv(both.stdout), [['n'], ['7']]);
+});

@@ -5,6 +5,9 @@
 // a PostgreSQL table (federated), so the PostgreSQL statement log shows what reached the bottom of the chain:
 // a filter written in B's query travels B → A (as SQL over Flight) → PostgreSQL.
 //
+// A second pair checks credentials: an A with API keys, read by flightsql (Handshake basic auth with the key as
+// password, then the bearer token) and spice.ai (the key as a bearer token), and refused with a wrong key.
+//
 // B starts first, while A is down: its Flight datasets are in Error with a message naming the dataset and the
 // endpoint; once A starts on the port B points at, they recover by themselves (the runtime's retries).
 import { test, before, after } from 'node:test';
@@ -131,4 +134,68 @@ test('when A goes away, federated reads fail naming the endpoint and the acceler
   assert.notEqual(r.status, 200);
   assert.match(r.text, new RegExp(`flight endpoint "grpc://127\\.0\\.0\\.1:${aFlight}"`));
   assert.deepEqual(await rows(b, 'SELECT count(*) AS n FROM cities_acc'), [{ n: 5 }]);
+});
+
+test('credentials: flightsql basic auth and spice.ai keys against an A with API keys', { timeout: 60000 }, async () => {
+  const KEY = 'k3y-for-chain-91c';
+  const WRONG = 'wr0ng-pass-55e';
+  const secured = await startSpiced({
+    spicepod: `version: v1
+kind: Spicepod
+name: chain_auth_a
+runtime:
+  auth:
+    api-key:
+      enabled: true
+      keys: ["${KEY}"]
+datasets:
+  - from: file:cities.csv
+    name: cities
+    acceleration:
+      enabled: true
+`, files: { 'cities.csv': CITIES_CSV } });
+  const ep = `grpc://${secured.flightAddr}`;
+  const reader = await startSpiced({ ready: false, spicepod: `version: v1
+kind: Spicepod
+name: chain_auth_b
+datasets:
+  - from: flightsql:cities
+    name: by_password
+    params:
+      flightsql_endpoint: ${ep}
+      flightsql_username: reporting
+      flightsql_password: ${KEY}
+  - from: spice.ai:cities
+    name: by_key
+    params:
+      spiceai_endpoint: ${ep}
+      spiceai_api_key: ${KEY}
+    acceleration:
+      enabled: true
+  - from: flightsql:cities
+    name: wrong_password
+    params:
+      flightsql_endpoint: ${ep}
+      flightsql_username: reporting
+      flightsql_password: ${WRONG}
+  - from: spiceai:cities
+    name: no_key
+    params:
+      spiceai_endpoint: ${ep}
+` });
+  try {
+    await waitUntil('the readers to settle', () => datasetStatuses(reader),
+      (s) => s.by_password === 'Ready' && s.by_key === 'Ready' && s.wrong_password === 'Error' && s.no_key === 'Error');
+    assert.deepEqual(await rows(reader, 'SELECT count(*) AS n FROM by_password WHERE population > 1000000'), [{ n: 3 }]);
+    assert.deepEqual(await rows(reader, 'SELECT name FROM by_key ORDER BY id LIMIT 1'), [{ name: 'Zürich' }]);
+    const log = reader.log();
+    // The user name is a secret parameter, which the log masks.
+    assert.match(log, new RegExp(`dataset "wrong_password": authentication as "[^"]*" refused: flight endpoint "${ep}" answered Handshake with UNAUTHENTICATED`));
+    assert.match(log, /dataset "no_key": flight endpoint ".*" answered GetSchema with UNAUTHENTICATED/);
+    assert.ok(!log.includes(WRONG), 'the wrong password is not logged');
+    assert.ok(!log.includes(KEY), 'the key is not logged');
+  } finally {
+    await reader.stop();
+    await secured.stop();
+  }
 });
