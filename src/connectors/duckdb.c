@@ -48,7 +48,9 @@ static int db_open(duck_conn *c, duckdb_database *db, sp_error *err) {
   duckdb_create_config(&cfg);
   if (c->file[0]) duckdb_set_config(cfg, "access_mode", "READ_ONLY");
   duckdb_set_config(cfg, "threads", "2");
-  duckdb_set_config(cfg, "arrow_output_version", "1.5"); /* DECIMAL(p<=18) as decimal64, as the file reader */
+  /* Arrow format 1.0 (not the file reader's 1.5): 1.5 exports BLOB as a binary view, which the serving engine
+   * cannot scan; the price is DECIMAL(p<=18) as decimal128. */
+  duckdb_set_config(cfg, "arrow_output_version", "1.0");
   duckdb_set_config(cfg, "autoinstall_known_extensions", "false");
   duckdb_set_config(cfg, "autoload_known_extensions", "false");
   int rc = SP_OK;
@@ -167,6 +169,81 @@ static int build_relation(duck_conn *c, sp_error *err) {
   return SP_OK;
 }
 
+/* Types that cannot travel as Arrow to the engine (UNION), or whose Arrow form is DuckDB's internal bytes
+ * (BIT): read as text, with a warning, as the mysql connector does for the types it cannot map. */
+static bool read_as_text(const char *type) {
+  return strncmp(type, "UNION(", 6) == 0 || strcmp(type, "BIT") == 0 || strcmp(type, "BITSTRING") == 0;
+}
+
+/* Appends `col` to a select list, cast to VARCHAR when its type needs it; *cast is set when it does. */
+static int append_column(duck_conn *c, sp_buf *b, const char *col, const char *type, bool *cast) {
+  char q[1100];
+  if (sp_sql_ident(q, sizeof q, col) != 0) return SP_EINVAL;
+  if (!read_as_text(type)) return sp_buf_append_str(b, q);
+  *cast = true;
+  sp_log_warn("dataset \"%s\": column \"%s\" of duckdb %s has type %s, which has no Arrow mapping; read as text",
+              c->base.dataset->name, col, c->relation, type);
+  SP_TRY(sp_buf_append_str(b, "CAST("));
+  SP_TRY(sp_buf_append_str(b, q));
+  SP_TRY(sp_buf_append_str(b, " AS VARCHAR) AS "));
+  return sp_buf_append_str(b, q);
+}
+
+/* Wraps the relation in a SELECT that casts the columns read_as_text names, when there are any. */
+static int cast_columns(duck_conn *c, duckdb_result *r, sp_error *err) {
+  sp_buf b = {0};
+  bool cast = false;
+  int rc = sp_buf_append_str(&b, "(SELECT ");
+  for (idx_t i = 0; rc == SP_OK && i < duckdb_row_count(r); i++) {
+    char *col = duckdb_value_varchar(r, 0, i), *type = duckdb_value_varchar(r, 1, i);
+    if (i) rc = sp_buf_append_str(&b, ", ");
+    if (rc == SP_OK) rc = col && type ? append_column(c, &b, col, type, &cast) : SP_ENOMEM;
+    duckdb_free(col);
+    duckdb_free(type);
+  }
+  if (rc == SP_OK) rc = sp_buf_append_str(&b, " FROM ");
+  if (rc == SP_OK) rc = sp_buf_append_str(&b, c->relation);
+  if (rc == SP_OK) rc = sp_buf_append_str(&b, ") AS sp_source");
+  if (rc == SP_OK && sp_buf_cstr(&b) == NULL) rc = SP_ENOMEM;
+  if (rc == SP_OK && cast) {
+    free(c->relation);
+    c->relation = b.data;
+    return SP_OK;
+  }
+  sp_buf_free(&b);
+  return rc == SP_OK ? SP_OK : sp_fail(err, rc, "could not write the read of dataset \"%s\"", c->base.dataset->name);
+}
+
+/* Reads the relation's column types (DESCRIBE); a missing table fails here with its name. */
+static int check_types(duck_conn *c, sp_error *err) {
+  duckdb_database db;
+  duckdb_connection conn;
+  duckdb_result r;
+  sp_buf sql = {0};
+  SP_TRY(db_open(c, &db, err));
+  int rc = sp_buf_append_str(&sql, "DESCRIBE SELECT * FROM ");
+  if (rc == SP_OK) rc = sp_buf_append_str(&sql, c->relation);
+  if (rc != SP_OK || sp_buf_cstr(&sql) == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  if (rc == SP_OK && duckdb_connect(db, &conn) == DuckDBError) rc = sp_fail(err, SP_EINTERNAL, "could not connect to duckdb");
+  if (rc == SP_OK) {
+    if (duckdb_query(conn, sql.data, &r) == DuckDBError) {
+      const char *why = duckdb_result_error(&r);
+      rc = strstr(why, "does not exist")
+               ? sp_fail(err, SP_ENOTFOUND, "duckdb table %s for dataset \"%s\" does not exist in \"%s\"", c->relation,
+                         c->base.dataset->name, c->file[0] ? c->file : ":memory:")
+               : sp_fail(err, SP_EIO, "could not read duckdb %s for dataset \"%s\": %.*s", c->relation,
+                         c->base.dataset->name, (int)strcspn(why, "\n"), why);
+    } else {
+      rc = cast_columns(c, &r, err);
+    }
+    duckdb_destroy_result(&r);
+    duckdb_disconnect(&conn);
+  }
+  sp_buf_free(&sql);
+  duckdb_close(&db);
+  return rc;
+}
+
 static int resolve_file(duck_conn *c, sp_error *err) {
   const char *file = sp_params_get(&c->base.params, "duckdb_open"), *name = c->base.dataset->name;
   if (file == NULL || *file == '\0') {
@@ -212,6 +289,7 @@ static int duck_open(sp_connector *self, sp_error *err) {
   int rc = resolve_file(c, err);
   if (rc == SP_OK && (c->cache = duckdb_create_instance_cache()) == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
   if (rc == SP_OK) rc = build_relation(c, err);
+  if (rc == SP_OK) rc = check_types(c, err);
   if (rc == SP_OK) rc = check_relation(c, err);
   if (rc != SP_OK) duck_close(self);
   return rc;

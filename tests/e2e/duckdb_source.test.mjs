@@ -2,7 +2,8 @@
 //
 // The duckdb connector on real DuckDB files, written by a second spiced (a duckdb accelerator in file mode
 // keeps its table "data" in the file it is given): the three table-name forms and the table-function form,
-// federated (with filters) and accelerated; a missing table fails its dataset with its name; a file that does
+// federated (with filters) and accelerated; a missing table fails its dataset with its name; columns of types
+// without a mapping are read as text with a warning; a file that does
 // not exist at start leaves the dataset in Error while the rest serves, and it loads once the file exists; a
 // writer holding the file during refreshes leaves the last good copy serving, and its changes are read once
 // it lets go. Needs SPICED (ctest sets it).
@@ -65,18 +66,25 @@ test('table names in three forms and a table function, federated and accelerated
       dataset('fn', `duckdb:read_csv('${join(dir, 'trips.csv')}')`),
       dataset('data', 'duckdb:data', { open: db, accel: 'arrow', extra: '      refresh_sql: SELECT * FROM data WHERE id > 4' }),
       dataset('nope', 'duckdb:no_such_table', { open: db, accel: 'arrow' }),
+      // Types without an Arrow mapping the engine scans (UNION, BIT) are read as text; BLOB stays binary.
+      dataset('odd', "duckdb:(SELECT 1 AS id, 'ab'::BLOB AS bl, union_value(n := 7)::UNION(n INT, s VARCHAR) AS u, " +
+        "'101'::BIT AS b, 1.25::DECIMAL(9,2) AS d)", { accel: 'arrow' }),
     ]),
     ready: false,
   });
   try {
     await waitUntil('statuses', () => datasetStatuses(rt),
-      (s) => s.fed === 'Ready' && s.two === 'Ready' && s.three === 'Ready' && s.fn === 'Ready' && s.data === 'Ready' && s.nope === 'Error');
+      (s) => s.fed === 'Ready' && s.two === 'Ready' && s.three === 'Ready' && s.fn === 'Ready' && s.data === 'Ready' && s.nope === 'Error' &&
+             s.odd === 'Ready');
     for (const t of ['fed', 'two', 'three', 'fn'])
       assert.deepEqual(await rows(rt, `SELECT count(*) AS n, sum(id) AS s, sum(fare) AS f FROM ${t}`), [{ n: 6, s: 21, f: 24 }], t);
     assert.deepEqual(await rows(rt, 'SELECT id, name FROM fed WHERE id > 4 AND name <> \'n6\' ORDER BY id'), [{ id: 5, name: 'n5' }]);
     assert.deepEqual(await rows(rt, 'SELECT id FROM fed ORDER BY id LIMIT 2'), [{ id: 1 }, { id: 2 }]);
     assert.deepEqual(await rows(rt, 'SELECT id FROM data ORDER BY id'), [{ id: 5 }, { id: 6 }], 'refresh_sql ran at the source');
     assert.match(rt.log(), /duckdb table "src"\."main"\."no_such_table" for dataset "nope" does not exist in "[^"]*src\.db"/);
+    assert.deepEqual(await rows(rt, 'SELECT id, bl, u, b, CAST(d AS VARCHAR) AS d FROM odd'),
+      [{ id: 1, bl: Buffer.from('ab').toString('base64'), u: '7', b: '101', d: '1.25' }]);
+    assert.match(rt.log(), /WARN .*dataset "odd": column "u" of duckdb .* has type UNION\(n INTEGER, s VARCHAR\), which has no Arrow mapping; read as text/);
   } finally {
     await rt.stop();
   }

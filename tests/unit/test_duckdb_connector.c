@@ -199,6 +199,38 @@ static void test_table_function(void **state) {
   close_duck(&o);
 }
 
+/* Every column reaches Arrow in a form the engine scans: BLOB as binary, UNION and BIT as text. */
+static void test_types_without_mapping(void **state) {
+  (void)state;
+  opened o;
+  sp_error err = {0};
+  const char *q = "(SELECT 1::BIGINT AS id, 'ab'::BLOB AS bl, union_value(n := 7)::UNION(n INT, s VARCHAR) AS u, "
+                  "'101'::BIT AS b, 1.25::DECIMAL(9,2) AS d)";
+  if (open_duck(&o, "odd", q, NULL, &err) != SP_OK) fail_msg("%s", err.msg);
+  struct ArrowSchema schema;
+  assert_int_equal(sp_connector_duckdb.get_schema(o.conn, &schema, &err), SP_OK);
+  assert_int_equal(schema.n_children, 5);
+  assert_string_equal(schema.children[1]->format, "z");
+  assert_string_equal(schema.children[2]->format, "u");
+  assert_string_equal(schema.children[2]->name, "u");
+  assert_string_equal(schema.children[3]->format, "u");
+  assert_string_equal(schema.children[4]->format, "d:9,2,128");
+  schema.release(&schema);
+  struct ArrowArrayStream s;
+  sp_scan scan = {.limit = -1};
+  assert_int_equal(sp_connector_duckdb.scan(o.conn, &scan, &s, &err), SP_OK);
+  struct ArrowArray a;
+  assert_int_equal(s.get_next(&s, &a), 0);
+  const struct ArrowArray *u = a.children[2], *b = a.children[3];
+  const int32_t *uoff = u->buffers[1], *boff = b->buffers[1];
+  assert_memory_equal((const char *)u->buffers[2] + uoff[0], "7", 1);
+  assert_int_equal(boff[1] - boff[0], 3);
+  assert_memory_equal((const char *)b->buffers[2] + boff[0], "101", 3);
+  a.release(&a);
+  s.release(&s);
+  close_duck(&o);
+}
+
 static void test_errors(void **state) {
   (void)state;
   opened o;
@@ -228,6 +260,7 @@ int main(void) {
       cmocka_unit_test(test_pushdown),
       cmocka_unit_test(test_file_unlocked_between_reads),
       cmocka_unit_test(test_table_function),
+      cmocka_unit_test(test_types_without_mapping),
       cmocka_unit_test(test_errors),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
