@@ -104,7 +104,7 @@ static int http_fetch(http_conn *c, char *tmpdir, char *path, size_t n, sp_error
 static int http_read(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
   char tmpdir[4096], path[4096 + 300];
   SP_TRY(http_fetch((http_conn *)self, tmpdir, path, sizeof tmpdir, err));
-  return sp__read_download(self, tmpdir, path, NULL, scan, out, err);
+  return sp__read_download_as(self, tmpdir, path, ((http_conn *)self)->shown, NULL, scan, out, err);
 }
 
 static int http_get_schema(sp_connector *self, struct ArrowSchema *out, sp_error *err) {

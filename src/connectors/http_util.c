@@ -336,3 +336,29 @@ int sp__read_download(sp_connector *outer, const char *tmpdir, const char *path,
   }
   return sp__stream_finally(&s, download_done, d, out, err);
 }
+
+/* Replaces each occurrence of `from` in err->msg by `to` (users know the URL, not our temporary path). */
+static void replace_in_message(sp_error *err, const char *from, const char *to) {
+  if (err == NULL || *from == '\0') return;
+  char msg[sizeof err->msg];
+  size_t o = 0, n = strlen(from);
+  for (const char *p = err->msg; *p && o + 1 < sizeof msg;) {
+    if (strncmp(p, from, n) == 0) {
+      o += (size_t)snprintf(msg + o, sizeof msg - o, "%s", to);
+      p += n;
+    } else {
+      msg[o++] = *p++;
+    }
+  }
+  msg[o < sizeof msg ? o : sizeof msg - 1] = '\0';
+  snprintf(err->msg, sizeof err->msg, "%s", msg);
+}
+
+int sp__read_download_as(sp_connector *outer, const char *tmpdir, const char *path, const char *shown,
+                         const char *format, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
+  char where[4096];
+  snprintf(where, sizeof where, "%s", path); /* tmpdir is gone once the read fails */
+  int rc = sp__read_download(outer, tmpdir, path, format, scan, out, err);
+  if (rc != SP_OK) replace_in_message(err, where, shown);
+  return rc;
+}

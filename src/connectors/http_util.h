@@ -82,6 +82,9 @@ void sp__tmpdir_remove(const char *dir);
  * stream is released, or before returning on failure. *out is owned by the caller. */
 int sp__read_download(sp_connector *outer, const char *tmpdir, const char *path, const char *format,
                       const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err);
+/* The same, with error messages showing `shown` (the URL) where they would show the temporary path. */
+int sp__read_download_as(sp_connector *outer, const char *tmpdir, const char *path, const char *shown,
+                         const char *format, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err);
 
 /* Wraps *inner (moved) in a stream that calls done(ctx) once, after inner is released. On failure (ENOMEM)
  * inner is released and done(ctx) called before returning. */

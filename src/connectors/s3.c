@@ -319,7 +319,11 @@ static int s3_read(sp_connector *self, const sp_scan *scan, struct ArrowArrayStr
     sp__tmpdir_remove(tmpdir);
     return rc;
   }
-  return sp__read_download(self, tmpdir, path, fmt, scan, out, err);
+  char shown[2400]; /* for a prefix, the read's files are below it: "s3://b/p" + "/x.csv" */
+  const s3_conn *c = (const s3_conn *)self;
+  size_t klen = strlen(c->key);
+  snprintf(shown, sizeof shown, "s3://%s/%.*s", c->bucket, (int)(klen && c->key[klen - 1] == '/' ? klen - 1 : klen), c->key);
+  return sp__read_download_as(self, tmpdir, path, shown, fmt, scan, out, err);
 }
 
 static int s3_get_schema(sp_connector *self, struct ArrowSchema *out, sp_error *err) {

@@ -45,6 +45,7 @@ function handle(req, res) {
   if (req.url === '/pub/trips.csv') return send('text/csv', state.trips);
   if (req.url === '/pub/events.jsonl')
     return send('application/x-ndjson', '{"id":1,"kind":"x"}\n{"id":2,"kind":"y"}\n{"id":3,"kind":"x"}\n');
+  if (req.url === '/pub/bad.parquet') return send('text/html', '<html>maintenance</html>');
   if (req.url === '/pub/export?format=csv') return send('text/csv', 'k,v\n1,one\n');
   if (req.url === '/flaky/trips.csv') {
     if (state.failing) {
@@ -155,6 +156,7 @@ test('404, timeout, TLS failure and a wrong password fail their dataset with cle
       dataset('badpass', `${base}/secure/trips.csv`, {
         accel: 'arrow', params: { http_username: USER, http_password: 'Wr0ng-Http-Pa55' } }),
       dataset('noformat', `${base}/pub/blob`, { accel: 'arrow' }),
+      dataset('bad', `${base}/pub/bad.parquet`, { accel: 'arrow' }),
       // https:// to a plain-HTTP server: the TLS handshake fails.
       dataset('tls', `${base.replace('http:', 'https:')}/pub/trips.csv`, { accel: 'arrow' }),
     ]),
@@ -163,13 +165,16 @@ test('404, timeout, TLS failure and a wrong password fail their dataset with cle
   try {
     await waitUntil('statuses', () => datasetStatuses(rt),
       (s) => s.ok === 'Ready' && s.missing === 'Error' && s.slow === 'Error' && s.badpass === 'Error' && s.noformat === 'Error' &&
-           s.tls === 'Error',
+           s.tls === 'Error' && s.bad === 'Error',
       { timeoutMs: 30000 });
     const log = rt.log();
     assert.match(log, /"http:\/\/127\.0\.0\.1:\d+\/pub\/missing\.csv" for dataset "missing" was not found \(HTTP 404\)/);
     assert.match(log, /timed out after 1\.0 s fetching "http:\/\/127\.0\.0\.1:\d+\/slow\/trips\.csv" for dataset "slow"/);
     assert.match(log, /access to "http:\/\/127\.0\.0\.1:\d+\/secure\/trips\.csv" for dataset "badpass" was denied \(HTTP 401\)/);
     assert.match(log, /dataset "noformat": cannot tell the format of "http:\/\/127\.0\.0\.1:\d+\/pub\/blob"/);
+    // What is wrong with the body names the URL, not the temporary file it was read from.
+    assert.match(log, /could not read "http:\/\/127\.0\.0\.1:\d+\/pub\/bad\.parquet" for dataset "bad": .*parquet/i);
+    assert.ok(!/spicec-http-/.test(log), 'a temporary path appears in the log');
     assert.match(log, /TLS failure fetching "https:\/\/127\.0\.0\.1:\d+\/pub\/trips\.csv" for dataset "tls"/);
     assert.ok(!log.includes('Wr0ng-Http-Pa55'), 'the wrong password appears in the log');
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM ok'), [{ n: 3 }]);
