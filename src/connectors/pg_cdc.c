@@ -406,7 +406,8 @@ static int settle(cdc *c, int more, sp_error *err) {
   }
   if (pgo_pending_commits(c->dec) && (c->caught_up || more)) return push_changes(c, err);
   if (pgo_pending_commits(c->dec) == 0 && c->caught_up && c->server_end > c->confirmed) c->confirmed = c->server_end;
-  if (!c->caught_up && !more) return send_status(c, 1, err); /* the keepalive it asks for says how far the server is */
+  /* The keepalive it asks for says how far the server is (not more often than every 50 ms: no ping-pong). */
+  if (!c->caught_up && !more && now_ms() - c->last_status_ms >= 50) return send_status(c, 1, err);
   return SP_OK;
 }
 
