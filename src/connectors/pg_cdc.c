@@ -472,11 +472,33 @@ static int prepare(cdc *c, int resume, uint64_t *start, sp_error *err) {
   return current_lsn(c, &c->target, err);
 }
 
+/* No acceleration.primary_key: the table's primary key (with REPLICA IDENTITY FULL every column is flagged as
+ * identity, so the decoder's own default would key by the whole row). None: the decoder's replica identity. */
+static int table_key(cdc *c, sp_error *err) {
+  const char *args[2] = {c->nsp, c->relname};
+  PGresult *r;
+  SP_TRY(run(c, "SELECT a.attname FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class t ON t.oid = i.indrelid "
+                "JOIN pg_catalog.pg_namespace n ON n.oid = t.relnamespace JOIN pg_catalog.pg_attribute a "
+                "ON a.attrelid = t.oid AND a.attnum = ANY (i.indkey) WHERE i.indisprimary AND n.nspname = $1 "
+                "AND t.relname = $2 ORDER BY array_position(i.indkey::int2[], a.attnum)",
+             2, args, &r, "read the primary key", err));
+  int rc = SP_OK;
+  for (int i = 0; rc == SP_OK && i < PQntuples(r); i++) {
+    char **k = realloc(c->key, (c->n_key + 1) * sizeof *k);
+    if (k == NULL || (k[c->n_key] = strdup(PQgetvalue(r, i, 0))) == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+    if (k) c->key = k;
+    if (rc == SP_OK) c->n_key++;
+  }
+  PQclear(r);
+  return rc;
+}
+
 static int open_all(cdc *c, sp_error *err) {
   build_conninfo(c);
   SP_TRY(split_key(c, c->conn->dataset->acceleration.primary_key, err));
   SP_TRY(connect_pg(c, 0, &c->pq, err));
   SP_TRY(resolve_table(c, err));
+  if (c->n_key == 0) SP_TRY(table_key(c, err));
   SP_TRY(ensure_publication(c, err));
   return SP_OK;
 }

@@ -292,6 +292,10 @@ static int resolve_key(pgo_decoder *d, sp_error *err) {
     size_t i = 0;
     while (i < d->n_cols && strcmp(d->cols[i].name, d->want_key[k]) != 0) i++;
     if (i == d->n_cols) return sp_fail(err, SP_EINVAL, "primary key column \"%s\" is not a column of the table", d->want_key[k]);
+    /* Deletes carry only the replica identity: a key outside it could not be found again. */
+    if (!d->cols[i].identity)
+      return sp_fail(err, SP_EINVAL, "primary key column \"%s\" is not in the table's replica identity (use the "
+                     "table's primary key, or ALTER TABLE … REPLICA IDENTITY FULL)", d->want_key[k]);
     d->key_idx[d->n_key++] = i;
   }
   for (size_t k = 0; k < d->n_key; k++) d->key_names[k] = d->cols[d->key_idx[k]].name;

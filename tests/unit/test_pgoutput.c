@@ -33,24 +33,26 @@ static void str(msg *m, const char *s) {
   m->n += strlen(s) + 1;
 }
 
-/* Relation 16384 public.t (id int key, v text, big text). */
-static msg relation(void) {
+/* Relation 16384 public.t (id int key, v text, big text); full: REPLICA IDENTITY FULL (every column flagged). */
+static msg relation_ident(int full) {
   msg m = {.n = 0};
   u8(&m, 'R');
   be(&m, 16384, 4);
   str(&m, "public");
   str(&m, "t");
-  u8(&m, 'd');
+  u8(&m, full ? 'f' : 'd');
   be(&m, 3, 2);
   const char *names[3] = {"id", "v", "big"};
   for (int i = 0; i < 3; i++) {
-    u8(&m, i == 0 ? 1 : 0);
+    u8(&m, i == 0 || full ? 1 : 0);
     str(&m, names[i]);
     be(&m, i == 0 ? 23 : 25, 4);
     be(&m, 0xffffffffu, 4);
   }
   return m;
 }
+
+static msg relation(void) { return relation_ident(0); }
 
 static msg begin(void) {
   msg m = {.n = 0};
@@ -253,22 +255,41 @@ static void unknown_unchanged_value_needs_reload(void **state) {
   pgo_decoder_free(d);
 }
 
+/* A delete with REPLICA IDENTITY FULL: an 'O' tuple with every column. */
+static msg delete_full(const char *id, const char *v, const char *big) {
+  msg m = {.n = 0};
+  const char *t[3] = {id, v, big};
+  u8(&m, 'D');
+  be(&m, 16384, 4);
+  u8(&m, 'O');
+  tuple(&m, t);
+  return m;
+}
+
 static void configured_key(void **state) {
   (void)state;
   pgo_decoder *d;
   sp_error err = {0};
   const char *key[] = {"v"};
+  /* With the default replica identity (id), a key on v could not be found again by a delete. */
   assert_int_equal(pgo_decoder_new(key, 1, &d, NULL), SP_OK);
-  feed(d, relation());
+  msg m = relation();
+  assert_int_equal(pgo_feed(d, m.b, m.n, &err), SP_EINVAL);
+  assert_non_null(strstr(err.msg, "\"v\" is not in the table's replica identity"));
+  pgo_decoder_free(d);
+  /* With REPLICA IDENTITY FULL it can. */
+  assert_int_equal(pgo_decoder_new(key, 1, &d, NULL), SP_OK);
+  feed(d, relation_ident(1));
   feed(d, begin());
   feed(d, insert("1", "k", "x"));
   feed(d, insert("2", "k", "y")); /* same key "k": the later row wins */
+  feed(d, insert("3", "j", "z"));
   feed(d, commit(0x10));
-  expect_rows(d, (const char *const[]){"insert|2|k|y", NULL});
-  /* A delete sends only the replica identity (id): the configured key is not in it. */
+  expect_rows(d, (const char *const[]){"insert|2|k|y", "insert|3|j|z", NULL});
   feed(d, begin());
-  msg m = delete_("2");
-  assert_int_equal(pgo_feed(d, m.b, m.n, &err), SP_ENOTSUP);
+  feed(d, delete_full("3", "j", "z"));
+  feed(d, commit(0x20));
+  expect_rows(d, (const char *const[]){"delete|∅|j|∅", NULL});
   pgo_decoder_free(d);
   const char *missing[] = {"nope"};
   assert_int_equal(pgo_decoder_new(missing, 1, &d, NULL), SP_OK);
