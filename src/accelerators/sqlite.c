@@ -20,8 +20,10 @@
  * doubles, text, booleans, decimals up to 15 digits) run in SQLite, so an index or a selective filter reads
  * only the rows it needs.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -367,6 +369,34 @@ static int read_checkpoint(sq_accel *a, sp_accel_state *state, sp_error *err) {
 
 /* ---- Open / close ---------------------------------------------------------------------------------------------- */
 
+/* Memory databases of processes that died (SIGKILL) are removed once per process, so tmpfs does not fill up. */
+static void sweep_dead(const char *dir) {
+  static int swept;
+  if (__atomic_exchange_n(&swept, 1, __ATOMIC_ACQ_REL)) return;
+  DIR *d = opendir(dir);
+  struct dirent *e;
+  while (d && (e = readdir(d)) != NULL) {
+    int pid = 0;
+    char path[4200];
+    if (sscanf(e->d_name, "spicec-%d-", &pid) != 1 || pid <= 0 || pid == (int)getpid()) continue;
+    if (kill(pid, 0) == 0 || errno != ESRCH) continue;
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    unlink(path);
+  }
+  if (d) closedir(d);
+}
+
+/* The same file named two ways (`./x.sqlite`, `x.sqlite`) must share one sq_file: its folder resolved. */
+static void canonical(char *path, size_t n) {
+  char *slash = strrchr(path, '/'), dir[4096], real[4096];
+  if (slash == NULL || slash == path) return;
+  snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+  if (realpath(dir, real) == NULL) return;
+  char base[1024];
+  snprintf(base, sizeof base, "%s", slash + 1);
+  snprintf(path, n, "%s/%s", real, base);
+}
+
 /* mode: file → sqlite_file (relative to the working folder) or <data_dir>/<dataset>.sqlite; memory → tmpfs. */
 static void file_path(sq_accel *a, char *buf, size_t n) {
   static unsigned counter;
@@ -379,6 +409,7 @@ static void file_path(sq_accel *a, char *buf, size_t n) {
   if (a->base.dataset->acceleration.mode != SP_ACCEL_FILE) {
     struct stat sb;
     const char *dir = stat("/dev/shm", &sb) == 0 && S_ISDIR(sb.st_mode) && access("/dev/shm", W_OK) == 0 ? "/dev/shm" : a->base.data_dir;
+    sweep_dead(dir);
     snprintf(buf, n, "%s/spicec-%d-%u-%s.sqlite", dir, (int)getpid(), __atomic_add_fetch(&counter, 1, __ATOMIC_RELAXED), safe);
   } else if (file && *file && file[0] != '/') {
     char cwd[2048];
@@ -389,6 +420,7 @@ static void file_path(sq_accel *a, char *buf, size_t n) {
   } else {
     snprintf(buf, n, "%s/%s.sqlite", a->base.data_dir, safe);
   }
+  canonical(buf, n);
 }
 
 static void sq_close(sp_accelerator *self) {

@@ -77,6 +77,7 @@ test('federated, arrow and sqlite copies answer alike; filters reach SQLite; err
       assert.match(lines, /WHERE \("id" = 4321\)/);
       assert.match(lines, new RegExp(`dataset "${t}": 1 rows read from sqlite`));
     }
+    assert.deepEqual(await rt.stop(), { code: 0, signal: null }, 'a clean exit (and no leak under ASan)');
   } finally {
     await rt.stop();
     removeFolder(dir);
@@ -122,6 +123,7 @@ test('SIGKILL during a sqlite file refresh leaves one whole version, served at o
     await waitUntil('big in Error after a refresh without its source', () => datasetStatuses(rt), (s) => s.big === 'Error',
       { timeoutMs: 20000, intervalMs: 50 });
     assert.equal(await count(rt), n);
+    assert.deepEqual(await rt.stop(), { code: 0, signal: null }, 'a clean exit (and no leak under ASan)');
   } finally {
     if (rt) await rt.stop();
     removeFolder(dir);
