@@ -113,35 +113,41 @@ static int check_inputs(const sp_dataset *ds, const struct ArrowSchema *want, co
   return SP_OK;
 }
 
-/* One select-list entry: the input column converted to the dataset column's type, failing with a message
- * that names the column (TRY_CAST is NULL where CAST would fail), or a NULL of that type. */
+/* `src` converted to `type`, or an error naming the column with the value (TRY_CAST is NULL where CAST
+ * would fail; error() stops the query). */
+static int append_cast(sp_buf *b, const char *src, const char *type, const char *msg_literal) {
+  size_t n = 4 * strlen(src) + 2 * strlen(type) + strlen(msg_literal) + 160;
+  char *e = malloc(n);
+  if (e == NULL) return SP_ENOMEM;
+  snprintf(e, n,
+           "CASE WHEN %s IS NOT NULL AND TRY_CAST(%s AS %s) IS NULL THEN error(%s || '''' || CAST(%s AS VARCHAR) || '''') "
+           "ELSE TRY_CAST(%s AS %s) END",
+           src, src, type, msg_literal, src, src, type);
+  int rc = sp_buf_append_str(b, e);
+  free(e);
+  return rc;
+}
+
+/* One select-list entry: the input column of the same name converted to the dataset column's type, or a
+ * NULL of that type when the rows have no such column. */
 static int cast_expr(const sp_dataset *ds, const struct ArrowSchema *field, const struct ArrowSchema *in, sp_buf *b) {
-  char col[600], src[600], msg[1400];
+  char col[600], src[600], text[1200], msg[2500];
   sp_buf type = {0};
   int rc = duck_type(field, &type) == SP_OK && sp_buf_cstr(&type) ? SP_OK : SP_ENOTSUP;
-  if (rc == SP_OK && (sp_sql_ident(col, sizeof col, field->name) != 0)) rc = SP_EINVAL;
   int64_t j = rc == SP_OK ? find_column(in, field->name) : -1;
-  if (rc == SP_OK && j >= 0 && sp_sql_ident(src, sizeof src, in->children[j]->name) != 0) rc = SP_EINVAL;
-  char text[1200];
-  snprintf(text, sizeof text, "column \"%s\" of dataset \"%s\" has type %s: cannot convert ", field->name,
-           ds->spec->name, type.data ? type.data : "?");
-  if (rc == SP_OK && sp_sql_literal(msg, sizeof msg, text) != 0) rc = SP_EINVAL;
+  if (rc == SP_OK) {
+    snprintf(text, sizeof text, "column \"%s\" of dataset \"%s\" has type %s: cannot convert ", field->name,
+             ds->spec->name, type.data);
+    if (sp_sql_ident(col, sizeof col, field->name) != 0 || sp_sql_literal(msg, sizeof msg, text) != 0 ||
+        (j >= 0 && sp_sql_ident(src, sizeof src, in->children[j]->name) != 0))
+      rc = SP_EINVAL;
+  }
   if (rc == SP_OK && j < 0) {
     rc = sp_buf_append_str(b, "CAST(NULL AS ");
     if (rc == SP_OK) rc = sp_buf_append_str(b, type.data);
     if (rc == SP_OK) rc = sp_buf_append_str(b, ")");
   } else if (rc == SP_OK) {
-    size_t n = 4 * strlen(src) + 3 * strlen(type.data) + strlen(msg) + 160;
-    char *e = malloc(n);
-    if (e == NULL) rc = SP_ENOMEM;
-    else {
-      snprintf(e, n,
-               "CASE WHEN %s IS NOT NULL AND TRY_CAST(%s AS %s) IS NULL THEN error(%s || '''' || CAST(%s AS VARCHAR) || '''') "
-               "ELSE TRY_CAST(%s AS %s) END",
-               src, src, type.data, msg, src, src, type.data);
-      rc = sp_buf_append_str(b, e);
-      free(e);
-    }
+    rc = append_cast(b, src, type.data, msg);
   }
   if (rc == SP_OK) rc = sp_buf_append_str(b, " AS ");
   if (rc == SP_OK) rc = sp_buf_append_str(b, col);
