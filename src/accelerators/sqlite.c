@@ -189,6 +189,8 @@ typedef struct sq_accel {
   sqa_column *cols;
   size_t n_cols;
   int registered;
+  int keep_refresh_time; /* retention rewrites the copy but is not a refresh: the checkpoint keeps its time */
+  int64_t rows;          /* rows in the committed copy */
   int64_t rows_read;     /* rows the engine read from SQLite (atomic), for tests and logs */
 } sq_accel;
 
@@ -359,7 +361,7 @@ static int read_checkpoint(sq_accel *a, sp_accel_state *state, sp_error *err) {
     rc = columns_from_json(a, (const char *)sqlite3_column_text(st, 2), &a->cols, &a->n_cols, err);
     if (rc == SP_OK) {
       state->has_data = true;
-      state->rows = sqlite3_column_int64(st, 0);
+      state->rows = a->rows = sqlite3_column_int64(st, 0);
       state->last_refresh_ms = sqlite3_column_int64(st, 1);
     }
   }
@@ -674,11 +676,15 @@ static int write_checkpoint(sq_accel *a, const sqa_column *cols, size_t n, int64
     *rows = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
   }
-  if (rc == SP_OK && sqlite3_prepare_v2(db, "INSERT OR REPLACE INTO " SQ_CHECKPOINT " VALUES (?, ?, ?, ?)", -1, &st, NULL) == SQLITE_OK) {
+  const char *upsert = "INSERT OR REPLACE INTO " SQ_CHECKPOINT " VALUES (?1, ?2, CASE WHEN ?5 THEN (SELECT refreshed_at_ms FROM "
+                       SQ_CHECKPOINT " WHERE dataset_name = ?1) END, ?4)";
+  if (rc == SP_OK && sqlite3_prepare_v2(db, a->keep_refresh_time ? upsert : "INSERT OR REPLACE INTO " SQ_CHECKPOINT " VALUES (?1, ?2, ?3, ?4)",
+                                        -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, ds_name(a), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, *rows);
-    sqlite3_bind_int64(st, 3, now_ms());
+    if (!a->keep_refresh_time) sqlite3_bind_int64(st, 3, now_ms());
     sqlite3_bind_text(st, 4, schema, -1, SQLITE_STATIC);
+    if (a->keep_refresh_time) sqlite3_bind_int(st, 5, 1);
     if (sqlite3_step(st) != SQLITE_DONE) rc = sp_fail(err, SP_EIO, "%s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
   } else if (rc == SP_OK) {
@@ -754,9 +760,39 @@ static int sq_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_row
   a->cols = cols;
   a->n_cols = n;
   pthread_rwlock_unlock(&a->lock);
+  a->rows = rows;
   SP_TRY(register_source(a, err));
   if (out_rows) *out_rows = rows;
   return SP_OK;
+}
+
+static int sq_table_sql(sp_accelerator *self, char *buf, size_t n, sp_error *err);
+
+/* Retention: the rows for which the condition is not true, read through the engine (which evaluates the
+ * runtime's DuckDB expression exactly as written) and written back like a full refresh: atomic for readers,
+ * the previous copy intact on failure. */
+static int sq_delete_where(sp_accelerator *self, const char *condition, int64_t *out_deleted, sp_error *err) {
+  sq_accel *a = (sq_accel *)self;
+  char table[700];
+  int64_t before = a->rows, after = 0;
+  if (!a->registered) {
+    if (out_deleted) *out_deleted = 0;
+    return SP_OK;
+  }
+  SP_TRY(sq_table_sql(self, table, sizeof table, err));
+  size_t n = strlen(table) + strlen(condition) + 64;
+  char *sql = malloc(n);
+  if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  snprintf(sql, n, "SELECT * FROM %s WHERE (%s) IS NOT TRUE", table, condition);
+  sp_data_update u = {.type = SP_UPDATE_OVERWRITE};
+  int rc = sp_engine_query_internal(self->engine, sql, &u.stream, err);
+  free(sql);
+  if (rc != SP_OK) return rc;
+  a->keep_refresh_time = 1;
+  rc = sq_add_data(self, &u, &after, err);
+  a->keep_refresh_time = 0;
+  if (rc == SP_OK && out_deleted) *out_deleted = before >= 0 ? before - after : -1;
+  return rc;
 }
 
 static int sq_table_sql(sp_accelerator *self, char *buf, size_t n, sp_error *err) {
@@ -777,4 +813,5 @@ const sp_accelerator_module sp_accelerator_sqlite = {
     .close = sq_close,
     .add_data = sq_add_data,
     .table_sql = sq_table_sql,
+    .delete_where = sq_delete_where,
 };
