@@ -34,14 +34,14 @@
 
 #define DEFAULT_MAX_CALLS 128
 
-const char *const sp__flight_method_names[M_COUNT] = {"Handshake", "ListFlights", "GetFlightInfo", "GetSchema",
-                                                      "DoGet",     "DoPut",       "DoAction",      "ListActions"};
+const char *const sp__flight_method_names[M_COUNT] = {"Handshake", "ListFlights", "GetFlightInfo", "GetSchema", "DoGet",
+                                                      "DoPut",     "DoAction",    "ListActions",   "DoExchange"};
 
 static int arm(sp_flight_server *s, int method);
 
 /* Methods whose single request message comes with the call (the others stream requests: Handshake, DoPut). */
 static bool unary_request(int method) {
-  return method != M_HANDSHAKE && method != M_DO_PUT;
+  return method != M_HANDSHAKE && method != M_DO_PUT && method != M_DO_EXCHANGE;
 }
 
 /* ---- Completions ---------------------------------------------------------------------------------------- */
@@ -264,6 +264,7 @@ static void dispatch(fl_call *c) {
   case M_DO_PUT: sp__flight_do_put(c); break;
   case M_DO_ACTION: sp__flight_do_action(c); break;
   case M_LIST_ACTIONS: sp__flight_list_actions(c); break;
+  case M_DO_EXCHANGE: sp__flight_do_exchange(c); break;
   default: do_unimplemented(c); break;
   }
 }
@@ -412,9 +413,12 @@ static void destroy(sp_flight_server *s) {
   grpc_shutdown_blocking(); /* nothing of gRPC outlives the server (leak checkers) */
 }
 
-/* Binds addr; returns the port or 0. */
+/* Binds addr (TLS with runtime.tls's certificate and key when it is enabled); returns the port or 0. */
 static int bind_port(sp_flight_server *s, const char *addr) {
-  grpc_server_credentials *creds = grpc_insecure_server_credentials_create();
+  grpc_ssl_pem_key_cert_pair pair = {.private_key = s->cfg.tls_key_pem, .cert_chain = s->cfg.tls_cert_pem};
+  grpc_server_credentials *creds = s->cfg.tls_enabled && pair.private_key && pair.cert_chain
+                                       ? grpc_ssl_server_credentials_create(NULL, &pair, 1, 0, NULL)
+                                       : grpc_insecure_server_credentials_create();
   int port = grpc_server_add_http2_port(s->server, addr, creds);
   grpc_server_credentials_release(creds);
   return port;
@@ -438,6 +442,7 @@ static int load_settings(sp_flight_server *s, sp_error *err) {
   SP_TRY(sp_http_config_load(sp_runtime_pod(s->rt), &s->cfg, err));
   if (s->cfg.cache_enabled) SP_TRY(sp_rcache_create(s->cfg.cache_max_bytes, s->cfg.cache_ttl_ms, &s->cache, err));
   if (s->cfg.auth_enabled) sp_log_info("Arrow Flight requires an API key (%zu configured)", s->cfg.n_api_keys);
+  if (s->cfg.tls_enabled) sp_log_info("Arrow Flight uses TLS (runtime.tls)");
   return SP_OK;
 }
 
@@ -481,10 +486,12 @@ int sp_flight_start(sp_runtime *rt, sp_http_server *http, const char *addr, sp_f
     destroy(s);
     return rc;
   }
+  bool tls = s->cfg.tls_enabled;
   int port = bind_port(s, addr);
   if (port == 0) {
     destroy(s);
-    return sp_fail(err, SP_EIO, "flight server: cannot listen on %s", addr);
+    return sp_fail(err, SP_EIO, "flight server: cannot listen on %s%s", addr,
+                   tls ? " (or runtime.tls's certificate and key were refused)" : "");
   }
   set_endpoint(s, addr, port);
   grpc_server_start(s->server);

@@ -2,8 +2,8 @@
  *
  * Arrow Flight and Flight SQL server (`spiced --flight ADDR`, docs/flight.md), on the gRPC core C API:
  * Handshake (basic auth when API keys are on), GetFlightInfo/GetSchema/DoGet for raw SQL, PATH descriptors and
- * Flight SQL commands, prepared statements (DoAction, DoPut binding), ListActions, ListFlights, and the
- * results cache. Other RPCs answer UNIMPLEMENTED with their name.
+ * Flight SQL commands, prepared statements (DoAction, DoPut binding), DoPut appends, DoExchange subscriptions,
+ * ListActions, ListFlights, and the results cache. Other RPCs answer UNIMPLEMENTED with their name.
  */
 #ifndef SP_SERVER_FLIGHT_H
 #define SP_SERVER_FLIGHT_H

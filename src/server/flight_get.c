@@ -212,7 +212,7 @@ static int stream_batch(streamer *t, const struct ArrowArray *batch, sp_error *e
   return SP_OK;
 }
 
-static int stream_result(fl_call *c, struct ArrowArrayStream *st, capture *cap, sp_error *err) {
+static int stream_result(fl_call *c, struct ArrowArrayStream *st, capture *cap, bool send_schema, sp_error *err) {
   struct ArrowSchema schema = {0};
   int rc = st->get_schema(st, &schema);
   if (rc != 0) return stream_error(st, rc, err);
@@ -220,7 +220,7 @@ static int stream_result(fl_call *c, struct ArrowArrayStream *st, capture *cap, 
   rc = sp_ipc_writer_create(&schema, &t.w, err);
   schema.release(&schema);
   if (rc == SP_OK) rc = sp_ipc_write_schema(t.w, &t.buf, err);
-  if (rc == SP_OK && !send_frames(&t)) rc = sp_fail(err, SP_ECANCELED, "DoGet: the client went away");
+  if (rc == SP_OK && send_schema && !send_frames(&t)) rc = sp_fail(err, SP_ECANCELED, "DoGet: the client went away");
   while (rc == SP_OK) {
     struct ArrowArray batch = {0};
     int e = st->get_next(st, &batch);
@@ -244,9 +244,13 @@ static void finish(fl_call *c, int rc, const sp_error *err) {
   else sp__flight_status(c, GRPC_STATUS_CANCELLED, err->msg); /* fails quietly when the call is gone */
 }
 
+int sp__flight_stream(fl_call *c, struct ArrowArrayStream *st, bool send_schema, sp_error *err) {
+  return stream_result(c, st, NULL, send_schema, err);
+}
+
 void sp__flight_serve_stream(fl_call *c, struct ArrowArrayStream *st) {
   sp_error err = {0};
-  int rc = stream_result(c, st, NULL, &err);
+  int rc = stream_result(c, st, NULL, true, &err);
   st->release(st);
   finish(c, rc, &err);
 }
@@ -344,7 +348,7 @@ void sp__flight_serve_query(fl_call *c, const sp_query_request *req) {
   struct ArrowArrayStream st = {0};
   int rc = sp_runtime_query(s->rt, req, &st, &err);
   if (rc == SP_OK) {
-    rc = stream_result(c, &st, &cap, &err);
+    rc = stream_result(c, &st, &cap, true, &err);
     st.release(&st);
   }
   if (rc == SP_OK && cap.on &&

@@ -32,6 +32,7 @@ enum {
   M_DO_PUT,
   M_DO_ACTION,
   M_LIST_ACTIONS,
+  M_DO_EXCHANGE,
   M_COUNT,
   M_UNREGISTERED = M_COUNT
 };
@@ -129,6 +130,9 @@ int sp__flight_query_schema(sp_flight_server *s, const sp_query_request *req, st
 /* Runs req and streams its result as FlightData, consulting and filling the results cache, then ends the
  * call with its status. */
 void sp__flight_serve_query(fl_call *c, const sp_query_request *req);
+/* Streams `st` (borrowed) as FlightData: the Schema message (when send_schema), then dictionaries and batches.
+ * Does not end the call; SP_ECANCELED when the client went away. */
+int sp__flight_stream(fl_call *c, struct ArrowArrayStream *st, bool send_schema, sp_error *err);
 /* Streams `st` (consumed) as FlightData and ends the call with its status. */
 void sp__flight_serve_stream(fl_call *c, struct ArrowArrayStream *st);
 /* Answers GetFlightInfo (FlightInfo) or GetSchema (SchemaResult) for the given IPC schema and ticket. */
@@ -162,6 +166,8 @@ void sp__flight_do_action(fl_call *c);
 void sp__flight_list_actions(fl_call *c);
 void sp__flight_list_flights(fl_call *c);
 void sp__flight_do_put(fl_call *c);
+/* DoExchange: a subscription to a dataset (flight_exchange.c). */
+void sp__flight_do_exchange(fl_call *c);
 /* DoPut rows appended to `dataset` (flight_put.c); ingest: answer as CommandStatementIngest. */
 void sp__flight_put_append(fl_call *c, const char *dataset, bool ingest, const sp_flight_data *first);
 

@@ -1,11 +1,18 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // The Flight server's production surface (docs/flight.md): API keys (runtime.auth.api-key) on every RPC,
-// Handshake basic auth answering a bearer token, the cap on calls in flight (SPICED_FLIGHT_MAX_CALLS), and a
-// SIGTERM that lets a call in flight finish before spiced exits. Needs SPICED (ctest sets it).
+// Handshake basic auth answering a bearer token, the cap on calls in flight (SPICED_FLIGHT_MAX_CALLS), a
+// SIGTERM that lets a call in flight finish before spiced exits, and TLS (runtime.tls, a self-signed certificate
+// made by openssl) with the official SDK sending its API key. Needs SPICED (ctest sets it) and openssl.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { SpiceClient } from '@spiceai/spice';
 import * as grpc from '@grpc/grpc-js';
 import { startSpiced, sleep } from './lib/spiced.mjs';
 
@@ -173,4 +180,32 @@ test('SIGTERM lets a call in flight finish, then spiced exits cleanly', async ()
   await h.send(); // still served while the server drains
   assert.equal((await h.end()).code, grpc.status.OK);
   assert.deepEqual(await rt.exited, { code: 0, signal: null });
+});
+
+test('TLS: the SDK over grpc+tls sends its API key; a wrong key is UNAUTHENTICATED', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flight-tls-'));
+  const cert = join(dir, 'cert.pem'), key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+  const pod = SPICEPOD.replace('runtime:\n', `runtime:\n  tls:\n    enabled: true\n    certificate_file: ${cert}\n    key_file: ${key}\n`);
+  const tls = await startSpiced({ spicepod: pod, files: { 'nums.csv': 'n\n1\n2\n3\n' }, ready: false });
+  try {
+    const sdk = (apiKey) => new SpiceClient({ httpUrl: `https://${tls.httpAddr}`, flightUrl: tls.flightAddr, flightOnly: true,
+      flightTlsEnabled: true, tlsRootCertFile: cert, apiKey });
+    const good = sdk(KEY);
+    let t;
+    for (let i = 0; i < 200 && !t; i++) { // until the dataset is loaded
+      t = await good.sql('SELECT CAST(sum(n) AS BIGINT) AS s FROM nums').catch(() => sleep(50).then(() => undefined));
+    }
+    assert.equal(t.getChild('s').get(0), 6n);
+    await assert.rejects(sdk('wrong-key').sql('SELECT 1'), (e) => e.code === grpc.status.UNAUTHENTICATED);
+    // A plaintext client cannot talk to it.
+    const plain = new grpc.Client(tls.flightAddr, grpc.credentials.createInsecure());
+    await assert.rejects(new Promise((resolve, reject) => plain.makeUnaryRequest(SERVICE + 'GetFlightInfo', identity, identity,
+      descriptor('SELECT 1'), md({ authorization: `Bearer ${KEY}` }), (e, r) => (e ? reject(e) : resolve(r)))));
+    plain.close();
+  } finally {
+    assert.deepEqual(await tls.stop(), { code: 0, signal: null });
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -2,10 +2,13 @@
 //
 // Flight SQL on a real spiced (docs/flight.md): the SDK's parameterized queries (prepared statements bound by
 // DoPut), and a bare @grpc/grpc-js client sending the Any-wrapped commands by hand: CommandStatementQuery,
-// prepared statements, the catalog commands, DoAction/ListActions/ListFlights, and the results-cache metadata.
+// prepared statements, the catalog commands, DoAction/ListActions/ListFlights, the results-cache metadata, and
+// a DoExchange subscription.
 // Results are decoded by apache-arrow. Needs SPICED (ctest sets it).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import { SpiceClient } from '@spiceai/spice';
 import * as grpc from '@grpc/grpc-js';
@@ -351,4 +354,44 @@ test('ListFlights: one FlightInfo per dataset, whose ticket reads it', async () 
   const ticket = parse(parse(info[3][0])[1][0])[1][0];
   const { msgs: data } = await serverStream('DoGet', field(1, ticket));
   assert.equal(tableFromIPC(ipcStream(data)).numRows, 3);
+});
+
+// ---- DoExchange (last: it changes the data) ---------------------------------------------------------------
+
+test('DoExchange subscribes to a dataset: its contents, then each update after a refresh', async () => {
+  const call = raw.makeBidiStreamRequest(SERVICE + 'DoExchange', identity, identity);
+  const msgs = [];
+  let wake = () => {};
+  call.on('data', (m) => {
+    msgs.push(parse(m));
+    wake();
+  });
+  const ended = new Promise((resolve) => call.on('error', resolve).on('end', resolve));
+  const until = async (cond) => {
+    while (!cond()) await new Promise((resolve) => (wake = resolve));
+  };
+  // Rows of the batches after the schema; metadata-only messages split the updates.
+  const snapshots = () => {
+    const out = [[]];
+    for (const f of msgs.slice(1)) {
+      if (!f[2]) out.push([]);
+      else out[out.length - 1].push(f);
+    }
+    return out.map((batches) => batches.length
+      ? tableFromIPC(ipcStream([msgs[0], ...batches].map((f) => Buffer.concat([field(2, f[2][0]), f[1000] ? field(1000, f[1000][0]) : Buffer.alloc(0)])))).numRows
+      : 0);
+  };
+  call.write(field(1, Buffer.concat([vfield(1, 1), field(3, 'fruits')])));
+  await until(() => snapshots()[0] === 3);
+
+  writeFileSync(join(rt.dir, 'fruits.csv'), CSV + '4,date,9.5\n');
+  await doAction('refresh', 'fruits');
+  await until(() => snapshots().length === 2 && snapshots()[1] === 4);
+  const marker = JSON.parse(msgs.find((f) => !f[2])[3][0].toString());
+  assert.deepEqual(marker, { update: 'overwrite', rows: 4 });
+
+  call.cancel();
+  await ended;
+  const t = await client.sql('SELECT count(*) AS n FROM fruits');
+  assert.equal(t.getChild('n').get(0), 4n);
 });
