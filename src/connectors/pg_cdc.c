@@ -141,8 +141,9 @@ static int connect_pg(cdc *c, int replication, PGconn **out, sp_error *err) {
     one_line(msg, sizeof msg, PQerrorMessage(pq));
     PQfinish(pq);
     int code = strstr(msg, "password") ? SP_EUNAUTH : strstr(msg, "replication") ? SP_EDENIED : SP_ECONNECT;
-    return sp_fail(err, code, "could not connect to postgres%s for dataset \"%s\": %s",
-                   replication ? " for replication" : "", c->ds, msg);
+    return sp_fail(err, code, "could not connect to postgres%s for dataset \"%s\": %s%s",
+                   replication ? " for replication" : "", c->ds, msg,
+                   code == SP_EDENIED ? " (refresh_mode: changes needs a role with the REPLICATION attribute)" : "");
   }
   *out = pq;
   return SP_OK;

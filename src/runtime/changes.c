@@ -199,6 +199,7 @@ static void sleep_unless_stopped(changes_task *t, int64_t ms) {
   }
 }
 
+/* The stream failed: status Error with the message; delay < 0: it is not started again. */
 static void failed(changes_task *t, const sp_error *err, int attempt, int64_t delay) {
   sp_dataset *ds = t->ds;
   pthread_mutex_lock(&ds->rt->lock);
@@ -209,7 +210,8 @@ static void failed(changes_task *t, const sp_error *err, int attempt, int64_t de
   ds->generation++;
   pthread_cond_broadcast(&ds->rt->cond);
   pthread_mutex_unlock(&ds->rt->lock);
-  sp_log_warn("dataset \"%s\": change stream: %s (starting again in %.1f s)", ds->spec->name, err->msg, (double)delay / 1000.0);
+  if (delay < 0) sp_log_error("%s", err->msg);
+  else sp_log_warn("dataset \"%s\": change stream: %s (starting again in %.1f s)", ds->spec->name, err->msg, (double)delay / 1000.0);
 }
 
 static void *stream_thread(void *arg) {
@@ -243,7 +245,7 @@ void sp__changes_run(sp_dataset *ds) {
     sp_error err;
     sp_fail(&err, SP_ENOTSUP, "dataset \"%s\": the %s engine cannot apply changes (refresh_mode: changes)", ds->spec->name,
             ds->amod->name);
-    failed(&t, &err, 1, 0);
+    failed(&t, &err, 1, -1); /* not retried: a configuration error */
   } else {
     /* A copy served from file resumes its stream where it left off. */
     if (ds->ready_once && ds->amod->position) ds->amod->position(ds->accel, t.position, sizeof t.position, NULL);

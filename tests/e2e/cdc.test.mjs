@@ -253,3 +253,21 @@ test('acceleration.primary_key on a REPLICA IDENTITY FULL table; large unchanged
     await rt.stop();
   }
 });
+
+test('a user without REPLICATION gets a clear error, and the dataset does not load', async () => {
+  pg.psql(`CREATE ROLE cdc_reader LOGIN PASSWORD 'reader-pw'; CREATE TABLE norep (id int PRIMARY KEY);
+           ALTER TABLE norep OWNER TO cdc_reader; GRANT CREATE ON DATABASE ${pg.db} TO cdc_reader;`);
+  const params = Object.entries({ ...pg.params, pg_user: 'cdc_reader', pg_pass: 'reader-pw' })
+    .map(([k, v]) => `      ${k}: ${JSON.stringify(String(v))}`).join('\n');
+  const ds = `  - from: postgres:norep\n    name: norep\n    params:\n${params}\n    acceleration:\n      enabled: true\n` +
+             '      engine: duckdb\n      refresh_mode: changes\n';
+  const rt = await startSpiced({ spicepod: pod([ds]), ready: false });
+  try {
+    await waitUntil('the dataset to fail', () => datasetStatuses(rt), (s) => s.norep === 'Error', { timeoutMs: 30000 });
+    assert.match(rt.log(), /dataset "norep": change stream: could not connect to postgres for replication for dataset "norep": .*must be superuser or replication role.*\(refresh_mode: changes needs a role with the REPLICATION attribute\)/);
+    const r = await rt.sql('SELECT * FROM norep');
+    assert.notEqual(r.status, 200);
+  } finally {
+    await rt.stop();
+  }
+});
