@@ -38,7 +38,7 @@ export function compare(name, unit, spicecSamples, limitSamples, { goal = null, 
 // A plain figure with no limit to compare with (a latency percentile, a load time).
 export function figure(name, unit, value, { goal = null, lowerIsBetter = true } = {}) {
   const met = goal === null ? null : lowerIsBetter ? value <= goal : value >= goal;
-  return { name, value, unit, limit: null, ratio: null, goal, met };
+  return { name, value, unit, limit: null, ratio: null, goal, met, higher_is_better: !lowerIsBetter };
 }
 
 export function writePart(section, title, measures, notes = []) {

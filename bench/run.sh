@@ -10,6 +10,9 @@
 #   http     cached and uncached point queries/s with wrk ÷ an empty handler (bench/sections/http_rps.mjs)
 #   pg       PostgreSQL: load rows/s ÷ the server's own binary COPY, accelerated and federated query time ÷ the
 #            same query on PostgreSQL, peak RSS ÷ Arrow size during a full refresh (bench/sections/pg.mjs)
+#   flight   DoGet GB/s and HTTP JSON GB/s ÷ loopback TCP GB/s (tools/bench_flight)
+#   cdc      PostgreSQL commit → visible latency p50/p99 (bench/cdc_latency.sh)
+#   sqlite   sqlite connector load rows/s ÷ the sqlite3 CLI's CSV export (bench/sqlite_load.sh)
 # and bench/report.mjs assembles bench/results/latest.{md,json,png}. --quick: small data, one repetition, a
 # couple of minutes (CI runs it so that the benchmark cannot rot; nothing asserts on the numbers).
 # A slow ratio never fails the run; only a section that could not run does.
@@ -23,7 +26,7 @@ BUILD=$1; shift
 BUILD=$(cd "$BUILD" && pwd)
 BIN="$BUILD/bin"
 
-ROWS=6000000 SF=1 REPS=5 WARMUP=1 MATCH=() QUICK=0 ONLY="queries tpch http pg"
+ROWS=6000000 SF=1 REPS=5 WARMUP=1 MATCH=() QUICK=0 ONLY="queries tpch http pg flight cdc sqlite"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) ROWS=300000 SF=0.05 REPS=1 WARMUP=1 QUICK=1 ;;
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
 done
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
 
-for exe in spiced bench_sql gen_quickstart gen_tpch; do
+for exe in spiced bench_sql bench_flight gen_quickstart gen_tpch; do
   [ -x "$BIN/$exe" ] || { echo "bench: $BIN/$exe is missing (run make build)" >&2; exit 1; }
 done
 
@@ -143,6 +146,18 @@ fi
 if wants pg; then
   echo "== pg: PostgreSQL load, queries and memory"
   node "$ROOT/bench/sections/pg.mjs"
+fi
+if wants flight; then
+  echo "== flight: DoGet and HTTP JSON throughput vs loopback TCP"
+  node "$ROOT/bench/sections/flight.mjs"
+fi
+if wants cdc; then
+  echo "== cdc: PostgreSQL commit -> visible latency"
+  node "$ROOT/bench/sections/cdc.mjs"
+fi
+if wants sqlite; then
+  echo "== sqlite: load rate vs the sqlite3 CLI"
+  node "$ROOT/bench/sections/sqlite.mjs"
 fi
 
 echo

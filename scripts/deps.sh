@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PKGS=(build-essential cmake pkg-config libyaml-dev libmicrohttpd-dev libjansson-dev libedit-dev
       libcmocka-dev libcurl4-openssl-dev libsqlite3-dev libpq-dev postgresql libmariadb-dev mariadb-server
       libgrpc-dev libprotobuf-c-dev protobuf-c-compiler curl openssl ca-certificates sqlite3
-      unixodbc-dev odbc-postgresql libsqliteodbc wrk gnuplot-nox clang libclang-rt-14-dev)
+      unixodbc-dev odbc-postgresql libsqliteodbc wrk gnuplot-nox clang libclang-rt-14-dev bc)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
