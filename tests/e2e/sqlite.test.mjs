@@ -6,7 +6,8 @@
 // them); a missing file and a missing table fail only their own dataset, with messages naming them, and the
 // retries pick the file up once it exists; a SIGKILL in the middle of a sqlite file refresh leaves one whole
 // version, served at the next start before the source is reached, and still served when a refresh then fails
-// without its source. Needs SPICED (ctest sets it) and the sqlite3 CLI (scripts/deps.sh installs it).
+// without its source; INSERT into a read_write dataset lands in the file. Needs SPICED (ctest sets it) and the
+// sqlite3 CLI (scripts/deps.sh installs it).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -30,7 +31,7 @@ const dataset = (name, table, file, accel = '') =>
 
 test('federated, arrow and sqlite copies answer alike; filters reach SQLite; errors name the dataset', { timeout: 60000 }, async () => {
   const dir = makeFolder({});
-  sqlite(join(dir, 'src.db'), itemsSql(5000));
+  sqlite(join(dir, 'src.db'), `${itemsSql(5000)}\nCREATE TABLE w (id INTEGER, d DATE, note TEXT); INSERT INTO w VALUES (1, '2024-01-31', 'a');`);
   const pod = `version: v1\nkind: Spicepod\nname: sq\ndatasets:\n${[
     dataset('fed', 'items', 'src.db'),
     dataset('ref', 'items', 'src.db', '    acceleration:\n      engine: arrow\n'),
@@ -38,6 +39,7 @@ test('federated, arrow and sqlite copies answer alike; filters reach SQLite; err
     dataset('disk', 'items', 'src.db', '    acceleration:\n      engine: sqlite\n      mode: file\n'),
     dataset('nofile', 'items', 'missing.db', '    acceleration:\n      engine: sqlite\n'),
     dataset('notable', 'nope', 'src.db'),
+    dataset('w', 'w', 'src.db', '    mode: read_write\n    replication:\n      enabled: true\n'),
   ].join('')}`;
   const rt = await startSpiced({ spicepod: pod, files: { 'src.db': readFileSync(join(dir, 'src.db')) },
                                  env: { SPICED_LOG: 'debug' }, ready: false });
@@ -77,6 +79,12 @@ test('federated, arrow and sqlite copies answer alike; filters reach SQLite; err
       assert.match(lines, /WHERE \("id" = 4321\)/);
       assert.match(lines, new RegExp(`dataset "${t}": 1 rows read from sqlite`));
     }
+    // A read_write dataset writes INSERTs into the file, dates as the text SQLite's date functions read.
+    const ins = await rt.sql("INSERT INTO w VALUES (2, DATE '2024-03-01', 'ünï')");
+    assert.equal(ins.status, 200, ins.text);
+    assert.equal(sqlite(join(rt.dir, 'src.db'), 'SELECT id, d, note FROM w ORDER BY id;'), '1|2024-01-31|a\n2|2024-03-01|ünï\n');
+    assert.deepEqual(await rt.rows('SELECT id, d FROM w ORDER BY id'), [{ id: 1, d: '2024-01-31' }, { id: 2, d: '2024-03-01' }]);
+
     assert.deepEqual(await rt.stop(), { code: 0, signal: null }, 'a clean exit (and no leak under ASan)');
   } finally {
     await rt.stop();

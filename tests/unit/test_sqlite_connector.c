@@ -333,6 +333,40 @@ static void test_read_only_and_write_back(void **state) {
   close_table(&o);
 }
 
+static void test_declared_types_and_colrefs(void **state) {
+  (void)state;
+  static const struct { const char *decl, *format; bool pushable; } cases[] = {
+      {"INTEGER", "l", true}, {"bigint", "l", true}, {"UNSIGNED BIG INT", "l", true}, {"VARCHAR(20)", "u", true},
+      {"NVARCHAR", "u", true}, {"CLOB", "u", true}, {"DOUBLE PRECISION", "g", true}, {"FLOAT", "g", true},
+      {"FLOATING POINT", "l", true}, /* SQLite's rules: "INT" comes first */
+      {"BLOB", "z", false}, {"", "u", false}, {NULL, "u", false}, {"MONEY", "u", false}, {"NUMERIC(5)", "d:5,0", false},
+      {"decimal ( 12 , 3 )", "d:12,3", false}, {"DECIMAL(50,2)", "d:38,10", false}, {"NUMERIC", "d:38,10", false},
+      {"Boolean", "b", false}, {"DATE", "tdD", false}, {"timestamp", "tsu:", false}, {"DATETIME", "tsu:", false},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    sqa_column col = {0};
+    sqa_map_decltype(cases[i].decl, &col);
+    if (strcmp(col.format, cases[i].format) != 0 || col.pushable != cases[i].pushable)
+      fail_msg("%s: %s (pushable %d), want %s (%d)", cases[i].decl ? cases[i].decl : "(null)", col.format, col.pushable,
+               cases[i].format, cases[i].pushable);
+  }
+  char **names;
+  size_t n;
+  sp_error err = {0};
+  assert_int_equal(sqa_colref_parse(" id ", &names, &n, &err), SP_OK);
+  assert_int_equal(n, 1);
+  assert_string_equal(names[0], "id");
+  sqa_names_free(names, n);
+  assert_int_equal(sqa_colref_parse("(a, \"x y\" ,\"q\"\"r\")", &names, &n, &err), SP_OK);
+  assert_int_equal(n, 3);
+  assert_string_equal(names[1], "x y");
+  assert_string_equal(names[2], "q\"r");
+  sqa_names_free(names, n);
+  static const char *const bad[] = {"a,b", "()", "(a,", "(a) b", "", "\"open"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    if (sqa_colref_parse(bad[i], &names, &n, &err) != SP_EINVAL) fail_msg("accepted %s", bad[i]);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_types),
@@ -340,6 +374,7 @@ int main(void) {
       cmocka_unit_test(test_misfit_values),
       cmocka_unit_test(test_errors),
       cmocka_unit_test(test_read_only_and_write_back),
+      cmocka_unit_test(test_declared_types_and_colrefs),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
