@@ -447,13 +447,31 @@ typedef struct fc_stream {
   sp_ipc_reader *reader;
   struct ArrowSchema schema;
   int done;
+  sp_buf msg; /* the last FlightData received, reused: a fresh block per message costs more than the copy */
   char error[sizeof(((sp_error *)0)->msg)];
 } fc_stream;
 
 static int errno_of(int rc) { return rc == SP_ENOMEM ? ENOMEM : rc == SP_EINVAL ? EINVAL : EIO; }
 
-/* Receives the next FlightData; *out is NULL at the end of the stream (the status then says how it ended). */
-static int recv_data(fc_stream *s, grpc_slice *out, int *end, sp_error *err) {
+/* The bytes of a received message, copied into s->msg slice by slice. */
+static int flatten(fc_stream *s, grpc_byte_buffer *bb, sp_error *err) {
+  grpc_byte_buffer_reader r;
+  grpc_slice sl;
+  s->msg.len = 0;
+  if (!grpc_byte_buffer_reader_init(&r, bb)) return sp_fail(err, SP_EIO, "could not read a flight message");
+  int rc = SP_OK;
+  while (grpc_byte_buffer_reader_next(&r, &sl)) {
+    if (rc == SP_OK && sp_buf_append(&s->msg, GRPC_SLICE_START_PTR(sl), GRPC_SLICE_LENGTH(sl)) != SP_OK)
+      rc = sp_fail(err, SP_ENOMEM, "out of memory receiving a flight message");
+    grpc_slice_unref(sl);
+  }
+  grpc_byte_buffer_reader_destroy(&r);
+  return rc;
+}
+
+/* Receives the next FlightData into s->msg; *end is set at the end of the stream (the status then says how
+ * it ended). */
+static int recv_data(fc_stream *s, int *end, sp_error *err) {
   grpc_byte_buffer *bb = NULL;
   grpc_op op = {.op = GRPC_OP_RECV_MESSAGE};
   op.data.recv_message.recv_message = &bb;
@@ -465,28 +483,26 @@ static int recv_data(fc_stream *s, grpc_slice *out, int *end, sp_error *err) {
     if (bb) grpc_byte_buffer_destroy(bb);
     return rc == SP_OK ? sp_fail(err, SP_EIO, "flight stream from \"%s\" broke off", s->k.c->endpoint) : rc;
   }
-  *out = slice_of(bb);
+  int rc = flatten(s, bb, err);
   grpc_byte_buffer_destroy(bb);
-  return SP_OK;
+  return rc;
 }
 
 /* Decodes messages until a record batch (*got = 1) or the end of the stream (*got = 0). */
 static int next_batch(fc_stream *s, struct ArrowArray *out, int *got, sp_error *err) {
   *got = 0;
   while (!s->done) {
-    grpc_slice msg;
     int end;
-    SP_TRY(recv_data(s, &msg, &end, err));
+    SP_TRY(recv_data(s, &end, err));
     if (end) {
       s->done = 1;
       break;
     }
     sp_flw_data d;
     sp_ipc_msg_type type = SP_IPC_EOS;
-    int rc = sp_flw_decode_data(GRPC_SLICE_START_PTR(msg), GRPC_SLICE_LENGTH(msg), &d, err);
+    int rc = sp_flw_decode_data((const uint8_t *)s->msg.data, s->msg.len, &d, err);
     if (rc == SP_OK && d.header.len > 0) /* a message with only app_metadata carries no data */
       rc = sp_ipc_reader_message(s->reader, d.header.data, d.header.len, d.body.data, d.body.len, &type, out, err);
-    grpc_slice_unref(msg);
     if (rc != SP_OK) return rc;
     if (type == SP_IPC_RECORD_BATCH) {
       *got = 1;
@@ -524,6 +540,7 @@ static const char *stream_last_error(struct ArrowArrayStream *st) {
 
 static void stream_free(fc_stream *s) {
   call_end(&s->k);
+  sp_buf_free(&s->msg);
   sp_ipc_reader_destroy(s->reader);
   sp_schema_release(&s->schema);
   free(s);
@@ -553,17 +570,15 @@ static int do_get_start(fc_stream *s, const void *ticket, size_t len, sp_error *
     int rc = call_status(&s->k, err);
     return rc != SP_OK ? rc : sp_fail(err, SP_EIO, "flight DoGet to \"%s\" failed", c->endpoint);
   }
-  grpc_slice msg;
   int end;
-  SP_TRY(recv_data(s, &msg, &end, err));
+  SP_TRY(recv_data(s, &end, err));
   if (end) return sp_fail(err, SP_EIO, "flight endpoint \"%s\" ended DoGet without a schema", c->endpoint);
   sp_flw_data d;
   sp_ipc_msg_type type = SP_IPC_EOS;
   struct ArrowArray none = {0};
-  int rc = sp_flw_decode_data(GRPC_SLICE_START_PTR(msg), GRPC_SLICE_LENGTH(msg), &d, err);
+  int rc = sp_flw_decode_data((const uint8_t *)s->msg.data, s->msg.len, &d, err);
   if (rc == SP_OK)
     rc = sp_ipc_reader_message(s->reader, d.header.data, d.header.len, d.body.data, d.body.len, &type, &none, err);
-  grpc_slice_unref(msg);
   if (rc == SP_OK && type != SP_IPC_SCHEMA) {
     sp_array_release(&none);
     rc = sp_fail(err, SP_EIO, "flight endpoint \"%s\" began DoGet without a schema", c->endpoint);
