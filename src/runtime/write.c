@@ -303,6 +303,10 @@ static int check_writable(sp_dataset *ds, sp_error *err) {
   if (!reached) return sp_fail(err, SP_EBUSY, "dataset \"%s\" cannot take rows yet: its source has not been reached", name);
   if (ds->accelerated && !ready)
     return sp_fail(err, SP_EBUSY, "dataset \"%s\" cannot take rows yet: its accelerated copy is still loading", name);
+  /* Checked before anything is written: the source must not get rows that the copy then refuses. */
+  if (ds->accelerated && ds->spec->acceleration.refresh_mode != SP_REFRESH_CHANGES && !(ds->amod->caps & SP_ACCEL_CAP_APPEND))
+    return sp_fail(err, SP_ENOTSUP, "dataset \"%s\" cannot take rows: the %s accelerator cannot append them", name,
+                   ds->amod->name);
   return SP_OK;
 }
 
