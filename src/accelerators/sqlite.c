@@ -440,6 +440,11 @@ static int sq_open(sp_accelerator *self, sp_accel_state *state, sp_error *err) {
   char path[4096], staging[600];
   memset(state, 0, sizeof *state);
   state->rows = state->last_refresh_ms = -1;
+  /* The source's fallback scan would take the name this engine serves the dataset under. */
+  const char *ozr = self->dataset->acceleration.on_zero_results;
+  if (ozr && strcasecmp(ozr, "use_source") == 0)
+    return sp_fail(err, SP_EINVAL, "dataset \"%s\": on_zero_results: use_source is not supported by the sqlite engine "
+                   "(use return_empty, or another engine)", ds_name(a));
   pthread_rwlock_init(&a->lock, NULL);
   file_path(a, path, sizeof path);
   snprintf(staging, sizeof staging, "%s__spice_staging", ds_name(a));
@@ -756,12 +761,17 @@ static int sq_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_row
     return rc;
   }
   pthread_rwlock_wrlock(&a->lock);
+  int changed = !a->registered || n != a->n_cols;
+  for (size_t i = 0; !changed && i < n; i++)
+    changed = strcmp(cols[i].name, a->cols[i].name) != 0 || strcmp(cols[i].format, a->cols[i].format) != 0;
   sqa_columns_free(a->cols, a->n_cols);
   a->cols = cols;
   a->n_cols = n;
   pthread_rwlock_unlock(&a->lock);
   a->rows = rows;
-  SP_TRY(register_source(a, err));
+  /* Registering again replaces the source, with a moment in which a query could not find it: only when the
+   * columns changed. */
+  if (changed) SP_TRY(register_source(a, err));
   if (out_rows) *out_rows = rows;
   return SP_OK;
 }

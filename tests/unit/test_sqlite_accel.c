@@ -367,6 +367,23 @@ static void test_retention(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+/* on_zero_results: use_source cannot work with this engine: refused at start with a message, not ignored. */
+static void test_use_source_refused(void **state) {
+  (void)state;
+  write_file("spicepod.yaml",
+             "version: v1\nkind: Spicepod\nname: t\ndatasets:\n"
+             "  - from: sqlite:items\n    name: z\n    params:\n      sqlite_file: src.db\n"
+             "    acceleration:\n      engine: sqlite\n      on_zero_results: use_source\n");
+  sp_runtime *rt = NULL;
+  sp_error err = {0};
+  sp_runtime_options o = {0};
+  int rc = sp_runtime_create(&o, &rt, &err);
+  sp_runtime_destroy(rt);
+  assert_int_not_equal(rc, SP_OK);
+  assert_non_null(strstr(err.msg, "on_zero_results: use_source is not supported by the sqlite engine"));
+  write_file("spicepod.yaml", POD);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_answers_as_arrow),
@@ -375,6 +392,7 @@ int main(void) {
       cmocka_unit_test(test_restart_serves_file_copy),
       cmocka_unit_test(test_append_on_conflict),
       cmocka_unit_test(test_retention),
+      cmocka_unit_test(test_use_source_refused),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
