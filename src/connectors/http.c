@@ -21,6 +21,8 @@ typedef struct http_conn {
   sp_connector base; /* must be first */
   char shown[4096];  /* the URL without credentials or query, for messages */
   char file_name[256];
+  sp_download_cache cache; /* the last download, revalidated by the next read */
+  bool has_cache;
 } http_conn;
 
 static const sp_param_spec http_params[] = {
@@ -73,16 +75,22 @@ static int http_open(sp_connector *self, sp_error *err) {
     return sp_fail(err, SP_EINVAL,
                    "dataset \"%s\": cannot tell the format of \"%s\" from its extension; set params.file_format "
                    "(parquet, csv, json)", name, c->shown);
+  sp__download_cache_init(&c->cache);
+  c->has_cache = true;
   return SP_OK;
 }
 
-static void http_close(sp_connector *self) { (void)self; }
+static void http_close(sp_connector *self) {
+  http_conn *c = (http_conn *)self;
+  if (c->has_cache) sp__download_cache_destroy(&c->cache);
+  c->has_cache = false;
+}
 
-/* Downloads the URL into a new temporary folder; *tmpdir and *path receive the folder and the file. */
-static int http_fetch(http_conn *c, char *tmpdir, char *path, size_t n, sp_error *err) {
+/* GETs the URL into d, revalidating `cur` (the last download, may be NULL). *fresh is false when the server
+ * said cur is still current (HTTP 304): d then holds nothing. */
+static int http_fetch(http_conn *c, sp_download *d, const sp_download *cur, bool *fresh, sp_error *err) {
   const sp_params *p = &c->base.params;
-  SP_TRY(sp__tmpdir_make("http", tmpdir, n, err));
-  snprintf(path, n, "%s/%s", tmpdir, c->file_name);
+  snprintf(d->path, sizeof d->path, "%s/%s", d->dir, c->file_name);
   sp_fetch f = {
       .url = c->base.dataset->path,
       .shown = c->shown,
@@ -91,20 +99,39 @@ static int http_fetch(http_conn *c, char *tmpdir, char *path, size_t n, sp_error
       .password = sp_params_get(p, "http_password"),
       .timeout_ms = sp_params_get_duration_ms(p, "client_timeout", 30000),
       .port = (long)sp_params_get_int(p, "http_port", 0),
+      .if_none_match = cur && cur->by_etag ? cur->validator : NULL,
+      .if_modified_since = cur && !cur->by_etag ? cur->validator : NULL,
   };
   if (f.username == NULL && f.password != NULL) f.username = "";
   sp_fetch_result res;
-  int rc = sp__http_get(&f, path, NULL, &res, err);
+  int rc = sp__http_get(&f, d->path, NULL, &res, err);
   sp_buf_free(&res.body_error);
-  if (rc != SP_OK) sp__tmpdir_remove(tmpdir);
+  *fresh = res.status != 304;
+  d->by_etag = res.etag[0] != '\0';
+  snprintf(d->validator, sizeof d->validator, "%s", d->by_etag ? res.etag : res.last_modified);
   return rc;
 }
 
-/* One read: fetch, then the file connector's scan (or every row when scan is NULL). */
+/* One read: fetch (or revalidate the last download), then the file connector's scan (or every row when scan
+ * is NULL). */
 static int http_read(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
-  char tmpdir[4096], path[4096 + 300];
-  SP_TRY(http_fetch((http_conn *)self, tmpdir, path, sizeof tmpdir, err));
-  return sp__read_download_as(self, tmpdir, path, ((http_conn *)self)->shown, NULL, scan, out, err);
+  http_conn *c = (http_conn *)self;
+  sp_download *cur = sp__download_cache_get(&c->cache), *d = NULL;
+  bool fresh = true;
+  int rc = sp__download_new("http", &d, err);
+  if (rc == SP_OK) rc = http_fetch(c, d, cur, &fresh, err);
+  if (rc == SP_OK && !fresh) {
+    sp__download_unref(d);
+    d = sp__download_ref(cur);
+  } else if (rc == SP_OK && d->validator[0]) {
+    sp__download_cache_put(&c->cache, d); /* a copy worth revalidating next time */
+  }
+  sp__download_unref(cur);
+  if (rc != SP_OK) {
+    sp__download_unref(d);
+    return rc;
+  }
+  return sp__read_download(self, d, c->shown, scan, out, err);
 }
 
 static int http_get_schema(sp_connector *self, struct ArrowSchema *out, sp_error *err) {

@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <ftw.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "connectors/http_util.h"
@@ -26,6 +28,7 @@ static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
 typedef struct sink {
   CURL *h;
+  sp_fetch_result *res;
   FILE *file;
   sp_buf *buf;
   sp_buf *error_body;
@@ -38,6 +41,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
   size_t len = size * n;
   long status = 0;
   curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &status);
+  if (status == 304) return len; /* not modified: nothing to keep */
   if (status < 200 || status >= 300) {
     size_t room = ERROR_BODY_MAX - s->error_body->len;
     if (room > 0 && sp_buf_append(s->error_body, p, len < room ? len : room) != SP_OK) return 0;
@@ -53,6 +57,31 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
   if (sp_buf_append(s->buf, p, len) != SP_OK) {
     s->write_failed = ENOMEM;
     return 0;
+  }
+  return len;
+}
+
+/* Keeps the validators of the last answer (after redirects, the final one's). */
+static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
+  sink *s = ctx;
+  size_t len = size * n;
+  static const struct { const char *name; size_t off, cap; } keep[] = {
+      {"etag:", offsetof(sp_fetch_result, etag), sizeof ((sp_fetch_result *)0)->etag},
+      {"last-modified:", offsetof(sp_fetch_result, last_modified), sizeof ((sp_fetch_result *)0)->last_modified},
+  };
+  if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) s->res->etag[0] = s->res->last_modified[0] = '\0';
+  for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
+    size_t m = strlen(keep[i].name);
+    if (len <= m || strncasecmp(p, keep[i].name, m) != 0) continue;
+    const char *v = p + m, *end = p + len;
+    while (v < end && (*v == ' ' || *v == '\t')) v++;
+    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+    char *dst = (char *)s->res + keep[i].off;
+    size_t vlen = (size_t)(end - v);
+    if (vlen < keep[i].cap) {
+      memcpy(dst, v, vlen);
+      dst[vlen] = '\0';
+    }
   }
   return len;
 }
@@ -97,6 +126,8 @@ static CURL *setup(const sp_fetch *f, sink *s, char *errbuf, struct curl_slist *
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
+  curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(h, CURLOPT_HEADERDATA, s);
   if (f->timeout_ms > 0) curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, (long)f->timeout_ms);
   if (f->port > 0 && !url_has_port(f->url)) curl_easy_setopt(h, CURLOPT_PORT, f->port);
   if (f->username) {
@@ -106,12 +137,18 @@ static CURL *setup(const sp_fetch *f, sink *s, char *errbuf, struct curl_slist *
   if (f->aws_sigv4) {
     curl_easy_setopt(h, CURLOPT_AWS_SIGV4, f->aws_sigv4);
     /* S3 wants the payload hash as a header; a GET's payload is empty. */
-    *headers = curl_slist_append(NULL, "x-amz-content-sha256: "
-                                       "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, *headers);
+    *headers = curl_slist_append(*headers, "x-amz-content-sha256: "
+                                           "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
   } else if (f->username) {
     curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
   }
+  char cond[400];
+  if (f->if_none_match && *f->if_none_match && snprintf(cond, sizeof cond, "If-None-Match: %s", f->if_none_match) < (int)sizeof cond)
+    *headers = curl_slist_append(*headers, cond);
+  else if (f->if_modified_since && *f->if_modified_since &&
+           snprintf(cond, sizeof cond, "If-Modified-Since: %s", f->if_modified_since) < (int)sizeof cond)
+    *headers = curl_slist_append(*headers, cond);
+  if (*headers) curl_easy_setopt(h, CURLOPT_HTTPHEADER, *headers);
   return h;
 }
 
@@ -155,9 +192,8 @@ static int status_error(const sp_fetch *f, long status, sp_error *err) {
 int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res, sp_error *err) {
   char errbuf[CURL_ERROR_SIZE] = "";
   struct curl_slist *headers = NULL;
-  sink s = {.buf = buf, .error_body = &res->body_error};
-  res->status = 0;
-  memset(&res->body_error, 0, sizeof res->body_error);
+  sink s = {.buf = buf, .error_body = &res->body_error, .res = res};
+  memset(res, 0, sizeof *res);
   pthread_once(&curl_once, curl_init_once);
   if (path && (s.file = fopen(path, "wb")) == NULL)
     return sp_fail(err, SP_EIO, "could not create \"%s\" for dataset \"%s\": %s", path, f->dataset, strerror(errno));
@@ -169,7 +205,8 @@ int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_resu
     CURLcode c = curl_easy_perform(h);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
     if (c != CURLE_OK) rc = transport_error(f, c, errbuf, &s, err);
-    else if (res->status < 200 || res->status >= 300) rc = status_error(f, res->status, err);
+    else if ((res->status < 200 || res->status >= 300) && !(res->status == 304 && (f->if_none_match || f->if_modified_since)))
+      rc = status_error(f, res->status, err);
   }
   if (s.file && fclose(s.file) != 0 && rc == SP_OK)
     rc = sp_fail(err, SP_EIO, "could not store the download of \"%s\" for dataset \"%s\": %s", f->shown, f->dataset,
@@ -274,14 +311,65 @@ int sp__stream_finally(struct ArrowArrayStream *inner, void (*done)(void *ctx), 
   return SP_OK;
 }
 
+/* ---- Downloads ------------------------------------------------------------------------------------------- */
+
+int sp__download_new(const char *what, sp_download **out, sp_error *err) {
+  sp_download *d = calloc(1, sizeof *d);
+  if (d == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  int rc = sp__tmpdir_make(what, d->dir, sizeof d->dir, err);
+  if (rc != SP_OK) {
+    free(d);
+    return rc;
+  }
+  d->refs = 1;
+  *out = d;
+  return SP_OK;
+}
+
+sp_download *sp__download_ref(sp_download *d) {
+  __atomic_add_fetch(&d->refs, 1, __ATOMIC_RELAXED);
+  return d;
+}
+
+void sp__download_unref(sp_download *d) {
+  if (d == NULL || __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  sp__tmpdir_remove(d->dir);
+  free(d);
+}
+
+void sp__download_cache_init(sp_download_cache *c) {
+  pthread_mutex_init(&c->lock, NULL);
+  c->current = NULL;
+}
+
+void sp__download_cache_destroy(sp_download_cache *c) {
+  sp__download_unref(c->current);
+  c->current = NULL;
+  pthread_mutex_destroy(&c->lock);
+}
+
+sp_download *sp__download_cache_get(sp_download_cache *c) {
+  pthread_mutex_lock(&c->lock);
+  sp_download *d = c->current ? sp__download_ref(c->current) : NULL;
+  pthread_mutex_unlock(&c->lock);
+  return d;
+}
+
+void sp__download_cache_put(sp_download_cache *c, sp_download *d) {
+  pthread_mutex_lock(&c->lock);
+  sp_download *old = c->current;
+  c->current = sp__download_ref(d);
+  pthread_mutex_unlock(&c->lock);
+  sp__download_unref(old);
+}
+
 /* ---- Reading a download ---------------------------------------------------------------------------------- */
 
-/* One read of downloaded data: a file connector opened on it, and the folder to remove afterwards. */
+/* One read of a download: a file connector opened on it. */
 typedef struct download_read {
   sp_dataset_spec spec; /* the outer dataset's, with path pointing at the download */
-  char path[4096];
-  char tmpdir[4096];
-  sp_params params; /* a copy with file_format added, when the caller gave a format; else empty */
+  sp_download *dl;
+  sp_params params;     /* a copy with file_format added, when the download has a format; else empty */
   sp_connector *inner;
 } download_read;
 
@@ -291,14 +379,15 @@ static void download_done(void *ctx) {
     sp_connector_file.close(d->inner);
     free(d->inner);
   }
-  sp__tmpdir_remove(d->tmpdir);
+  sp__download_unref(d->dl);
   sp_params_free(&d->params);
   free(d);
 }
 
 /* Opens the file connector on the download; it borrows the outer instance's params (it only reads the
  * format keys, which the outer module declares with the same defaults). */
-static int open_inner(download_read *d, sp_connector *outer, const char *format, sp_error *err) {
+static int open_inner(download_read *d, sp_connector *outer, sp_error *err) {
+  const char *format = d->dl->format[0] ? d->dl->format : NULL;
   if (format && sp_params_get(&outer->params, "file_format") == NULL &&
       (sp_params_copy(&d->params, &outer->params) != SP_OK || sp_params_set(&d->params, "file_format", format, 0, 0) != SP_OK))
     return sp_fail(err, SP_ENOMEM, "out of memory");
@@ -313,28 +402,6 @@ static int open_inner(download_read *d, sp_connector *outer, const char *format,
     d->inner = NULL;
   }
   return rc;
-}
-
-int sp__read_download(sp_connector *outer, const char *tmpdir, const char *path, const char *format,
-                      const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
-  download_read *d = calloc(1, sizeof *d);
-  if (d == NULL) {
-    sp__tmpdir_remove(tmpdir);
-    return sp_fail(err, SP_ENOMEM, "out of memory");
-  }
-  snprintf(d->tmpdir, sizeof d->tmpdir, "%s", tmpdir);
-  snprintf(d->path, sizeof d->path, "%s", path);
-  d->spec = *outer->dataset;
-  d->spec.path = d->path;
-  struct ArrowArrayStream s;
-  int rc = open_inner(d, outer, format, err);
-  if (rc == SP_OK)
-    rc = scan ? sp_connector_file.scan(d->inner, scan, &s, err) : sp_connector_file.get_all_data(d->inner, &s, err);
-  if (rc != SP_OK) {
-    download_done(d);
-    return rc;
-  }
-  return sp__stream_finally(&s, download_done, d, out, err);
 }
 
 /* Replaces each occurrence of `from` in err->msg by `to` (users know the URL, not our temporary path). */
@@ -354,11 +421,24 @@ static void replace_in_message(sp_error *err, const char *from, const char *to) 
   snprintf(err->msg, sizeof err->msg, "%s", msg);
 }
 
-int sp__read_download_as(sp_connector *outer, const char *tmpdir, const char *path, const char *shown,
-                         const char *format, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
-  char where[4096];
-  snprintf(where, sizeof where, "%s", path); /* tmpdir is gone once the read fails */
-  int rc = sp__read_download(outer, tmpdir, path, format, scan, out, err);
-  if (rc != SP_OK) replace_in_message(err, where, shown);
-  return rc;
+int sp__read_download(sp_connector *outer, sp_download *dl, const char *shown, const sp_scan *scan,
+                      struct ArrowArrayStream *out, sp_error *err) {
+  download_read *d = calloc(1, sizeof *d);
+  if (d == NULL) {
+    sp__download_unref(dl);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  d->dl = dl;
+  d->spec = *outer->dataset;
+  d->spec.path = dl->path;
+  struct ArrowArrayStream s;
+  int rc = open_inner(d, outer, err);
+  if (rc == SP_OK)
+    rc = scan ? sp_connector_file.scan(d->inner, scan, &s, err) : sp_connector_file.get_all_data(d->inner, &s, err);
+  if (rc != SP_OK) {
+    replace_in_message(err, dl->path, shown);
+    download_done(d);
+    return rc;
+  }
+  return sp__stream_finally(&s, download_done, d, out, err);
 }

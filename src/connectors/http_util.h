@@ -9,6 +9,7 @@
 #ifndef SPICE_CONNECTORS_HTTP_UTIL_H
 #define SPICE_CONNECTORS_HTTP_UTIL_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -44,13 +45,17 @@ typedef struct sp_fetch {
   int64_t timeout_ms;     /* whole request; <= 0: none */
   long port;              /* > 0: the port when the URL names none */
   void *reuse;            /* a CURL handle from sp__http_handle to reuse (keeps connections); NULL: a new one */
+  const char *if_none_match;     /* revalidation: the ETag of the copy we have (a 304 is then a success) */
+  const char *if_modified_since; /* or its Last-Modified, when it had no ETag */
 } sp_fetch;
 
 /* What a GET answered. body_error holds the start (<= 4 KiB) of a non-2xx answer's body, for messages; the
  * caller frees it with sp_buf_free. */
 typedef struct sp_fetch_result {
-  long status; /* HTTP status; 0 when none was received */
+  long status; /* HTTP status; 0 when none was received; 304 when the copy we have is current */
   sp_buf body_error;
+  char etag[256];          /* the answer's validators ("" when absent or too long) */
+  char last_modified[128];
 } sp_fetch_result;
 
 /* GETs f->url into `path` (created or truncated), or into *buf when path is NULL (appended). Transport
@@ -76,15 +81,41 @@ int sp__tmpdir_make(const char *what, char *out, size_t n, sp_error *err);
 /* Removes a folder made by sp__tmpdir_make and everything in it. NULL-safe, errors ignored. */
 void sp__tmpdir_remove(const char *dir);
 
-/* Reads the downloaded file or folder `path` (inside `tmpdir`) with the file connector, with the params and
- * the dataset of `outer`: a scan when `scan` is non-NULL, else every row. `format` (may be NULL) is the
- * file_format to use when the params give none. Takes `tmpdir` over: the folder is removed when the returned
- * stream is released, or before returning on failure. *out is owned by the caller. */
-int sp__read_download(sp_connector *outer, const char *tmpdir, const char *path, const char *format,
-                      const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err);
-/* The same, with error messages showing `shown` (the URL) where they would show the temporary path. */
-int sp__read_download_as(sp_connector *outer, const char *tmpdir, const char *path, const char *shown,
-                         const char *format, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err);
+/* A download: a private temporary folder holding what one read fetched, shared by reference between the reads
+ * that use it and the instance's cache; the folder is removed with the last reference. */
+typedef struct sp_download {
+  int refs;               /* atomic */
+  char dir[4096];         /* the temporary folder */
+  char path[4400];        /* what to read: a file or a folder inside dir */
+  char format[16];        /* file_format to use when the params give none ("" = from the extension) */
+  char validator[600];    /* what says this copy is still current: an ETag, a Last-Modified, a listing's hash */
+  bool by_etag;           /* validator is an ETag (else a Last-Modified date or a listing hash) */
+} sp_download;
+
+/* Makes a download with a new folder spicec-<what>-XXXXXX, one reference held by the caller. */
+int sp__download_new(const char *what, sp_download **out, sp_error *err);
+sp_download *sp__download_ref(sp_download *d);
+void sp__download_unref(sp_download *d); /* NULL-safe */
+
+/* The last download of an instance, so that a read can revalidate it instead of fetching it again. */
+typedef struct sp_download_cache {
+  pthread_mutex_t lock;
+  sp_download *current;
+} sp_download_cache;
+
+void sp__download_cache_init(sp_download_cache *c);
+void sp__download_cache_destroy(sp_download_cache *c);
+/* The current download with a reference for the caller, or NULL. */
+sp_download *sp__download_cache_get(sp_download_cache *c);
+/* Makes d the current download (the cache takes its own reference). */
+void sp__download_cache_put(sp_download_cache *c, sp_download *d);
+
+/* Reads download d with the file connector, with the params and the dataset of `outer`: a scan when `scan`
+ * is non-NULL, else every row. Takes over the caller's reference to d (dropped when the returned stream is
+ * released, or before returning on failure). Messages show `shown` (the URL) where they would show the
+ * temporary path. *out is owned by the caller. */
+int sp__read_download(sp_connector *outer, sp_download *d, const char *shown, const sp_scan *scan,
+                      struct ArrowArrayStream *out, sp_error *err);
 
 /* Wraps *inner (moved) in a stream that calls done(ctx) once, after inner is released. On failure (ENOMEM)
  * inner is released and done(ctx) called before returning. */

@@ -30,6 +30,8 @@ typedef struct s3_conn {
   char base_url[1024];/* where the bucket's keys start: "<endpoint>/<bucket>/" or "https://<bucket>.s3.<region>…/" */
   char sigv4[128];    /* "aws:amz:<region>:s3", or "" for public access */
   bool is_prefix;
+  sp_download_cache cache; /* the last download, revalidated by the next read */
+  bool has_cache;
 } s3_conn;
 
 static const sp_param_spec s3_params[] = {
@@ -94,15 +96,32 @@ static int s3_open(sp_connector *self, sp_error *err) {
   size_t klen = strlen(c->key);
   c->is_prefix = klen == 0 || c->key[klen - 1] == '/';
   SP_TRY(check_auth(c, err));
-  return base_url(c, err);
+  SP_TRY(base_url(c, err));
+  sp__download_cache_init(&c->cache);
+  c->has_cache = true;
+  return SP_OK;
 }
 
-static void s3_close(sp_connector *self) { (void)self; }
+static void s3_close(sp_connector *self) {
+  s3_conn *c = (s3_conn *)self;
+  if (c->has_cache) sp__download_cache_destroy(&c->cache);
+  c->has_cache = false;
+}
+
+/* One read: its curl handle (shared by its requests), the download it fills, the last one to revalidate. */
+typedef struct s3_read_ctx {
+  s3_conn *c;
+  void *h;
+  sp_download *d;
+  const sp_download *cur; /* may be NULL */
+  bool fresh;             /* false: cur is still current, d stays empty */
+} s3_read_ctx;
 
 /* ---- Requests ---------------------------------------------------------------------------------------------- */
 
 /* A GET of `url` (under base_url) into path or buf; S3's <Error> answers give the message its Code. */
-static int s3_get(s3_conn *c, void *handle, const char *url, const char *path, sp_buf *buf, sp_error *err) {
+static int s3_get(s3_conn *c, void *handle, const char *url, const char *path, sp_buf *buf, sp_fetch_result *res,
+                  const sp_download *cur, sp_error *err) {
   const sp_params *p = &c->base.params;
   char shown[2048];
   sp__url_shown(url, shown, sizeof shown);
@@ -115,12 +134,12 @@ static int s3_get(s3_conn *c, void *handle, const char *url, const char *path, s
       .aws_sigv4 = c->sigv4[0] ? c->sigv4 : NULL,
       .timeout_ms = sp_params_get_duration_ms(p, "client_timeout", 30000),
       .reuse = handle,
+      .if_none_match = cur && cur->by_etag ? cur->validator : NULL,
   };
-  sp_fetch_result res;
-  int rc = sp__http_get(&f, path, buf, &res, err);
-  if (rc != SP_OK && res.status >= 300 && res.body_error.len > 0) {
+  int rc = sp__http_get(&f, path, buf, res, err);
+  if (rc != SP_OK && res->status >= 300 && res->body_error.len > 0) {
     sp_s3_listing e = {0};
-    if (sp__s3_list_parse(res.body_error.data, res.body_error.len, &e, NULL) == SP_OK && e.error_code && err) {
+    if (sp__s3_list_parse(res->body_error.data, res->body_error.len, &e, NULL) == SP_OK && e.error_code && err) {
       char msg[sizeof err->msg];
       snprintf(msg, sizeof msg, "%s: %s%s%s", err->msg, e.error_code, e.error_message ? ": " : "",
                e.error_message ? e.error_message : "");
@@ -128,7 +147,7 @@ static int s3_get(s3_conn *c, void *handle, const char *url, const char *path, s
     }
     sp__s3_listing_free(&e);
   }
-  sp_buf_free(&res.body_error);
+  sp_buf_free(&res->body_error);
   return rc;
 }
 
@@ -147,7 +166,8 @@ static int list_page(s3_conn *c, void *h, const char *prefix, const char *token,
   rc = rc ? rc : sp__url_encode(&url, prefix, false);
   if (rc == SP_OK && sp_buf_cstr(&url) == NULL) rc = SP_ENOMEM;
   if (rc != SP_OK) rc = sp_fail(err, SP_ENOMEM, "out of memory");
-  if (rc == SP_OK) rc = s3_get(c, h, url.data, NULL, &body, err);
+  sp_fetch_result res;
+  if (rc == SP_OK) rc = s3_get(c, h, url.data, NULL, &body, &res, NULL, err);
   if (rc == SP_OK && sp__s3_list_parse(body.data ? body.data : "", body.len, l, err) != SP_OK) {
     sp_error_prefix(err, "listing \"s3://%s/%s\" for dataset \"%s\"", c->bucket, prefix, c->base.dataset->name);
     rc = SP_EIO;
@@ -210,12 +230,14 @@ static const char *format_of(const char *key) {
   return NULL;
 }
 
-static int download(s3_conn *c, void *h, const char *key, const char *dest, sp_error *err) {
+/* GETs object `key` into dest; with cur, only if it changed (res->status 304 otherwise). */
+static int download(s3_conn *c, void *h, const char *key, const char *dest, sp_fetch_result *res, const sp_download *cur,
+                    sp_error *err) {
   sp_buf url = {0};
   int rc = sp_buf_append_str(&url, c->base_url);
   rc = rc ? rc : sp__url_encode(&url, key, true);
   if (rc == SP_OK && sp_buf_cstr(&url) == NULL) rc = SP_ENOMEM;
-  rc = rc ? sp_fail(err, SP_ENOMEM, "out of memory") : s3_get(c, h, url.data, dest, NULL, err);
+  rc = rc ? sp_fail(err, SP_ENOMEM, "out of memory") : s3_get(c, h, url.data, dest, NULL, res, cur, err);
   sp_buf_free(&url);
   return rc;
 }
@@ -257,73 +279,117 @@ static int download_listing(s3_conn *c, void *h, const sp_s3_listing *l, const c
     if (mkdirs_for(dest) != 0)
       return sp_fail(err, SP_EIO, "could not make a folder for \"%s\" for dataset \"%s\": %s", dest,
                      c->base.dataset->name, strerror(errno));
-    SP_TRY(download(c, h, key, dest, err));
+    sp_fetch_result res;
+    SP_TRY(download(c, h, key, dest, &res, NULL, err));
     (*count)++;
   }
   return SP_OK;
 }
 
-/* A prefix: list, download, and say which folder and format to read. */
-static int fetch_prefix(s3_conn *c, void *h, const char *prefix, const char *tmpdir, char *path, size_t n, const char **fmt,
-                        sp_error *err) {
+/* What says a listing's objects are unchanged: a hash of their keys, ETags and sizes. */
+static void listing_validator(s3_conn *c, const sp_s3_listing *l, const char *fmt, char *out, size_t n) {
+  uint64_t h = 1469598103934665603ull, count = 0;
+  for (size_t i = 0; i < l->n; i++) {
+    const sp_s3_object *o = &l->objects[i];
+    if (!wanted(c, o->key, fmt)) continue;
+    char size[24];
+    snprintf(size, sizeof size, "%lld", (long long)o->size);
+    const char *parts[] = {o->key, o->etag ? o->etag : "", size};
+    for (size_t k = 0; k < 3; k++)
+      for (const unsigned char *p = (const unsigned char *)parts[k];; p++) {
+        h = (h ^ *p) * 1099511628211ull;
+        if (*p == '\0') break;
+      }
+    count++;
+  }
+  snprintf(out, n, "listing:%s:%llu:%016llx", fmt, (unsigned long long)count, (unsigned long long)h);
+}
+
+/* A prefix: list, then download into x->d (unless the listing is the one x->cur was made from). */
+static int fetch_prefix(s3_read_ctx *x, const char *prefix, sp_error *err) {
+  s3_conn *c = x->c;
+  sp_download *d = x->d;
   sp_s3_listing l = {0};
   size_t count = 0;
-  int rc = list_all(c, h, prefix, &l, err);
-  if (rc == SP_OK && (*fmt = listing_format(c, &l)) == NULL)
+  const char *fmt = NULL;
+  int rc = list_all(c, x->h, prefix, &l, err);
+  if (rc == SP_OK && (fmt = listing_format(c, &l)) == NULL)
     rc = sp_fail(err, l.n ? SP_EINVAL : SP_ENOTFOUND,
                  l.n ? "dataset \"%s\": cannot tell the format of the objects under \"s3://%s/%s\"; set params.file_format"
                      : "dataset \"%s\": no objects under \"s3://%s/%s\"",
                  c->base.dataset->name, c->bucket, prefix);
-  snprintf(path, n, "%s/data", tmpdir);
-  if (rc == SP_OK && mkdir(path, 0700) != 0) rc = sp_fail(err, SP_EIO, "could not make \"%s\": %s", path, strerror(errno));
-  if (rc == SP_OK) rc = download_listing(c, h, &l, prefix, *fmt, path, &count, err);
-  if (rc == SP_OK && count == 0)
-    rc = sp_fail(err, SP_ENOTFOUND, "dataset \"%s\": no %s objects under \"s3://%s/%s\"", c->base.dataset->name, *fmt,
+  if (rc == SP_OK) {
+    listing_validator(c, &l, fmt, d->validator, sizeof d->validator);
+    snprintf(d->format, sizeof d->format, "%s", fmt);
+    snprintf(d->path, sizeof d->path, "%s/data", d->dir);
+    x->fresh = !(x->cur && strcmp(x->cur->validator, d->validator) == 0);
+  }
+  if (rc == SP_OK && x->fresh && mkdir(d->path, 0700) != 0)
+    rc = sp_fail(err, SP_EIO, "could not make \"%s\": %s", d->path, strerror(errno));
+  if (rc == SP_OK && x->fresh) rc = download_listing(c, x->h, &l, prefix, fmt, d->path, &count, err);
+  if (rc == SP_OK && x->fresh && count == 0)
+    rc = sp_fail(err, SP_ENOTFOUND, "dataset \"%s\": no %s objects under \"s3://%s/%s\"", c->base.dataset->name, fmt,
                  c->bucket, prefix);
   sp__s3_listing_free(&l);
   return rc;
 }
 
-/* Downloads what the dataset names into tmpdir; *path and *fmt say what to read. A key without a final '/'
- * that is no object is tried as a folder (s3://bucket/folder). */
-static int fetch(s3_conn *c, void *h, const char *tmpdir, char *path, size_t n, const char **fmt, sp_error *err) {
-  *fmt = NULL;
-  if (c->is_prefix) return fetch_prefix(c, h, c->key, tmpdir, path, n, fmt, err);
+/* Downloads what the dataset names into x->d. A key without a final '/' that is no object is tried as a
+ * folder (s3://bucket/folder). */
+static int fetch(s3_read_ctx *x, sp_error *err) {
+  s3_conn *c = x->c;
+  sp_download *d = x->d;
+  if (c->is_prefix) return fetch_prefix(x, c->key, err);
   const char *base = strrchr(c->key, '/');
   base = base ? base + 1 : c->key;
   char name[300];
   if (!local_path(base, name, sizeof name)) snprintf(name, sizeof name, "object");
-  snprintf(path, n, "%s/%s", tmpdir, name);
+  snprintf(d->path, sizeof d->path, "%s/%s", d->dir, name);
   sp_error first = {0};
-  int rc = download(c, h, c->key, path, &first);
+  sp_fetch_result res;
+  const sp_download *cur = x->cur && x->cur->by_etag ? x->cur : NULL;
+  int rc = download(c, x->h, c->key, d->path, &res, cur, &first);
+  if (rc == SP_OK) {
+    x->fresh = res.status != 304;
+    d->by_etag = res.etag[0] != '\0';
+    snprintf(d->validator, sizeof d->validator, "%s", res.etag);
+  }
   if (rc != SP_ENOTFOUND) {
     if (rc != SP_OK && err) *err = first;
     return rc;
   }
   char prefix[2100];
   snprintf(prefix, sizeof prefix, "%s/", c->key);
-  remove(path);
-  rc = fetch_prefix(c, h, prefix, tmpdir, path, n, fmt, err);
+  remove(d->path);
+  rc = fetch_prefix(x, prefix, err);
   if (rc == SP_ENOTFOUND && err) *err = first; /* neither an object nor a folder: say the object is missing */
   return rc;
 }
 
 static int s3_read(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
-  char tmpdir[4096], path[4200];
-  const char *fmt;
-  SP_TRY(sp__tmpdir_make("s3", tmpdir, sizeof tmpdir, err));
-  void *h = sp__http_handle(); /* one handle per read: the objects of a prefix share connections */
-  int rc = h ? fetch((s3_conn *)self, h, tmpdir, path, sizeof path, &fmt, err) : sp_fail(err, SP_ENOMEM, "out of memory");
-  sp__http_handle_free(h);
+  s3_conn *c = (s3_conn *)self;
+  sp_download *cur = sp__download_cache_get(&c->cache);
+  s3_read_ctx x = {.c = c, .cur = cur, .fresh = true};
+  int rc = sp__download_new("s3", &x.d, err);
+  /* One handle per read: the objects of a prefix share connections. */
+  if (rc == SP_OK && (x.h = sp__http_handle()) == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  if (rc == SP_OK) rc = fetch(&x, err);
+  sp__http_handle_free(x.h);
+  if (rc == SP_OK && !x.fresh) {
+    sp__download_unref(x.d);
+    x.d = sp__download_ref(cur);
+  } else if (rc == SP_OK && x.d->validator[0]) {
+    sp__download_cache_put(&c->cache, x.d);
+  }
+  sp__download_unref(cur);
   if (rc != SP_OK) {
-    sp__tmpdir_remove(tmpdir);
+    sp__download_unref(x.d);
     return rc;
   }
   char shown[2400]; /* for a prefix, the read's files are below it: "s3://b/p" + "/x.csv" */
-  const s3_conn *c = (const s3_conn *)self;
   size_t klen = strlen(c->key);
   snprintf(shown, sizeof shown, "s3://%s/%.*s", c->bucket, (int)(klen && c->key[klen - 1] == '/' ? klen - 1 : klen), c->key);
-  return sp__read_download_as(self, tmpdir, path, shown, fmt, scan, out, err);
+  return sp__read_download(self, x.d, shown, scan, out, err);
 }
 
 static int s3_get_schema(sp_connector *self, struct ArrowSchema *out, sp_error *err) {

@@ -20,6 +20,7 @@ typedef struct parser {
   int depth;
   sp_buf text;      /* text of the innermost open element */
   char *key;        /* the <Key> of the <Contents> being read */
+  char *etag;       /* its <ETag> */
   int64_t size;
   bool in_contents; /* set on <Contents> directly under the root */
   sp_s3_listing *out;
@@ -168,8 +169,9 @@ static int add_object(parser *ps) {
     l->objects = o;
     l->cap = cap;
   }
-  l->objects[l->n++] = (sp_s3_object){.key = ps->key, .size = ps->size};
+  l->objects[l->n++] = (sp_s3_object){.key = ps->key, .size = ps->size, .etag = ps->etag};
   ps->key = NULL;
+  ps->etag = NULL;
   return SP_OK;
 }
 
@@ -208,6 +210,7 @@ static int element_end(parser *ps, const char *name, int depth) {
       return ps->key ? SP_OK : bad(ps, "out of memory");
     }
     if (strcmp(name, "Size") == 0) return parse_size(ps);
+    if (strcmp(name, "ETag") == 0) return set_str(ps, &ps->etag);
   }
   return SP_OK;
 }
@@ -224,7 +227,8 @@ static int start_tag(parser *ps) {
   if (ps->depth == 1 && strcmp(name, "Contents") == 0 && strcmp(ps->stack[0], "ListBucketResult") == 0) {
     ps->in_contents = true;
     free(ps->key);
-    ps->key = NULL;
+    free(ps->etag);
+    ps->key = ps->etag = NULL;
     ps->size = -1;
   }
   memcpy(ps->stack[ps->depth++], name, MAX_NAME);
@@ -289,6 +293,7 @@ int sp__s3_list_parse(const char *xml, size_t len, sp_s3_listing *out, sp_error 
   out->next_token = NULL;
   int rc = parse(ps);
   free(ps->key);
+  free(ps->etag);
   sp_buf_free(&ps->text);
   free(ps);
   return rc;
@@ -296,7 +301,10 @@ int sp__s3_list_parse(const char *xml, size_t len, sp_s3_listing *out, sp_error 
 
 void sp__s3_listing_free(sp_s3_listing *l) {
   if (l == NULL) return;
-  for (size_t i = 0; i < l->n; i++) free(l->objects[i].key);
+  for (size_t i = 0; i < l->n; i++) {
+    free(l->objects[i].key);
+    free(l->objects[i].etag);
+  }
   free(l->objects);
   free(l->next_token);
   free(l->error_code);

@@ -15,6 +15,7 @@
 typedef struct sp_s3_object {
   char *key;    /* decoded, NUL-free */
   int64_t size; /* -1 when the answer did not say */
+  char *etag;   /* as sent (quotes included), or NULL */
 } sp_s3_object;
 
 /* Zero-initialised is empty; sp__s3_listing_free frees it. */

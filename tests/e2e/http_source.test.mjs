@@ -25,7 +25,8 @@ let data;
 let nationParquet;
 let server;
 let base;
-const state = { trips: 'id,name,fare\n1,a,1.5\n2,b,2.5\n3,c,3.5\n', failing: false };
+const state = { trips: 'id,name,fare\n1,a,1.5\n2,b,2.5\n3,c,3.5\n', failing: false, nationEtag: '"n1"', notModified: 0,
+                fullNation: 0 };
 const requests = [];
 
 function csvOf(n) {
@@ -41,7 +42,18 @@ function handle(req, res) {
     res.writeHead(200, { 'Content-Type': type });
     res.end(body);
   };
-  if (req.url === '/pub/nation.parquet') return send('application/octet-stream', nationParquet);
+  if (req.url === '/pub/nation.parquet') {
+    // Revalidation: the connector keeps its last copy and asks with If-None-Match.
+    if (req.headers['if-none-match'] === state.nationEtag) {
+      state.notModified++;
+      res.writeHead(304, { ETag: state.nationEtag });
+      return res.end();
+    }
+    state.fullNation++;
+    res.writeHead(200, { 'Content-Type': 'application/octet-stream', ETag: state.nationEtag });
+    return res.end(nationParquet);
+  }
+  if (req.url === '/pub/nation2.parquet') return send('application/octet-stream', nationParquet);
   if (req.url === '/pub/trips.csv') return send('text/csv', state.trips);
   if (req.url === '/pub/events.jsonl')
     return send('application/x-ndjson', '{"id":1,"kind":"x"}\n{"id":2,"kind":"y"}\n{"id":3,"kind":"x"}\n');
@@ -137,10 +149,18 @@ test('Parquet, CSV and JSON Lines at URLs, federated and accelerated, with basic
       [{ kind: 'x', n: 2 }, { kind: 'y', n: 1 }]);
     assert.deepEqual(await rows(rt, 'SELECT k, v FROM exported'), [{ k: 1, v: 'one' }]);
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n, sum(id) AS s FROM secure'), [{ n: 10, s: 55 }]);
-    // A federated dataset is fetched at query time: a new query sees the server's current file.
+    // A federated dataset asks the server at each query; an unchanged file (same ETag) is not fetched again.
     const before = requests.filter((u) => u === '/pub/nation.parquet').length;
-    await rows(rt, 'SELECT count(*) FROM nation');
-    assert.ok(requests.filter((u) => u === '/pub/nation.parquet').length > before, 'the federated query fetched the file');
+    const notModified = state.notModified;
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS m FROM nation'), [{ m: 25 }]);
+    assert.ok(requests.filter((u) => u === '/pub/nation.parquet').length > before, 'the federated query asked the server');
+    assert.ok(state.notModified > notModified, 'the unchanged file was revalidated (304), not fetched again');
+    // A new version (new ETag) is fetched whole. (Each query's text differs: the results cache would answer a
+    // repeated one.)
+    const full = state.fullNation;
+    state.nationEtag = '"n2"';
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM nation WHERE true'), [{ n: 25 }]);
+    assert.equal(state.fullNation, full + 1, 'the new version was fetched');
     assert.ok(!rt.log().includes(PASSWORD), 'the password appears in the log');
   } finally {
     await rt.stop();

@@ -99,6 +99,7 @@ test('an object, a hive-partitioned prefix and a paginated prefix, signed and pu
       dataset('nation', 's3://lake/tpch/nation.parquet', { params: signed() }),
       dataset('trips', 's3://lake/trips/', { accel: 'arrow', params: { ...signed(), hive_partitioning_enabled: true } }),
       dataset('many', 's3://lake/many/', { accel: 'duckdb', params: signed() }),
+      dataset('trips_fed', 's3://lake/trips/', { params: { ...signed(), hive_partitioning_enabled: true } }),
       dataset('public_nation', 's3://lake/tpch/nation.parquet', { accel: 'arrow', params: { s3_endpoint: endpoint, s3_auth: 'public' } }),
     ]),
     env: { S3_SECRET: SECRET },
@@ -110,6 +111,15 @@ test('an object, a hive-partitioned prefix and a paginated prefix, signed and pu
       [{ year: 2023, n: 2, fare: 4 }, { year: 2024, n: 3, fare: 13.5 }]);
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n, sum(id) AS s FROM many'), [{ n: MANY, s: (MANY * (MANY - 1)) / 2 }]);
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM public_nation'), [{ n: 25 }]);
+    // Federated: each query lists the prefix; a new object, or a changed one, is read by the next query.
+    // (each query's text differs: the results cache would answer a repeated one)
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM trips_fed'), [{ n: 5 }]);
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS m FROM trips_fed'), [{ m: 5 }]);
+    await put(endpoint, 'trips/year=2025/part-0.csv', 'id,fare\n6,6.5\n');
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n, sum(fare) AS f FROM trips_fed'), [{ n: 6, f: 24 }]);
+    await put(endpoint, 'trips/year=2025/part-0.csv', 'id,fare\n6,7.5\n');
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n2, sum(fare) AS f2 FROM trips_fed'), [{ n2: 6, f2: 25 }]);
+    assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM nation'), [{ n: 25 }]);
     assert.ok(!rt.log().includes(`s3_secret=${SECRET}`));
   } finally {
     await rt.stop();

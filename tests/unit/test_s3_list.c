@@ -33,6 +33,8 @@ static void test_pages(void **state) {
   assert_int_equal(l.n, 2);
   assert_string_equal(l.objects[0].key, "t/year=2024/a.parquet");
   assert_int_equal(l.objects[0].size, 1234);
+  assert_string_equal(l.objects[0].etag, "\"abc\"");
+  assert_null(l.objects[1].etag);
   assert_string_equal(l.objects[1].key, "t/b & c/\xc3\xa9.csv");
   assert_int_equal(l.objects[1].size, 0);
   assert_true(l.truncated);
