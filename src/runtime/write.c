@@ -4,10 +4,13 @@
  * engine's write hook) or Flight DoPut (sp_runtime_insert).
  *
  *   1. the rows are cast to the dataset's schema by name in the engine (a missing column is NULL, a value
- *      that does not convert is an error naming the column) and held in memory: they go to two places;
+ *      that does not convert is an error naming the column), batch by batch as they are read;
  *   2. under the dataset's write lock (a refresh never overlaps a write, or it could overwrite the copy with
- *      a read of the source taken before the write), the connector writes them to the source in one
- *      transaction, then the accelerator appends them. The caller is answered after both.
+ *      a read of the source taken before the write), the connector reads them and writes them to the source
+ *      in one transaction; a value that fails to convert midway aborts that transaction. When the dataset is
+ *      accelerated, the batches are kept as they pass and the accelerator then appends them: the caller is
+ *      answered after both. A federated dataset holds nothing: an upload streams from the client to the
+ *      source.
  *
  * A source failure leaves the accelerator untouched. An accelerator failure after the source committed is
  * reported as exactly that: the rows are in the source and reach the copy with its next refresh. Datasets
@@ -206,62 +209,146 @@ static const struct ArrowSchema *format_mismatch(const struct ArrowSchema *a, co
   return NULL;
 }
 
-/* Gives the rows the dataset's own schema (names, metadata) once their types are checked to be the same. */
-static int adopt_schema(const sp_dataset *ds, sp_snapshot *snap, const struct ArrowSchema *want, sp_error *err) {
-  for (int64_t i = 0; i < want->n_children; i++)
-    if (format_mismatch(snap->schema.children[i], want->children[i]))
+/* The cast rows must have the dataset's own types, column by column, to be appended to its copy. */
+static int check_formats(const sp_dataset *ds, const struct ArrowSchema *got, const struct ArrowSchema *want,
+                         sp_error *err) {
+  for (int64_t i = 0; i < want->n_children && i < got->n_children; i++)
+    if (format_mismatch(got->children[i], want->children[i]))
       return sp_fail(err, SP_EINTERNAL, "column \"%s\" of dataset \"%s\" would be written as Arrow type %s, not %s",
-                     want->children[i]->name, ds->spec->name, snap->schema.children[i]->format, want->children[i]->format);
-  struct ArrowSchema copy;
-  SP_TRY(sp_schema_copy(&copy, want, err));
-  sp_schema_release(&snap->schema);
-  snap->schema = copy;
-  return SP_OK;
+                     want->children[i]->name, ds->spec->name, got->children[i]->format, want->children[i]->format);
+  return got->n_children == want->n_children
+             ? SP_OK
+             : sp_fail(err, SP_EINTERNAL, "the rows for dataset \"%s\" have %lld columns, not %lld", ds->spec->name,
+                       (long long)got->n_children, (long long)want->n_children);
 }
 
-/* Casts `rows` (consumed) to the dataset's schema and holds them: *out has one reference. */
-static int prepare_rows(sp_dataset *ds, struct ArrowArrayStream *rows, sp_snapshot **out, sp_error *err) {
-  struct ArrowSchema want = {0}, in = {0};
-  int rc = ds->cmod->get_schema(ds->conn, &want, err);
+/* A write in progress: the rows cast by the engine, read once by the connector. When the accelerator needs
+ * them too, each batch is kept while the connector reads a borrowed view of it; otherwise nothing is held
+ * and an upload streams from the client to the source. */
+typedef struct sp_write {
+  sp_dataset *ds;
+  struct ArrowSchema want;      /* the dataset's schema */
+  struct ArrowArrayStream cast; /* the engine's query over sp_stream(token) */
+  uint64_t token;
+  int keep;                     /* keep the batches for the accelerator */
+  struct ArrowArray *kept;
+  size_t n_kept, cap_kept;
+  int64_t rows;
+  int failed;                   /* the cast rows failed (a value that does not convert) */
+  char error[1024];
+} sp_write;
+
+static void view_release(struct ArrowArray *a) { a->release = NULL; }
+
+static int tee_schema(struct ArrowArrayStream *s, struct ArrowSchema *out) {
+  sp_write *w = s->private_data;
+  return w->cast.get_schema(&w->cast, out);
+}
+
+static int tee_keep(sp_write *w, struct ArrowArray *batch, struct ArrowArray *out) {
+  if (w->n_kept == w->cap_kept) {
+    size_t cap = w->cap_kept ? 2 * w->cap_kept : 16;
+    struct ArrowArray *k = realloc(w->kept, cap * sizeof *k);
+    if (k == NULL) {
+      sp_array_release(batch);
+      snprintf(w->error, sizeof w->error, "out of memory");
+      return 12;
+    }
+    w->kept = k, w->cap_kept = cap;
+  }
+  sp_array_move(&w->kept[w->n_kept], batch);
+  *out = w->kept[w->n_kept++];
+  out->release = view_release; /* the kept batch owns the buffers */
+  out->private_data = NULL;
+  return 0;
+}
+
+static int tee_next(struct ArrowArrayStream *s, struct ArrowArray *out) {
+  sp_write *w = s->private_data;
+  struct ArrowArray batch = {0};
+  int rc = w->cast.get_next(&w->cast, &batch);
+  if (rc != 0) {
+    const char *m = w->cast.get_last_error ? w->cast.get_last_error(&w->cast) : NULL;
+    snprintf(w->error, sizeof w->error, "%s", m ? m : "could not read the rows");
+    w->failed = 1;
+    return rc;
+  }
+  if (batch.release == NULL) {
+    memset(out, 0, sizeof *out);
+    return 0;
+  }
+  w->rows += batch.length;
+  if (!w->keep) {
+    sp_array_move(out, &batch);
+    return 0;
+  }
+  return tee_keep(w, &batch, out);
+}
+
+static const char *tee_error(struct ArrowArrayStream *s) {
+  sp_write *w = s->private_data;
+  return w->error[0] ? w->error : NULL;
+}
+
+static void tee_release(struct ArrowArrayStream *s) { s->release = NULL; } /* the sp_write outlives it */
+
+/* Casts `rows` (consumed) to the dataset's schema, lazily: w->cast reads them as the connector asks. */
+static int write_open(sp_write *w, struct ArrowArrayStream *rows, sp_error *err) {
+  sp_dataset *ds = w->ds;
+  struct ArrowSchema in = {0}, got = {0};
+  int rc = ds->cmod->get_schema(ds->conn, &w->want, err);
   if (rc == SP_OK && rows->get_schema(rows, &in) != 0) {
     const char *m = rows->get_last_error ? rows->get_last_error(rows) : NULL;
     rc = sp_fail(err, SP_EINVAL, "could not read the schema of the rows for dataset \"%s\": %s", ds->spec->name,
                  m ? m : "unknown error");
   }
-  if (rc == SP_OK) rc = check_inputs(ds, &want, &in, err);
-  uint64_t token = 0;
+  if (rc == SP_OK) rc = check_inputs(ds, &w->want, &in, err);
   char *sql = NULL;
-  if (rc == SP_OK) rc = sp_engine_stream_register(ds->rt->engine, rows, &token, err);
-  if (rc == SP_OK) {
-    rc = cast_sql(ds, &want, &in, token, &sql, err);
-    struct ArrowArrayStream cast;
-    if (rc == SP_OK) rc = sp_engine_query_internal(ds->rt->engine, sql, &cast, err);
-    if (rc == SP_OK) rc = sp_snapshot_from_stream(&cast, out, err);
-    if (rc != SP_OK) strip_error_prefix(err);
-    sp_engine_stream_unregister(ds->rt->engine, token);
-  }
+  if (rc == SP_OK) rc = sp_engine_stream_register(ds->rt->engine, rows, &w->token, err);
+  if (rc == SP_OK) rc = cast_sql(ds, &w->want, &in, w->token, &sql, err);
+  if (rc == SP_OK && (rc = sp_engine_query_internal(ds->rt->engine, sql, &w->cast, err)) != SP_OK) strip_error_prefix(err);
+  if (rc == SP_OK && w->cast.get_schema(&w->cast, &got) != 0)
+    rc = sp_fail(err, SP_EINTERNAL, "could not read the schema of the rows for dataset \"%s\"", ds->spec->name);
+  if (rc == SP_OK) rc = check_formats(ds, &got, &w->want, err);
   free(sql);
-  if (rc == SP_OK && (rc = adopt_schema(ds, *out, &want, err)) != SP_OK) sp_snapshot_unref(*out);
   sp_stream_release(rows);
-  sp_schema_release(&want);
   sp_schema_release(&in);
+  sp_schema_release(&got);
   return rc;
+}
+
+static void write_close(sp_write *w) {
+  sp_stream_release(&w->cast);
+  if (w->token) sp_engine_stream_unregister(w->ds->rt->engine, w->token);
+  for (size_t i = 0; i < w->n_kept; i++) sp_array_release(&w->kept[i]);
+  free(w->kept);
+  sp_schema_release(&w->want);
 }
 
 /* ---- Writing ------------------------------------------------------------------------------------------ */
 
-static int write_source(sp_dataset *ds, sp_snapshot *snap, sp_error *err) {
+/* The connector reads the cast rows. A value that does not convert shows up while it reads: that error is
+ * the one to report (the connector only saw its stream fail), and the source has rolled the write back. */
+static int write_source(sp_write *w, sp_error *err) {
   sp_data_update u = {.type = SP_UPDATE_APPEND};
-  SP_TRY(sp_snapshot_stream(snap, &u.stream, err));
-  int rc = ds->cmod->add_data(ds->conn, &u, err);
+  u.stream = (struct ArrowArrayStream){.get_schema = tee_schema, .get_next = tee_next, .get_last_error = tee_error,
+                                       .release = tee_release, .private_data = w};
+  int rc = w->ds->cmod->add_data(w->ds->conn, &u, err);
   sp_stream_release(&u.stream);
+  if (rc != SP_OK && w->failed) {
+    rc = sp_fail(err, SP_EINVAL, "%s", w->error);
+    strip_error_prefix(err);
+  }
   return rc;
 }
 
-static int write_accelerator(sp_dataset *ds, sp_snapshot *snap, sp_error *err) {
+/* The kept batches (handed over) are appended to the copy. */
+static int write_accelerator(sp_write *w, sp_error *err) {
+  sp_dataset *ds = w->ds;
   sp_data_update u = {.type = SP_UPDATE_APPEND};
   int64_t rows = -1;
-  int rc = sp_snapshot_stream(snap, &u.stream, err);
+  int rc = sp_stream_from_batches(&w->want, w->kept, w->n_kept, &u.stream, err);
+  w->n_kept = 0; /* consumed, even on failure */
   if (rc == SP_OK) rc = ds->amod->add_data(ds->accel, &u, &rows, err);
   sp_stream_release(&u.stream);
   if (rc == SP_OK) rc = sp__define_dataset_table(ds, err);
@@ -270,7 +357,7 @@ static int write_accelerator(sp_dataset *ds, sp_snapshot *snap, sp_error *err) {
     snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
     return sp_fail(err, rc, "dataset \"%s\": %lld rows were written to the source, but the accelerator failed to "
                    "append them (the accelerated copy gets them with its next refresh): %s",
-                   ds->spec->name, (long long)snap->rows, msg);
+                   ds->spec->name, (long long)w->rows, msg);
   }
   pthread_mutex_lock(&ds->rt->lock);
   ds->rows = rows;
@@ -279,15 +366,14 @@ static int write_accelerator(sp_dataset *ds, sp_snapshot *snap, sp_error *err) {
 }
 
 /* The source, then the copy, under the write lock. */
-static int write_rows(sp_dataset *ds, sp_snapshot *snap, sp_error *err) {
-  sp_runtime *rt = ds->rt;
-  int to_accel = ds->accelerated && ds->spec->acceleration.refresh_mode != SP_REFRESH_CHANGES;
-  sp__dataset_write_lock(ds);
+static int write_rows(sp_write *w, sp_error *err) {
+  sp_runtime *rt = w->ds->rt;
+  sp__dataset_write_lock(w->ds);
   __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
-  int rc = write_source(ds, snap, err);
-  if (rc == SP_OK && to_accel) rc = write_accelerator(ds, snap, err);
+  int rc = write_source(w, err);
+  if (rc == SP_OK && w->keep) rc = write_accelerator(w, err);
   __atomic_add_fetch(&rt->data_version, 1, __ATOMIC_RELEASE);
-  sp__dataset_write_unlock(ds);
+  sp__dataset_write_unlock(w->ds);
   return rc;
 }
 
@@ -312,19 +398,19 @@ static int check_writable(sp_dataset *ds, sp_error *err) {
 
 static int insert_locked(sp_runtime *rt, const char *dataset, struct ArrowArrayStream *rows, int64_t *out_rows,
                          sp_error *err) {
-  sp_dataset *ds = NULL;
-  for (size_t i = 0; i < rt->n && ds == NULL; i++)
-    if (strcasecmp(rt->datasets[i]->spec->name, dataset) == 0) ds = rt->datasets[i];
-  if (ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", dataset);
-  SP_TRY(check_writable(ds, err));
-  sp_snapshot *snap;
-  SP_TRY(prepare_rows(ds, rows, &snap, err));
-  int rc = write_rows(ds, snap, err);
+  sp_write w = {0};
+  for (size_t i = 0; i < rt->n && w.ds == NULL; i++)
+    if (strcasecmp(rt->datasets[i]->spec->name, dataset) == 0) w.ds = rt->datasets[i];
+  if (w.ds == NULL) return sp_fail(err, SP_ENOTFOUND, "Dataset %s not found", dataset);
+  SP_TRY(check_writable(w.ds, err));
+  w.keep = w.ds->accelerated && w.ds->spec->acceleration.refresh_mode != SP_REFRESH_CHANGES;
+  int rc = write_open(&w, rows, err);
+  if (rc == SP_OK) rc = write_rows(&w, err);
   if (rc == SP_OK) {
-    sp_log_info("dataset \"%s\": %lld rows inserted", ds->spec->name, (long long)snap->rows);
-    if (out_rows) *out_rows = snap->rows;
+    sp_log_info("dataset \"%s\": %lld rows inserted", w.ds->spec->name, (long long)w.rows);
+    if (out_rows) *out_rows = w.rows;
   }
-  sp_snapshot_unref(snap);
+  write_close(&w);
   return rc;
 }
 

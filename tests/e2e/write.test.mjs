@@ -163,6 +163,13 @@ test('postgres: a value that does not convert is a 400 naming the column; unknow
   await fails(pgRt, "INSERT INTO orders (id, nope) VALUES (601, 1)", 400, /column "nope" does not exist in dataset "orders"/);
   await fails(pgRt, 'INSERT INTO orders (id, qty) VALUES (602)', 400, /target columns/);
   assert.deepEqual(pg.rows('SELECT count(*) FROM orders WHERE id >= 600'), [['0']]);
+  // A bad value late in a large write aborts the COPY already under way: nothing is written anywhere.
+  for (const ds of ['orders', 'orders_fed']) {
+    await fails(pgRt, `INSERT INTO ${ds} (id, qty) SELECT i + 2000, CASE WHEN i = 49999 THEN 'x' ELSE '1' END FROM range(50000) t(i)`,
+      400, new RegExp(`column "qty" of dataset "${ds}" has type BIGINT: cannot convert 'x'`));
+    assert.deepEqual(pg.rows('SELECT count(*) FROM orders WHERE id >= 2000'), [['0']]);
+  }
+  assert.deepEqual(await ok(pgRt, 'SELECT count(*) AS n FROM orders WHERE id >= 2000'), [{ n: 0 }]);
 });
 
 test('postgres: duckdb-accelerated and federated datasets write too; read-only ones refuse', async () => {
