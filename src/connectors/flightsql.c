@@ -127,6 +127,7 @@ static int fs_open(sp_connector *self, sp_error *err) {
   c->endpoint = param(c, is_spiceai(c) ? "spiceai_endpoint" : "flightsql_endpoint");
   int rc = quote_path(is_spiceai(c) ? spiceai_table(path) : path, &c->relation, err);
   if (rc == SP_OK) rc = sp_flight_client_open(c->endpoint, &c->client, err);
+  if (rc == SP_OK) sp_flight_client_set_flight_sql(c->client, !is_spiceai(c)); /* as Spice: Flight SQL vs SQL text */
   if (rc == SP_OK) rc = authenticate(c, err);
   if (rc == SP_OK) rc = fetch_schema(c, err);
   if (rc != SP_OK) fs_close(self); /* the runtime names the dataset in its message */

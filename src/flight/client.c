@@ -37,6 +37,7 @@ struct sp_flight_client {
   size_t n_headers;
   int64_t timeout_ms;
   const volatile int *cancel; /* see sp_flight_client_set_cancel_flag */
+  int flight_sql;             /* see sp_flight_client_set_flight_sql */
 };
 
 /* ---- Endpoints and channels ------------------------------------------------------------------------------- */
@@ -139,6 +140,8 @@ int sp_flight_client_set_header(sp_flight_client *c, const char *key, const char
 void sp_flight_client_set_timeout(sp_flight_client *c, int64_t timeout_ms) {
   c->timeout_ms = timeout_ms > 0 ? timeout_ms : 60000;
 }
+
+void sp_flight_client_set_flight_sql(sp_flight_client *c, int on) { c->flight_sql = on; }
 
 void sp_flight_client_set_cancel_flag(sp_flight_client *c, const volatile int *flag) { c->cancel = flag; }
 
@@ -401,11 +404,21 @@ static int decode_schema(sp_flight_client *c, const uint8_t *data, size_t len, s
   return rc;
 }
 
+/* The FlightDescriptor of a query: its cmd is the SQL text, or a Flight SQL statement command. */
+static int descriptor_of(const sp_flight_client *c, const char *sql, sp_buf *out, sp_error *err) {
+  if (!c->flight_sql) return sp_flw_encode_descriptor_cmd(sql, strlen(sql), out, err);
+  sp_buf cmd = {0};
+  int rc = sp_flw_encode_statement_query(sql, strlen(sql), &cmd, err);
+  if (rc == SP_OK) rc = sp_flw_encode_descriptor_cmd(cmd.data, cmd.len, out, err);
+  sp_buf_free(&cmd);
+  return rc;
+}
+
 /* GetFlightInfo for a CMD descriptor holding sql: *info borrows from *reply (unref it). */
 static int flight_info(sp_flight_client *c, const char *sql, grpc_slice *reply, sp_flw_info *info, sp_error *err) {
   sp_buf req = {0};
   fc_call k = {0};
-  int rc = sp_flw_encode_descriptor_cmd(sql, strlen(sql), &req, err);
+  int rc = descriptor_of(c, sql, &req, err);
   if (rc == SP_OK) rc = unary(c, "GetFlightInfo", &req, reply, &k, err);
   call_end(&k);
   sp_buf_free(&req);
@@ -423,7 +436,7 @@ int sp_flight_client_schema(sp_flight_client *c, const char *sql, struct ArrowSc
   fc_call k = {0};
   grpc_slice reply = grpc_empty_slice();
   sp_flw_bytes schema = {0};
-  int rc = sp_flw_encode_descriptor_cmd(sql, strlen(sql), &req, err);
+  int rc = descriptor_of(c, sql, &req, err);
   if (rc == SP_OK) rc = unary(c, "GetSchema", &req, &reply, &k, err);
   call_end(&k);
   sp_buf_free(&req);

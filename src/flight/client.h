@@ -44,6 +44,9 @@ void sp_flight_client_close(sp_flight_client *c);
 /* Adds a header sent with every later call (key lower case, both copied); a key set again is replaced.
  * Not thread-safe against calls in flight: set headers before sharing the client. */
 int sp_flight_client_set_header(sp_flight_client *c, const char *key, const char *value, sp_error *err);
+/* Flight SQL mode: queries go as CommandStatementQuery (FlightSql.proto, Any-wrapped) instead of the SQL text
+ * itself, for servers that only speak Flight SQL. Off by default (the Spice SDKs' way, which spiced takes too). */
+void sp_flight_client_set_flight_sql(sp_flight_client *c, int on);
 /* Deadline of unary calls (GetSchema, GetFlightInfo, Handshake), in ms; default 60000. */
 void sp_flight_client_set_timeout(sp_flight_client *c, int64_t timeout_ms);
 

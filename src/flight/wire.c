@@ -32,6 +32,16 @@ int sp_flw_encode_descriptor_cmd(const void *cmd, size_t len, sp_buf *out, sp_er
   return SP_OK;
 }
 
+int sp_flw_encode_statement_query(const char *sql, size_t len, sp_buf *out, sp_error *err) {
+  static const char type_url[] = "type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery";
+  sp_buf cmd = {0};
+  int rc = put_bytes(&cmd, 1, sql, len);
+  if (rc == SP_OK) rc = put_bytes(out, 1, type_url, sizeof type_url - 1);
+  if (rc == SP_OK) rc = put_bytes(out, 2, cmd.data ? cmd.data : "", cmd.len);
+  sp_buf_free(&cmd);
+  return rc == SP_OK ? SP_OK : oom(err);
+}
+
 int sp_flw_encode_ticket(const void *ticket, size_t len, sp_buf *out, sp_error *err) {
   return put_bytes(out, 1, ticket, len) == SP_OK ? SP_OK : oom(err);
 }

@@ -39,6 +39,9 @@ typedef struct sp_flw_data {
 
 /* Appends FlightDescriptor{type = CMD, cmd} to out. */
 int sp_flw_encode_descriptor_cmd(const void *cmd, size_t len, sp_buf *out, sp_error *err);
+/* Appends the Flight SQL statement command: Any{type_url = ".../arrow.flight.protocol.sql.CommandStatementQuery",
+ * value = CommandStatementQuery{query}} (FlightSql.proto), what a FlightDescriptor's cmd holds. */
+int sp_flw_encode_statement_query(const char *sql, size_t len, sp_buf *out, sp_error *err);
 /* Appends Ticket{ticket} to out. */
 int sp_flw_encode_ticket(const void *ticket, size_t len, sp_buf *out, sp_error *err);
 /* Appends HandshakeRequest{protocol_version, payload} to out. */

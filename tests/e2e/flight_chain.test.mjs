@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 //
 // A chain of two spiced processes: B reads A's datasets over Arrow Flight through the `spice.ai:` / `spiceai:`
-// and `flightsql:` connectors, one accelerated (arrow) and others federated. A serves a CSV (accelerated) and
+// (SQL text as the Flight command) and `flightsql:` (Flight SQL CommandStatementQuery) connectors, one accelerated
+// (arrow) and others federated. A serves a CSV (accelerated) and
 // a PostgreSQL table (federated), so the PostgreSQL statement log shows what reached the bottom of the chain:
 // a filter written in B's query travels B → A (as SQL over Flight) → PostgreSQL.
 //

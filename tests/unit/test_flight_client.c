@@ -52,6 +52,23 @@ static void test_descriptor_decodes_on_the_server(void **state) {
   sp_buf_free(&b);
 }
 
+static void test_statement_query_unwraps_on_the_server(void **state) {
+  (void)state;
+  sp_buf b = {0};
+  const char *sql = "SELECT 1 AS one";
+  assert_int_equal(sp_flw_encode_statement_query(sql, strlen(sql), &b, NULL), SP_OK);
+  sp_pb_bytes name, value;
+  assert_int_equal(sp_flight_sql_unwrap((const uint8_t *)b.data, b.len, &name, &value), 1);
+  assert_int_equal(name.len, strlen("CommandStatementQuery"));
+  assert_memory_equal(name.data, "CommandStatementQuery", name.len);
+  sp_pb_msg m;
+  assert_int_equal(sp_flight_decode_fields(value.data, value.len, &m, NULL), SP_OK);
+  assert_true(m.present & (1u << 1)); /* CommandStatementQuery.query */
+  assert_int_equal(m.bytes[1].len, strlen(sql));
+  assert_memory_equal(m.bytes[1].data, sql, strlen(sql));
+  sp_buf_free(&b);
+}
+
 static void test_server_info_decodes_on_the_client(void **state) {
   (void)state;
   sp_buf b = {0};
@@ -250,6 +267,31 @@ static void test_server_errors_map_to_codes(void **state) {
   sp_flight_client_close(c);
 }
 
+/* Flight SQL mode: the same query as a CommandStatementQuery gives the same rows. */
+static void test_flight_sql_mode(void **state) {
+  (void)state;
+  sp_flight_client *c;
+  sp_error err = {0};
+  assert_int_equal(sp_flight_client_open(endpoint, &c, &err), SP_OK);
+  sp_flight_client_set_flight_sql(c, 1);
+  struct ArrowSchema s;
+  assert_int_equal(sp_flight_client_schema(c, "SELECT id, name FROM items WHERE id < 0", &s, &err), SP_OK);
+  assert_int_equal(s.n_children, 2);
+  assert_string_equal(s.children[1]->name, "name");
+  s.release(&s);
+  struct ArrowArrayStream st;
+  assert_int_equal(sp_flight_client_query(c, "SELECT sum(id)::BIGINT AS total FROM items WHERE id <= 10", &st, NULL, &err),
+                   SP_OK);
+  struct ArrowArray a;
+  assert_int_equal(st.get_next(&st, &a), 0);
+  assert_non_null(a.release);
+  assert_int_equal(((const int64_t *)a.children[0]->buffers[1])[a.children[0]->offset], 55);
+  a.release(&a);
+  st.release(&st);
+  assert_int_equal(sp_flight_client_query(c, "SELEC nonsense", &st, NULL, &err), SP_EINVAL);
+  sp_flight_client_close(c);
+}
+
 /* Releasing a stream after its first batch cancels the call; the client and server stay usable. */
 static void test_release_mid_stream(void **state) {
   (void)state;
@@ -394,6 +436,7 @@ static void test_connector_open_errors(void **state) {
 int main(void) {
   const struct CMUnitTest codec[] = {
       cmocka_unit_test(test_descriptor_decodes_on_the_server),
+      cmocka_unit_test(test_statement_query_unwraps_on_the_server),
       cmocka_unit_test(test_server_info_decodes_on_the_client),
       cmocka_unit_test(test_flight_data_prefix_and_body),
       cmocka_unit_test(test_malformed_answers_are_refused),
@@ -403,6 +446,7 @@ int main(void) {
       cmocka_unit_test(test_schema),
       cmocka_unit_test(test_query_streams_every_row),
       cmocka_unit_test(test_server_errors_map_to_codes),
+      cmocka_unit_test(test_flight_sql_mode),
       cmocka_unit_test(test_release_mid_stream),
       cmocka_unit_test(test_nothing_listening_is_econnect),
       cmocka_unit_test(test_handshake_then_query),
