@@ -799,6 +799,60 @@ static int bind_time_text(sqlite3_stmt *st, int k, const sqa_column *col, const 
   return sqlite3_bind_text(st, k, buf, -1, SQLITE_TRANSIENT);
 }
 
+/* A decimal128 as its exact text: a DOUBLE column (precision <= 15) converts it as SQLite converts the same
+ * constant in a query, so pushed comparisons match; a TEXT column keeps every digit. */
+static int bind_decimal(sqlite3_stmt *st, int k, const uint8_t *value, int scale) {
+  __int128 v;
+  memcpy(&v, value, 16);
+  char buf[64], digits[48];
+  unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
+  int m = 0, o = 0;
+  do digits[m++] = (char)('0' + (int)(u % 10)), u /= 10; while (u || m <= scale);
+  if (v < 0) buf[o++] = '-';
+  for (int q = m - 1; q >= 0; q--) {
+    buf[o++] = digits[q];
+    if (q == scale && q > 0) buf[o++] = '.';
+  }
+  return sqlite3_bind_text(st, k, buf, o, SQLITE_TRANSIENT);
+}
+
+/* Element x of a string or binary array: plain (32-bit offsets), large (64-bit) or view. */
+static int bind_bytes(sqlite3_stmt *st, int k, const struct ArrowArray *a, const char *format, int64_t x, int text) {
+  const uint8_t *d = a->buffers[1], *p;
+  int64_t len;
+  if (format[0] == 'v') { /* 16-byte views: the bytes inline up to 12, else (buffer, offset) */
+    const uint8_t *view = d + x * 16;
+    int32_t n32, buf_i, off;
+    memcpy(&n32, view, 4);
+    memcpy(&buf_i, view + 8, 4);
+    memcpy(&off, view + 12, 4);
+    p = n32 <= 12 ? view + 4 : (const uint8_t *)a->buffers[2 + buf_i] + off;
+    len = n32;
+  } else if (format[0] == 'U' || format[0] == 'Z') {
+    const int64_t *o = (const int64_t *)d;
+    p = (const uint8_t *)a->buffers[2] + o[x], len = o[x + 1] - o[x];
+  } else {
+    const int32_t *o = (const int32_t *)d;
+    p = (const uint8_t *)a->buffers[2] + o[x], len = o[x + 1] - o[x];
+  }
+  return text ? sqlite3_bind_text64(st, k, (const char *)p, (sqlite3_uint64)len, SQLITE_STATIC, SQLITE_UTF8)
+              : sqlite3_bind_blob64(st, k, len ? (const void *)p : "", (sqlite3_uint64)len, SQLITE_STATIC);
+}
+
+/* Signed or unsigned integer x of `width` bytes; SQLITE_RANGE for unsigned values over INT64_MAX. */
+static int bind_int(sqlite3_stmt *st, int k, const uint8_t *d, int64_t x, int width, int is_unsigned) {
+  int64_t v;
+  uint64_t u;
+  switch (width) {
+  case 1: v = ((const int8_t *)d)[x], u = d[x]; break;
+  case 2: v = ((const int16_t *)d)[x], u = ((const uint16_t *)d)[x]; break;
+  case 4: v = ((const int32_t *)d)[x], u = ((const uint32_t *)d)[x]; break;
+  default: v = ((const int64_t *)d)[x], u = ((const uint64_t *)d)[x];
+  }
+  if (is_unsigned && u > INT64_MAX) return SQLITE_RANGE;
+  return sqlite3_bind_int64(st, k, is_unsigned ? (sqlite3_int64)u : v);
+}
+
 /* Element j of a (non-struct) child array, bound to parameter k. */
 static int bind_value(sqlite3_stmt *st, int k, const struct ArrowArray *a, const sqa_column *col, const char *format,
                       int64_t j) {
@@ -807,67 +861,13 @@ static int bind_value(sqlite3_stmt *st, int k, const struct ArrowArray *a, const
   const uint8_t *d = a->n_buffers > 1 ? a->buffers[1] : NULL;
   switch (col->kind) {
   case SQA_BOOL: return sqlite3_bind_int(st, k, (d[x >> 3] >> (x & 7)) & 1);
-  case SQA_INT: {
-    int64_t v = 0;
-    if (col->width == 1) v = ((const int8_t *)d)[x];
-    else if (col->width == 2) v = ((const int16_t *)d)[x];
-    else if (col->width == 4) v = ((const int32_t *)d)[x];
-    else v = ((const int64_t *)d)[x];
-    return sqlite3_bind_int64(st, k, v);
-  }
-  case SQA_UINT: {
-    uint64_t v = 0;
-    if (col->width == 1) v = d[x];
-    else if (col->width == 2) v = ((const uint16_t *)d)[x];
-    else if (col->width == 4) v = ((const uint32_t *)d)[x];
-    else v = ((const uint64_t *)d)[x];
-    if (v > INT64_MAX) return SQLITE_RANGE;
-    return sqlite3_bind_int64(st, k, (sqlite3_int64)v);
-  }
+  case SQA_INT: case SQA_UINT: return bind_int(st, k, d, x, col->width, col->kind == SQA_UINT);
   case SQA_DATE_TEXT: case SQA_TS_TEXT:
     return bind_time_text(st, k, col, format, col->width == 4 ? ((const int32_t *)d)[x] : ((const int64_t *)d)[x]);
   case SQA_FLOAT: return sqlite3_bind_double(st, k, col->width == 4 ? ((const float *)d)[x] : ((const double *)d)[x]);
   case SQA_FIXED: return sqlite3_bind_blob(st, k, d + x * col->width, col->width, SQLITE_STATIC);
-  case SQA_DECIMAL: {
-    __int128 v;
-    memcpy(&v, d + x * 16, 16);
-    if (col->precision <= 15) return sqlite3_bind_double(st, k, (double)((long double)v / powl(10.0L, col->scale)));
-    char buf[64], digits[48];
-    unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
-    int m = 0;
-    do digits[m++] = (char)('0' + (int)(u % 10)), u /= 10; while (u || m <= col->scale);
-    int o = 0;
-    if (v < 0) buf[o++] = '-';
-    for (int q = m - 1; q >= 0; q--) {
-      buf[o++] = digits[q];
-      if (q == col->scale && q > 0) buf[o++] = '.';
-    }
-    return sqlite3_bind_text(st, k, buf, o, SQLITE_TRANSIENT);
-  }
-  case SQA_TEXT: case SQA_BLOB: {
-    const void *p;
-    int64_t len;
-    if (format[0] == 'v') { /* string view: 16-byte views, inline up to 12 bytes */
-      const uint8_t *view = d + x * 16;
-      int32_t n32, buf_i, off;
-      memcpy(&n32, view, 4);
-      if (n32 <= 12) p = view + 4;
-      else {
-        memcpy(&buf_i, view + 8, 4);
-        memcpy(&off, view + 12, 4);
-        p = (const uint8_t *)a->buffers[2 + buf_i] + off;
-      }
-      len = n32;
-    } else if (format[0] == 'U' || format[0] == 'Z') {
-      const int64_t *o = (const int64_t *)d;
-      p = (const uint8_t *)a->buffers[2] + o[x], len = o[x + 1] - o[x];
-    } else {
-      const int32_t *o = (const int32_t *)d;
-      p = (const uint8_t *)a->buffers[2] + o[x], len = o[x + 1] - o[x];
-    }
-    return col->kind == SQA_TEXT ? sqlite3_bind_text64(st, k, p, (sqlite3_uint64)len, SQLITE_STATIC, SQLITE_UTF8)
-                                 : sqlite3_bind_blob64(st, k, len ? p : "", (sqlite3_uint64)len, SQLITE_STATIC);
-  }
+  case SQA_DECIMAL: return bind_decimal(st, k, d + x * 16, col->scale);
+  case SQA_TEXT: case SQA_BLOB: return bind_bytes(st, k, a, format, x, col->kind == SQA_TEXT);
   default: return SQLITE_MISUSE;
   }
 }

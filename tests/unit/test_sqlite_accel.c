@@ -172,6 +172,8 @@ static void test_same_answers_as_arrow(void **state) {
       "SELECT id, sum(val) OVER (PARTITION BY grp ORDER BY id) FROM {t} WHERE id <= 30",
       "SELECT * FROM {t} WHERE val > 100.5 AND flag AND id BETWEEN 100 AND 300",
       "SELECT * FROM {t} WHERE id = -1",
+      "SELECT id FROM {t} WHERE val = 12.51 AND id < 400",
+      "SELECT id FROM {t} WHERE val >= 0.01 AND val <= 1.26 AND id < 300",
       "SELECT count(*), count(note), sum(CASE WHEN flag THEN 1 END) FROM {t} WHERE grp <> 'g1' AND val <= 50",
       "SELECT ts, val FROM {t} WHERE ts >= TIMESTAMP '2024-01-01 08:00:00' ORDER BY ts LIMIT 3",
   };
