@@ -10,6 +10,7 @@
 #   http     cached and uncached point queries/s with wrk ÷ an empty handler (bench/sections/http_rps.mjs)
 #   pg       PostgreSQL: load rows/s ÷ the server's own binary COPY, accelerated and federated query time ÷ the
 #            same query on PostgreSQL, peak RSS ÷ Arrow size during a full refresh (bench/sections/pg.mjs)
+#   mysql    MariaDB load rows/s ÷ `mariadb --batch --quick` (bench/sections/mysql.mjs)
 #   flight   DoGet GB/s and HTTP JSON GB/s ÷ loopback TCP GB/s (tools/bench_flight)
 #   cdc      PostgreSQL commit → visible latency p50/p99 (bench/cdc_latency.sh)
 #   sqlite   sqlite connector load rows/s ÷ the sqlite3 CLI's CSV export (bench/sqlite_load.sh)
@@ -26,7 +27,7 @@ BUILD=$1; shift
 BUILD=$(cd "$BUILD" && pwd)
 BIN="$BUILD/bin"
 
-ROWS=6000000 SF=1 REPS=5 WARMUP=1 MATCH=() QUICK=0 ONLY="queries tpch http pg flight cdc sqlite"
+ROWS=6000000 SF=1 REPS=5 WARMUP=1 MATCH=() QUICK=0 ONLY="queries tpch http pg mysql flight cdc sqlite"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) ROWS=300000 SF=0.05 REPS=1 WARMUP=1 QUICK=1 ;;
@@ -146,6 +147,10 @@ fi
 if wants pg; then
   echo "== pg: PostgreSQL load, queries and memory"
   node "$ROOT/bench/sections/pg.mjs"
+fi
+if wants mysql; then
+  echo "== mysql: MariaDB load rate vs the mariadb client"
+  node "$ROOT/bench/sections/mysql.mjs"
 fi
 if wants flight; then
   echo "== flight: DoGet and HTTP JSON throughput vs loopback TCP"
