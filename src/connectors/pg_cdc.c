@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -262,8 +263,26 @@ static int slot_exists(cdc *c, int *exists, sp_error *err) {
   return rc;
 }
 
+/* The walsender of a connection that just closed (ours, or a killed spiced's) keeps the slot active for a
+ * moment: wait up to 10 s for it to let go. */
+static int wait_inactive(cdc *c, sp_error *err) {
+  const char *args[1] = {c->slot};
+  for (int i = 0; i < 100 && !*c->sink->stop; i++) {
+    PGresult *r;
+    SP_TRY(run(c, "SELECT active FROM pg_catalog.pg_replication_slots WHERE slot_name = $1", 1, args, &r,
+               "read the replication slots", err));
+    int active = PQntuples(r) > 0 && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+    PQclear(r);
+    if (!active) return SP_OK;
+    struct timespec ts = {0, 100 * 1000000L};
+    nanosleep(&ts, NULL);
+  }
+  return sp_fail(err, SP_EBUSY, "replication slot \"%s\" of dataset \"%s\" is in use by another connection", c->slot, c->ds);
+}
+
 static int drop_slot(cdc *c, sp_error *err) {
   const char *args[1] = {c->slot};
+  SP_TRY(wait_inactive(c, err));
   return run(c, "SELECT pg_catalog.pg_drop_replication_slot(slot_name) FROM pg_catalog.pg_replication_slots "
                 "WHERE slot_name = $1", 1, args, NULL, "drop the replication slot", err);
 }
@@ -463,7 +482,10 @@ static int stream(cdc *c, uint64_t start, sp_error *err) {
 static int prepare(cdc *c, int resume, uint64_t *start, sp_error *err) {
   int exists;
   SP_TRY(slot_exists(c, &exists, err));
-  if (resume && exists) return current_lsn(c, &c->target, err);
+  if (resume && exists) {
+    SP_TRY(wait_inactive(c, err)); /* e.g. the walsender of a killed spiced */
+    return current_lsn(c, &c->target, err);
+  }
   if (resume)
     sp_log_warn("dataset \"%s\": replication slot \"%s\" is gone; loading postgres table \"%s\" again with a new slot",
                 c->ds, c->slot, c->display);
