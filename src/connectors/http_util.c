@@ -16,6 +16,7 @@
 
 #include "connectors/http_util.h"
 #include "spice/arrow.h"
+#include "spice/sqltext.h"
 
 extern const sp_connector_module sp_connector_file;
 
@@ -421,6 +422,45 @@ static void replace_in_message(sp_error *err, const char *from, const char *to) 
   snprintf(err->msg, sizeof err->msg, "%s", msg);
 }
 
+/* A federated scan's pushed conditions, applied while the file is read: `SELECT <columns> FROM
+ * (<filter_query>) [LIMIT n]`, run by the file connector as a source query (the dataset's name bound to the
+ * file). malloc'd, or NULL when out of memory. */
+static char *filtered_query(const sp_scan *scan) {
+  sp_buf b = {0};
+  int rc = sp_buf_append_str(&b, "SELECT ");
+  for (size_t i = 0; rc == SP_OK && i < scan->n_columns && scan->columns; i++) {
+    char q[1100];
+    rc = sp_sql_ident(q, sizeof q, scan->columns[i]) == 0 ? SP_OK : SP_EINVAL;
+    if (rc == SP_OK) rc = sp_buf_append_str(&b, i ? ", " : "");
+    if (rc == SP_OK) rc = sp_buf_append_str(&b, q);
+  }
+  if (rc == SP_OK && (scan->columns == NULL || scan->n_columns == 0)) rc = sp_buf_append_str(&b, "*");
+  if (rc == SP_OK) rc = sp_buf_append_str(&b, " FROM (");
+  if (rc == SP_OK) rc = sp_buf_append_str(&b, scan->filter_query);
+  if (rc == SP_OK) rc = sp_buf_append_str(&b, ") AS sp_filtered");
+  if (rc == SP_OK && scan->limit >= 0) {
+    char lim[48];
+    snprintf(lim, sizeof lim, " LIMIT %lld", (long long)scan->limit);
+    rc = sp_buf_append_str(&b, lim);
+  }
+  if (rc == SP_OK && sp_buf_cstr(&b) != NULL) return b.data;
+  sp_buf_free(&b);
+  return NULL;
+}
+
+/* The file connector's scan; with conditions to push, they are tried first (they are only a help: the engine
+ * applies the whole WHERE again, so when the file reader cannot bind them the plain scan runs). */
+static int inner_scan(download_read *d, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
+  if (scan->query == NULL && scan->filter_query && *scan->filter_query) {
+    char *q = filtered_query(scan);
+    sp_scan pushed = {.limit = -1, .query = q};
+    int rc = q ? sp_connector_file.scan(d->inner, &pushed, out, NULL) : SP_ENOMEM;
+    free(q);
+    if (rc == SP_OK) return SP_OK;
+  }
+  return sp_connector_file.scan(d->inner, scan, out, err);
+}
+
 int sp__read_download(sp_connector *outer, sp_download *dl, const char *shown, const sp_scan *scan,
                       struct ArrowArrayStream *out, sp_error *err) {
   download_read *d = calloc(1, sizeof *d);
@@ -434,7 +474,7 @@ int sp__read_download(sp_connector *outer, sp_download *dl, const char *shown, c
   struct ArrowArrayStream s;
   int rc = open_inner(d, outer, err);
   if (rc == SP_OK)
-    rc = scan ? sp_connector_file.scan(d->inner, scan, &s, err) : sp_connector_file.get_all_data(d->inner, &s, err);
+    rc = scan ? inner_scan(d, scan, &s, err) : sp_connector_file.get_all_data(d->inner, &s, err);
   if (rc != SP_OK) {
     replace_in_message(err, dl->path, shown);
     download_done(d);
