@@ -80,13 +80,24 @@ static const sp_param_spec od_params[] = {
 
 /* ---- Diagnostics ------------------------------------------------------------------------------------------ */
 
-/* The driver's first diagnostic record ("[SQLSTATE] message"), with the connection string's secrets
- * scrubbed; state receives the SQLSTATE. */
+/* The driver's first diagnostic record that is not a warning (class 01: the driver manager puts its
+ * "Can't open lib" there before the IM003 that says why), with the connection string's secrets scrubbed;
+ * state receives its SQLSTATE. */
 static void diag(const od_conn *c, SQLSMALLINT type, SQLHANDLE h, char state[6], char *msg, size_t n) {
   SQLCHAR st[6] = "", text[900] = "";
   SQLINTEGER native = 0;
   SQLSMALLINT len = 0;
-  if (!SQL_SUCCEEDED(SQLGetDiagRec(type, h, 1, st, &native, text, (SQLSMALLINT)sizeof text, &len))) {
+  int found = 0;
+  for (SQLSMALLINT rec = 1; rec <= 8; rec++) {
+    SQLCHAR st2[6] = "", text2[900] = "";
+    if (!SQL_SUCCEEDED(SQLGetDiagRec(type, h, rec, st2, &native, text2, (SQLSMALLINT)sizeof text2, &len))) break;
+    if (!found || (strncmp((const char *)st, "01", 2) == 0 && strncmp((const char *)st2, "01", 2) != 0)) {
+      memcpy(st, st2, sizeof st);
+      memcpy(text, text2, sizeof text);
+    }
+    found = 1;
+  }
+  if (!found) {
     snprintf((char *)st, sizeof st, "HY000");
     snprintf((char *)text, sizeof text, "the driver reported no detail");
   }
@@ -100,7 +111,7 @@ static void diag(const od_conn *c, SQLSMALLINT type, SQLHANDLE h, char state[6],
  * retried), or a source that cannot be reached now (retried). */
 static int connect_status(const char *state, const char *msg) {
   if (strncmp(state, "28", 2) == 0 || strstr(msg, "authentication") || strstr(msg, "password")) return SP_EUNAUTH;
-  if (strncmp(state, "IM", 2) == 0) return SP_EINVAL;
+  if (strncmp(state, "IM", 2) == 0 || strstr(msg, "Can't open lib")) return SP_EINVAL; /* unixODBC says 01000 */
   return SP_ECONNECT;
 }
 
