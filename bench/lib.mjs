@@ -16,6 +16,13 @@ export const QUICK = process.env.SPICEC_BENCH_QUICK === '1';
 export const PARTS = process.env.SPICEC_BENCH_PARTS;
 export const DATA = process.env.SPICEC_BENCH_DATA;
 
+// A spicepod serving the trips Parquet file of the run (SPICEC_BENCH_DATA) as `trips`, arrow-accelerated.
+export function tripsPod(name, { resultsCache = true } = {}) {
+  return `version: v1\nkind: Spicepod\nname: ${name}\n` +
+    (resultsCache ? '' : 'runtime:\n  results_cache:\n    enabled: false\n') +
+    `datasets:\n  - from: file:${DATA}\n    name: trips\n    acceleration:\n      enabled: true\n`;
+}
+
 export function stats(xs) {
   const v = [...xs].sort((a, b) => a - b);
   const mid = v.length >> 1;

@@ -8,22 +8,11 @@ import { readFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSpiced } from '../../tests/e2e/lib/spiced.mjs';
-import { BUILD, DATA, QUICK, compare, figure, writePart } from '../lib.mjs';
+import { BUILD, QUICK, compare, figure, tripsPod, writePart } from '../lib.mjs';
 
 const tmp = mkdtempSync(join(tmpdir(), 'spicec-bench-flight-'));
 const rt = await startSpiced({
-  spicepod: `version: v1
-kind: Spicepod
-name: bench_flight
-runtime:
-  results_cache:
-    enabled: false
-datasets:
-  - from: file:${DATA}
-    name: trips
-    acceleration:
-      enabled: true
-`,
+  spicepod: tripsPod('bench_flight', { resultsCache: false }),
   readyTimeoutMs: 600000,
 });
 try {

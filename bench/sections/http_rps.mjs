@@ -8,7 +8,7 @@ import { mkdtempSync, writeFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startSpiced } from '../../tests/e2e/lib/spiced.mjs';
-import { QUICK, DATA, compare, writePart } from '../lib.mjs';
+import { QUICK, compare, tripsPod, writePart } from '../lib.mjs';
 
 const SECONDS = QUICK ? 2 : 8;
 const REPS = QUICK ? 1 : 3;
@@ -38,15 +38,7 @@ ${cache ? '' : 'wrk.headers["Cache-Control"] = "no-cache"'}
 const cachedLua = lua(true), uncachedLua = lua(false);
 
 const rt = await startSpiced({
-  spicepod: `version: v1
-kind: Spicepod
-name: bench_http
-datasets:
-  - from: file:${DATA}
-    name: trips
-    acceleration:
-      enabled: true
-`,
+  spicepod: tripsPod('bench_http'),
   readyTimeoutMs: 600000,
 });
 try {

@@ -4,7 +4,7 @@
 // rows/s from spiced's "loaded" log line) ÷ the server's own client exporting the same columns
 // (`mariadb --batch --quick`, output discarded), side by side in one run.
 import { startMariadb } from '../../tests/e2e/lib/mariadb.mjs';
-import { startSpiced } from '../../tests/e2e/lib/spiced.mjs';
+import { startSpiced, paramsYaml } from '../../tests/e2e/lib/spiced.mjs';
 import { QUICK, compare, writePart } from '../lib.mjs';
 
 const ROWS = QUICK ? 200000 : 2000000;
@@ -14,7 +14,7 @@ try {
   my.sql(`CREATE TABLE big (id bigint PRIMARY KEY, k int, x double, s varchar(40), amount decimal(12,2), ts datetime);
           INSERT INTO big SELECT seq, seq % 1000, seq * 1.5, CONCAT('name ', seq), seq * 0.01,
                                  TIMESTAMP'2020-01-01 00:00:00' + INTERVAL seq SECOND FROM seq_1_to_${ROWS};`);
-  const params = Object.entries({ ...my.params, mysql_sslmode: 'disabled' }).map(([k, v]) => `      ${k}: "${v}"`).join('\n');
+  const params = paramsYaml({ ...my.params, mysql_sslmode: 'disabled' });
   const client = [], spiced = [];
   for (let r = 0; r < REPS; r++) {
     const c0 = process.hrtime.bigint();

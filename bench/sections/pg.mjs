@@ -7,7 +7,7 @@
 //   queries   two TPC-H-shaped aggregates (Q1, Q6) on the arrow-accelerated copy and on the federated dataset over
 //             HTTP ÷ the same query run directly on PostgreSQL (psql's \timing, same machine).
 import { startPostgres } from '../../tests/e2e/lib/postgres.mjs';
-import { startSpiced } from '../../tests/e2e/lib/spiced.mjs';
+import { startSpiced, paramsYaml } from '../../tests/e2e/lib/spiced.mjs';
 import { QUICK, compare, figure, peakRssMiB, writePart } from '../lib.mjs';
 
 const ROWS = QUICK ? 200000 : 6000000;
@@ -39,12 +39,7 @@ datasets:
   - from: postgres:public.lineitem
     name: lineitem
     params:
-      pg_host: ${p.pg_host}
-      pg_port: ${p.pg_port}
-      pg_db: ${p.pg_db}
-      pg_user: ${p.pg_user}
-      pg_pass: ${p.pg_pass}
-      pg_sslmode: disable
+${paramsYaml(p)}
 ${accelerated ? '    acceleration:\n      enabled: true\n      engine: arrow\n' : ''}`;
 }
 

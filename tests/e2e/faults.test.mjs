@@ -14,7 +14,7 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join } from 'node:path';
 
-import { sleep } from './lib/spiced.mjs';
+import { sleep, paramsYaml } from './lib/spiced.mjs';
 import { makeFolder, removeFolder, startSpicedIn, kill9, waitUntil, datasetStatuses } from './lib/lifecycle.mjs';
 import { startPostgres } from './lib/postgres.mjs';
 
@@ -35,12 +35,7 @@ datasets:
     replication:
       enabled: true
     params:
-      pg_host: ${p.pg_host}
-      pg_port: ${p.pg_port}
-      pg_db: ${p.pg_db}
-      pg_user: ${p.pg_user}
-      pg_pass: ${p.pg_pass}
-      pg_sslmode: disable
+${paramsYaml(p)}
     acceleration:
       enabled: true
       engine: duckdb

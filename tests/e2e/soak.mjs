@@ -15,7 +15,7 @@
 // Prints requests, errors and latency percentiles per kind; exits 1 when the verdict fails.
 import { readFileSync } from 'node:fs';
 import { SpiceClient } from '@spiceai/spice';
-import { startSpiced, sleep } from './lib/spiced.mjs';
+import { startSpiced, sleep, paramsYaml } from './lib/spiced.mjs';
 import { startPostgres } from './lib/postgres.mjs';
 
 const SECONDS = Number(process.env.SOAK_SECONDS || 120);
@@ -66,12 +66,7 @@ datasets:
     replication:
       enabled: true
     params:
-      pg_host: ${p.pg_host}
-      pg_port: ${p.pg_port}
-      pg_db: ${p.pg_db}
-      pg_user: ${p.pg_user}
-      pg_pass: ${p.pg_pass}
-      pg_sslmode: disable
+${paramsYaml(p)}
     acceleration:
       enabled: true
       refresh_check_interval: 5s

@@ -167,3 +167,9 @@ export async function startSpiced({ spicepod, files = {}, args = [], env = {}, p
   }
   return s;
 }
+
+// A dataset's `params:` entries as spicepod YAML lines (values quoted), e.g. paramsYaml(pg.params) under
+// `    params:`. `indent` is the number of spaces before each key.
+export function paramsYaml(params, indent = 6) {
+  return Object.entries(params).map(([k, v]) => `${' '.repeat(indent)}${k}: ${JSON.stringify(String(v))}`).join('\n');
+}
