@@ -6,7 +6,9 @@
 // once (no refresh in between: the refresh interval is an hour), with every type written exactly (integers,
 // decimals, text with quotes and unicode, timestamps, NULLs). A constraint violation is a 400 naming the
 // dataset with the server's message and leaves both the source and the accelerated copy unchanged; a value
-// that does not convert is a 400 naming the column; read-only datasets stay protected. Needs SPICED (ctest
+// that does not convert is a 400 naming the column (also when it comes late in a large write: the source's
+// transaction is aborted); writes never overlap refreshes; with refresh_mode: changes the rows reach the copy
+// through the change stream; read-only datasets stay protected. Needs SPICED (ctest
 // sets it), PostgreSQL's server binaries and MariaDB (scripts/deps.sh installs them).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,6 +40,8 @@ CREATE TABLE orders (
 );
 INSERT INTO orders (id, qty, note) VALUES (1, 10, 'seed');
 CREATE TABLE plain (id integer);
+CREATE TABLE events (id integer PRIMARY KEY, note text);
+INSERT INTO events VALUES (1, 'first');
 `;
 
 function yamlParams(params) {
@@ -45,10 +49,11 @@ function yamlParams(params) {
 }
 
 // One dataset entry; `accel` = engine name or null (federated); `rw` = mode read_write + replication.
-function dataset(from, name, params, { accel = null, rw = true } = {}) {
+function dataset(from, name, params, { accel = null, rw = true, changes = false } = {}) {
   const lines = [`  - from: ${from}`, `    name: ${name}`, '    params:', yamlParams(params)];
   if (rw) lines.push('    mode: read_write', '    replication:', '      enabled: true');
   if (accel) lines.push('    acceleration:', '      enabled: true', `      engine: ${accel}`, '      refresh_check_interval: 1h');
+  if (changes) lines.push('      refresh_mode: changes');
   return lines.join('\n') + '\n';
 }
 
@@ -74,6 +79,7 @@ let pgRt;
 
 before(async () => {
   pg = await startPostgres();
+  pg.psql('ALTER ROLE spice REPLICATION;', { db: 'postgres' }); // for the refresh_mode: changes dataset
   pg.psql(PG_TABLE, { user: 'spice' });
   pgRt = await startSpiced({
     spicepod: pod([
@@ -82,6 +88,7 @@ before(async () => {
       dataset('postgres:orders', 'orders_fed', pg.params),
       dataset('postgres:orders', 'orders_ro', pg.params, { accel: 'arrow', rw: false }),
       dataset('postgres:plain', 'plain', pg.params, { accel: 'arrow' }),
+      dataset('postgres:events', 'events', pg.params, { accel: 'arrow', changes: true }),
     ]),
   });
 });
@@ -208,6 +215,16 @@ test('postgres: writes and refreshes interleaved: the accelerated copy never los
     const [[n, s]] = pg.rows('SELECT count(*), sum(id) FROM plain');
     assert.deepEqual(await ok(pgRt, 'SELECT count(*) AS n, sum(id) AS s FROM plain'), [{ n: Number(n), s: Number(s) }]);
   }
+});
+
+test('postgres: refresh_mode: changes — rows go to the source and reach the copy through the change stream', async () => {
+  assert.deepEqual(await ok(pgRt, "INSERT INTO events VALUES (2, 'second'), (3, 'third')"), [{ count: 2 }]);
+  assert.deepEqual(pg.rows('SELECT id, note FROM events ORDER BY id'), [['1', 'first'], ['2', 'second'], ['3', 'third']]);
+  const want = JSON.stringify([{ id: 1, note: 'first' }, { id: 2, note: 'second' }, { id: 3, note: 'third' }]);
+  await waitUntil('the change stream to deliver the rows', async () => (await pgRt.sql('SELECT id, note FROM events ORDER BY id')).text,
+    (t) => t === want);
+  await fails(pgRt, "INSERT INTO events VALUES (3, 'again')", 400, /duplicate key value violates unique constraint/);
+  assert.deepEqual(pg.rows('SELECT count(*) FROM events'), [['3']]);
 });
 
 test('mode: read_write without replication.enabled is refused at start', async () => {
