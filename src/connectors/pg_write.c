@@ -325,7 +325,7 @@ static char *copy_sql(const pgw_target *t) {
   if (sql == NULL) return NULL;
   size_t o = (size_t)snprintf(sql, n, "COPY %s (", t->relation);
   for (size_t i = 0; i < t->n; i++) o += (size_t)snprintf(sql + o, n - o, "%s%s", i ? ", " : "", t->quoted[i]);
-  snprintf(sql + o, n - o, ") FROM STDIN (FORMAT binary)");
+  snprintf(sql + o, n - o, ") FROM STDIN (FORMAT binary%s)", t->freeze ? ", FREEZE" : "");
   return sql;
 }
 

@@ -27,6 +27,7 @@ typedef struct pgw_target {
   const pgc_type *types;
   const uint32_t *elem_oids;        /* PGC_LIST columns: the element type's oid (pgw_copy_in finds them); else 0 */
   size_t n;
+  int freeze;                       /* COPY … (FORMAT binary, FREEZE): the table was created in this transaction */
 } pgw_target;
 
 /* The 19-byte file header of a binary COPY. */

@@ -20,6 +20,7 @@
 #include <libpq-fe.h>
 
 #include "connectors/pg_cdc.h"
+#include "connectors/pg_conn.h"
 #include "connectors/pg_copy.h"
 #include "connectors/pg_filter.h"
 #include "connectors/pg_write.h"
@@ -149,6 +150,14 @@ static int connect_new(pg_conn *c, PGconn **out, sp_error *err) {
                  : SP_ECONNECT;
   PQfinish(pq);
   return sp_fail(err, code, "could not connect to postgres server \"%s\" for dataset \"%s\": %s", server, ds, msg);
+}
+
+int sp_pg_connect(const sp_connector *proto, PGconn **out, sp_error *err) {
+  pg_conn c;
+  memset(&c, 0, sizeof c);
+  c.base = *proto; /* params borrowed: build_conninfo only points at their strings */
+  build_conninfo(&c);
+  return connect_new(&c, out, err);
 }
 
 /* A connection from the pool, or a new one. *pooled says which (a pooled one may have died meanwhile). */
@@ -739,6 +748,10 @@ static int where_of(pg_conn *c, const char *query, char **where, sp_error *err) 
   }
   free(json);
   return rc;
+}
+
+int sp_pg_where(sp_connector *c, const char *query, char **where, sp_error *err) {
+  return where_of((pg_conn *)c, query, where, err);
 }
 
 /* refresh_sql: it must run at the server, or the refresh fails. */

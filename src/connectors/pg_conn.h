@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * Internal: the postgres connector's connection set-up and filter translation, shared with the postgres
+ * accelerator (src/accelerators/postgres.c), which keeps its copy in PostgreSQL tables.
+ */
+#ifndef SPICE_PG_CONN_H
+#define SPICE_PG_CONN_H
+
+#include <libpq-fe.h>
+
+#include "spice/connector.h"
+#include "spice/error.h"
+
+/* A new connection made from proto->params (pg_host, pg_port, pg_db, pg_user, pg_pass, pg_sslmode,
+ * pg_sslrootcert, pg_connection_string) as the connector makes its own; proto->dataset names it in messages.
+ * proto is borrowed for the call; *out is owned by the caller (PQfinish). SP_ECONNECT when the server cannot be
+ * reached, SP_EUNAUTH when it refuses the credentials. */
+int sp_pg_connect(const sp_connector *proto, PGconn **out, sp_error *err);
+
+/* Translates `SELECT * FROM <dataset> WHERE …` (DuckDB SQL, e.g. a retention condition) into a PostgreSQL
+ * condition over the columns of the open connector c (borrowed). *where is malloc'd, owned by the caller, ""
+ * when there is no WHERE clause. SP_ENOTSUP when any part does not translate. */
+int sp_pg_where(sp_connector *c, const char *query, char **where, sp_error *err);
+
+#endif
