@@ -361,8 +361,13 @@ int sp_engine_query_schema(sp_engine *e, const sp_query_request *req, struct Arr
 
 /* ---- INSERT INTO <dataset> [(columns)] <query> ------------------------------------------------------------ */
 
-/* The target column names of an INSERT: its column list as written ("(a, \"b c\")"), or NULL for all the
- * dataset's columns. Names are unquoted; *out is a malloc'd array of malloc'd strings. */
+static void free_names(char **names, size_t n) {
+  for (size_t i = 0; names && i < n; i++) free(names[i]);
+  free(names);
+}
+
+/* The names in an INSERT's column list as written ("(a, \"b c\")", already checked by the classifier),
+ * unquoted. *out is a malloc'd array of *n_out malloc'd strings. */
 static int parse_column_list(const char *p, size_t len, char ***out, size_t *n_out) {
   const char *end = p + len;
   char **names = calloc(len / 2 + 2, sizeof *names);
@@ -374,7 +379,10 @@ static int parse_column_list(const char *p, size_t len, char ***out, size_t *n_o
     if (p >= end) break;
     char *name = malloc((size_t)(end - p) + 1);
     size_t o = 0;
-    if (name == NULL) break;
+    if (name == NULL) {
+      free_names(names, n);
+      return SP_ENOMEM;
+    }
     if (*p == '"') {
       for (p++; p < end && !(*p == '"' && (p + 1 >= end || p[1] != '"')); p++) {
         if (*p == '"') p++; /* "" inside a quoted name */
@@ -390,11 +398,6 @@ static int parse_column_list(const char *p, size_t len, char ***out, size_t *n_o
   *out = names;
   *n_out = n;
   return SP_OK;
-}
-
-static void free_names(char **names, size_t n) {
-  for (size_t i = 0; names && i < n; i++) free(names[i]);
-  free(names);
 }
 
 /* The columns of `sql` as DuckDB prepares it on conn: their count, and (names != NULL) their names. */
@@ -478,8 +481,9 @@ static void borrowed_conn_done(void *ctx, duckdb_connection conn) {
   (void)conn;
 }
 
-/* Runs the INSERT's source query on r's connection and holds its rows (the write may take a while, and the
- * rows are read twice, by the source and by the accelerator). *out has one reference. */
+/* Runs the INSERT's source query on r's connection and holds its rows: the runtime converts them with a query
+ * on another connection, which must not pull from a query still running on this one. *out has one
+ * reference. */
 static int insert_rows(result_stream *r, const sp_query_request *req, const char *sql, sp_snapshot **out, sp_error *err) {
   result_stream *s = calloc(1, sizeof *s);
   if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
