@@ -499,7 +499,7 @@ static int put_value(pool *p, builder *b, int64_t row, const sqa_column *col, sq
     if (t == SQLITE_INTEGER) {
       sqlite3_int64 s = sqlite3_column_int64(st, i);
       r = s > INT64_MAX / 1000000 || s < INT64_MIN / 1000000 ? -1 : 0;
-      us = (int64_t)s * 1000000;
+      us = r == 0 ? (int64_t)s * 1000000 : 0;
     } else if (t == SQLITE_TEXT) {
       r = parse_ts_text((const char *)sqlite3_column_text(st, i), (size_t)sqlite3_column_bytes(st, i), &us);
     }
