@@ -6,7 +6,8 @@
 # Data is prepared once and cached in bench/data/ (git-ignored): the trips Parquet file (gen_quickstart) and the
 # TPC-H-shaped tables (gen_tpch). Then each section runs and writes a part into bench/results/parts/:
 #   queries  bench/queries.sql on trips through spiced (arrow, duckdb, federated) ÷ embedded DuckDB (bench_sql)
-#   tpch     the 22 TPC-H queries through spiced (arrow and duckdb accelerators) ÷ embedded DuckDB (bench_sql)
+#   tpch     the 22 TPC-H queries through spiced over HTTP and over Flight (arrow and duckdb accelerators) ÷
+#            embedded DuckDB (bench_sql)
 #   http     cached and uncached point queries/s with wrk ÷ an empty handler (bench/sections/http_rps.mjs)
 #   pg       PostgreSQL: load rows/s ÷ the server's own binary COPY, accelerated and federated query time ÷ the
 #            same query on PostgreSQL, peak RSS ÷ Arrow size during a full refresh (bench/sections/pg.mjs)
@@ -82,7 +83,7 @@ start_spiced() {
   SPICED_LOG="$dir/spiced.log"
 }
 
-# bench_sql against the spiced just started; its part is $PARTS/$1.json.
+# bench_sql against the spiced just started (HTTP_PORT, FLIGHT_PORT); its part is $PARTS/$1.json.
 run_bench_sql() {
   local part=$1; shift
   if ! "$BIN/bench_sql" --http "127.0.0.1:$HTTP_PORT" --pid "$SPICED_PID" --wait-ready 1800 --reps "$REPS" \
@@ -135,7 +136,8 @@ if wants tpch; then
     echo "== tpch: 22 queries, SF $SF, $engine accelerator"
     tpch_pod "$engine" >"$WORK/tpch_$engine.yaml"
     start_spiced "tpch_$engine" <"$WORK/tpch_$engine.yaml" # a redirect, not a pipe: SPICED_PID stays ours
-    run_bench_sql "tpch_$engine" --tables "$TPCH" --label "$engine" --queries "$ROOT/bench/tpch/queries.sql"
+    run_bench_sql "tpch_$engine" --tables "$TPCH" --label "$engine" --flight "127.0.0.1:$FLIGHT_PORT" \
+      --queries "$ROOT/bench/tpch/queries.sql"
   done
 fi
 

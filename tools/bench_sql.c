@@ -6,10 +6,11 @@
  *       prints N distinct free loopback TCP ports, one a line (for bench/run.sh)
  *   bench_sql --http HOST:PORT --parquet FILE --queries FILE [--pid PID] [--wait-ready SECONDS]
  *             [--reps N] [--warmup N] [--match SUBSTRING] [--md FILE] [--json FILE]
- *   bench_sql --http HOST:PORT --tables DIR [--label NAME] --queries FILE [the same options]
+ *   bench_sql --http HOST:PORT --tables DIR [--label NAME] [--flight HOST:PORT] --queries FILE [the same options]
  *
  * With --tables, every DIR/<name>.parquet is a table <name> on both sides (spiced serves them as datasets
- * of those names, e.g. the TPC-H tables) and the queries name them directly: one target, called NAME.
+ * of those names, e.g. the TPC-H tables) and the queries name them directly: one target, called NAME; with
+ * --flight a second one, NAME/flight, runs the same queries over Arrow Flight (DoGet, every batch decoded).
  * Otherwise each query of the queries file runs against three spiced datasets built from FILE (trips_arrow,
  * trips_duckdb, trips_federated) and, in this process, against the same data in DuckDB: a table loaded from
  * FILE for the two accelerated datasets, read_parquet(FILE) for the federated one. Repetitions are
@@ -41,6 +42,7 @@
 #include <duckdb.h>
 #include <jansson.h>
 
+#include "flight/client.h"
 #include "spice/error.h"
 
 #define GOAL_RATIO 1.05
@@ -360,19 +362,20 @@ static char *expand(const char *tmpl, const char *table) {
 
 typedef struct target {
   const char *label;   /* "arrow" */
+  bool flight;         /* the spicec side goes over Arrow Flight (DoGet) instead of HTTP JSON */
   const char *dataset; /* spiced's table */
   const char *local;   /* the same data in the embedded DuckDB */
 } target;
 
 /* --parquet: one file, three datasets made from it. */
 static const target TRIPS_TARGETS[] = {
-    {"arrow", "trips_arrow", "trips"},
-    {"duckdb", "trips_duckdb", "trips"},
-    {"federated", "trips_federated", "trips_parquet"},
+    {"arrow", false, "trips_arrow", "trips"},
+    {"duckdb", false, "trips_duckdb", "trips"},
+    {"federated", false, "trips_federated", "trips_parquet"},
 };
 #define MAX_TARGETS (sizeof TRIPS_TARGETS / sizeof TRIPS_TARGETS[0])
 /* --tables: one target, the queries name spiced's datasets and the embedded tables alike (TPC-H). */
-static target TARGETS[MAX_TARGETS];
+static target TARGETS[MAX_TARGETS + 1];
 static size_t N_TARGETS;
 
 typedef struct bench_case {
@@ -389,9 +392,10 @@ typedef struct bench_case {
 
 typedef struct bench {
   http_client http;
+  sp_flight_client *flight; /* --flight: a second target per query, over Flight */
   duckdb_database db;
   duckdb_connection con;
-  bench_case cases[MAX_QUERIES * MAX_TARGETS];
+  bench_case cases[MAX_QUERIES * (MAX_TARGETS + 1)];
   int n_cases;
   long long data_rows;
   double ready_ms, load_ms;
@@ -458,7 +462,32 @@ static bool results_match(json_t *rows, duckdb_result *res, char *why, size_t n)
 
 /* ---- running one side ----------------------------------------------------------------------------------------- */
 
+/* Over Flight: GetFlightInfo + DoGet, every batch received and decoded (the rows counted, then released). */
+static int run_flight(bench *b, bench_case *c, double *ms, sp_error *err) {
+  struct ArrowArrayStream st = {0};
+  double t0 = now_ms();
+  SP_TRY(sp_flight_client_query(b->flight, c->remote_sql, &st, NULL, err));
+  long rows = 0;
+  int rc = SP_OK;
+  for (;;) {
+    struct ArrowArray a = {0};
+    if (st.get_next(&st, &a) != 0) {
+      const char *m = st.get_last_error(&st);
+      rc = sp_fail(err, SP_EIO, "flight: %s", m ? m : "stream failed");
+      break;
+    }
+    if (a.release == NULL) break;
+    rows += (long)a.length;
+    a.release(&a);
+  }
+  st.release(&st);
+  *ms = now_ms() - t0;
+  if (rc == SP_OK && rows != c->rows) rc = sp_fail(err, SP_EINVAL, "flight returned %ld rows, duckdb %ld", rows, c->rows);
+  return rc;
+}
+
 static int run_remote(bench *b, bench_case *c, double *ms, sp_error *err) {
+  if (c->t->flight) return run_flight(b, c, ms, err);
   int status = 0;
   double t0 = now_ms();
   SP_TRY(http_request(&b->http, "POST", "/v1/sql", c->remote_sql, &status, err));
@@ -492,7 +521,14 @@ static void check_case(bench *b, bench_case *c) {
     return;
   }
   c->rows = (long)duckdb_row_count(&res);
-  if (run_remote(b, c, &ms, &err) != SP_OK) {
+  if (c->t->flight) { /* the values were checked over HTTP; run_flight checks the row count */
+    if (run_flight(b, c, &ms, &err) != SP_OK) {
+      snprintf(c->status, sizeof c->status, "spiced: %s", err.msg);
+      c->failed = true;
+    } else {
+      snprintf(c->status, sizeof c->status, "ok (rows)");
+    }
+  } else if (run_remote(b, c, &ms, &err) != SP_OK) {
     snprintf(c->status, sizeof c->status, "spiced: %s", err.msg);
     c->failed = true;
   } else {
@@ -785,7 +821,7 @@ static int write_markdown(const bench *b, const char *path, int reps, int warmup
 /* ---- main ------------------------------------------------------------------------------------------------------------ */
 
 typedef struct options {
-  const char *http, *parquet, *tables, *label, *queries, *match, *md, *json;
+  const char *http, *flight, *parquet, *tables, *label, *queries, *match, *md, *json;
   long pid;
   int wait_ready_s, reps, warmup;
 } options;
@@ -813,7 +849,7 @@ static void usage(void) {
           "usage: bench_sql --free-ports N\n"
           "       bench_sql --http HOST:PORT --parquet FILE --queries FILE [--pid PID] [--wait-ready SECONDS]\n"
           "                 [--reps N] [--warmup N] [--match SUBSTRING] [--md FILE] [--json FILE]\n"
-          "       bench_sql --http HOST:PORT --tables DIR [--label NAME] --queries FILE [the same options]\n");
+          "       bench_sql --http HOST:PORT --tables DIR [--label NAME] [--flight HOST:PORT] --queries FILE [the same options]\n");
 }
 
 static int parse_options(int argc, char **argv, options *o) {
@@ -825,6 +861,7 @@ static int parse_options(int argc, char **argv, options *o) {
     else if (strcmp(a, "--parquet") == 0) o->parquet = v;
     else if (strcmp(a, "--tables") == 0) o->tables = v;
     else if (strcmp(a, "--label") == 0) o->label = v;
+    else if (strcmp(a, "--flight") == 0) o->flight = v;
     else if (strcmp(a, "--queries") == 0) o->queries = v;
     else if (strcmp(a, "--match") == 0) o->match = v;
     else if (strcmp(a, "--md") == 0) o->md = v;
@@ -877,10 +914,18 @@ static int bench_main(const options *o, sp_error *err) {
   int nq = 0;
   b.spiced_pid = o->pid;
   if (o->tables) {
-    TARGETS[0] = (target){o->label ? o->label : "arrow", "", ""};
+    static char flight_label[64];
+    TARGETS[0] = (target){o->label ? o->label : "arrow", false, "", ""};
     N_TARGETS = 1;
+    if (o->flight) {
+      snprintf(flight_label, sizeof flight_label, "%s/flight", TARGETS[0].label);
+      TARGETS[N_TARGETS++] = (target){flight_label, true, "", ""};
+      char endpoint[300];
+      snprintf(endpoint, sizeof endpoint, "grpc://%s", o->flight);
+      SP_TRY(sp_flight_client_open(endpoint, &b.flight, err));
+    }
   } else {
-    memcpy(TARGETS, TRIPS_TARGETS, sizeof TRIPS_TARGETS);
+    memcpy(TARGETS, TRIPS_TARGETS, sizeof TRIPS_TARGETS); /* TARGETS has one more slot */
     N_TARGETS = MAX_TARGETS;
   }
   SP_TRY(set_address(&b.http, o->http, err));
@@ -903,6 +948,7 @@ static int bench_main(const options *o, sp_error *err) {
   if (o->md) SP_TRY(write_markdown(&b, o->md, o->reps, o->warmup, err));
   if (o->json) SP_TRY(write_json(&b, o->json, o->reps, o->warmup, err));
   http_disconnect(&b.http);
+  sp_flight_client_close(b.flight);
   duckdb_disconnect(&b.con);
   duckdb_close(&b.db);
   return SP_OK;
