@@ -334,6 +334,7 @@ sp_download *sp__download_ref(sp_download *d) {
 
 void sp__download_unref(sp_download *d) {
   if (d == NULL || __atomic_sub_fetch(&d->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+  if (d->manifest_free) d->manifest_free(d->manifest);
   sp__tmpdir_remove(d->dir);
   free(d);
 }

@@ -90,6 +90,8 @@ typedef struct sp_download {
   char format[16];        /* file_format to use when the params give none ("" = from the extension) */
   char validator[600];    /* what says this copy is still current: an ETag, a Last-Modified, a listing's hash */
   bool by_etag;           /* validator is an ETag (else a Last-Modified date or a listing hash) */
+  void *manifest;         /* what the connector knows about the files (s3: the listing), or NULL */
+  void (*manifest_free)(void *manifest);
 } sp_download;
 
 /* Makes a download with a new folder spicec-<what>-XXXXXX, one reference held by the caller. */

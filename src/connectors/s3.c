@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "connectors/http_util.h"
 #include "connectors/s3_list.h"
@@ -262,10 +263,45 @@ static bool wanted(s3_conn *c, const char *key, const char *fmt) {
   return f && strcmp(f, fmt) == 0;
 }
 
-/* Downloads every wanted object of the listing under dir/data/. *count receives how many. */
+/* The listing a prefix download was made from: the next download links the objects that did not change
+ * instead of fetching them again. */
+typedef struct s3_manifest {
+  char *prefix;
+  sp_s3_listing listing;
+} s3_manifest;
+
+static void manifest_free(void *m) {
+  s3_manifest *mf = m;
+  if (mf == NULL) return;
+  free(mf->prefix);
+  sp__s3_listing_free(&mf->listing);
+  free(mf);
+}
+
+/* Links object o's copy from the previous download `prev` (same prefix, same key, ETag and size) to dest. */
+static bool link_unchanged(const sp_download *prev, const char *prefix, const sp_s3_object *o, const char *rel,
+                           const char *dest, size_t *hint) {
+  const s3_manifest *m = prev ? prev->manifest : NULL;
+  if (m == NULL || o->etag == NULL || strcmp(m->prefix, prefix) != 0) return false;
+  const sp_s3_listing *l = &m->listing;
+  for (size_t k = 0; k < l->n; k++) {
+    size_t i = (*hint + k) % l->n; /* listings come sorted: the next match is usually the next entry */
+    const sp_s3_object *p = &l->objects[i];
+    if (strcmp(p->key, o->key) != 0) continue;
+    *hint = i + 1;
+    if (p->etag == NULL || strcmp(p->etag, o->etag) != 0 || p->size != o->size) return false;
+    char src[4096 + 2048];
+    snprintf(src, sizeof src, "%s/%s", prev->path, rel);
+    return link(src, dest) == 0;
+  }
+  return false;
+}
+
+/* Downloads every wanted object of the listing under root (linking those unchanged since `prev`, which may be
+ * NULL). *count receives how many. */
 static int download_listing(s3_conn *c, void *h, const sp_s3_listing *l, const char *prefix, const char *fmt, const char *root,
-                            size_t *count, sp_error *err) {
-  size_t plen = strlen(prefix);
+                            const sp_download *prev, size_t *count, sp_error *err) {
+  size_t plen = strlen(prefix), hint = 0;
   *count = 0;
   for (size_t i = 0; i < l->n; i++) {
     const char *key = l->objects[i].key;
@@ -279,9 +315,10 @@ static int download_listing(s3_conn *c, void *h, const sp_s3_listing *l, const c
     if (mkdirs_for(dest) != 0)
       return sp_fail(err, SP_EIO, "could not make a folder for \"%s\" for dataset \"%s\": %s", dest,
                      c->base.dataset->name, strerror(errno));
+    (*count)++;
+    if (link_unchanged(prev, prefix, &l->objects[i], rel, dest, &hint)) continue;
     sp_fetch_result res;
     SP_TRY(download(c, h, key, dest, &res, NULL, err));
-    (*count)++;
   }
   return SP_OK;
 }
@@ -326,10 +363,19 @@ static int fetch_prefix(s3_read_ctx *x, const char *prefix, sp_error *err) {
   }
   if (rc == SP_OK && x->fresh && mkdir(d->path, 0700) != 0)
     rc = sp_fail(err, SP_EIO, "could not make \"%s\": %s", d->path, strerror(errno));
-  if (rc == SP_OK && x->fresh) rc = download_listing(c, x->h, &l, prefix, fmt, d->path, &count, err);
+  if (rc == SP_OK && x->fresh) rc = download_listing(c, x->h, &l, prefix, fmt, d->path, x->cur, &count, err);
   if (rc == SP_OK && x->fresh && count == 0)
     rc = sp_fail(err, SP_ENOTFOUND, "dataset \"%s\": no %s objects under \"s3://%s/%s\"", c->base.dataset->name, fmt,
                  c->bucket, prefix);
+  s3_manifest *m = rc == SP_OK && x->fresh ? calloc(1, sizeof *m) : NULL;
+  if (m && (m->prefix = strdup(prefix)) != NULL) { /* keep the listing for the next download */
+    m->listing = l;
+    memset(&l, 0, sizeof l);
+    d->manifest = m;
+    d->manifest_free = manifest_free;
+  } else {
+    free(m);
+  }
   sp__s3_listing_free(&l);
   return rc;
 }

@@ -28,19 +28,32 @@ let endpoint;
 
 // s3rver in a child node with OpenSSL's legacy provider: its continuation tokens are DES-encrypted, which
 // OpenSSL 3 refuses otherwise (every truncated listing would be an InternalError).
+// Each GET it answers is printed ("GET <url>"), so a test can tell which objects were fetched.
 const S3RVER_MAIN = `
 const S3rver = require('s3rver');
 const [port, dir] = process.argv.slice(1);
-new S3rver({ port: Number(port), address: '127.0.0.1', silent: true, directory: dir, configureBuckets: [{ name: 'lake' }] })
-  .run().then((a) => console.log('PORT ' + a.port), (e) => { console.error(e); process.exit(1); });`;
+const srv = new S3rver({ port: Number(port), address: '127.0.0.1', silent: true, directory: dir,
+                         configureBuckets: [{ name: 'lake' }] });
+const callback = srv.callback.bind(srv);
+srv.callback = () => {
+  const handle = callback();
+  return (req, res) => {
+    if (req.method === 'GET') console.log('GET ' + req.url);
+    return handle(req, res);
+  };
+};
+srv.run().then((a) => console.log('PORT ' + a.port), (e) => { console.error(e); process.exit(1); });`;
 
 function startS3(port, dir) {
   const proc = spawn(process.execPath, ['--openssl-legacy-provider', '-e', S3RVER_MAIN, String(port), dir],
                      { cwd: new URL('.', import.meta.url).pathname, stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise((resolve) => proc.on('exit', resolve));
-  const srv = { close: () => { proc.kill('SIGKILL'); return exited; } };
+  let out = '';
+  const srv = {
+    close: () => { proc.kill('SIGKILL'); return exited; },
+    gets: (re) => out.split('\n').filter((l) => l.startsWith('GET ') && re.test(l.slice(4))).length,
+  };
   return new Promise((resolve, reject) => {
-    let out = '';
     proc.stdout.on('data', (c) => {
       out += c;
       const m = /PORT (\d+)/.exec(out);
@@ -111,14 +124,23 @@ test('an object, a hive-partitioned prefix and a paginated prefix, signed and pu
       [{ year: 2023, n: 2, fare: 4 }, { year: 2024, n: 3, fare: 13.5 }]);
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n, sum(id) AS s FROM many'), [{ n: MANY, s: (MANY * (MANY - 1)) / 2 }]);
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM public_nation'), [{ n: 25 }]);
-    // Federated: each query lists the prefix; a new object, or a changed one, is read by the next query.
-    // (each query's text differs: the results cache would answer a repeated one)
+    // Federated: each query lists the prefix; a new object, or a changed one, is read by the next query, and
+    // only those are fetched (the others are kept from the last read). Each query's text differs: the results
+    // cache would answer a repeated one.
+    const fetched = (y) => s3.gets(new RegExp(`^/lake/trips/year(=|%3D)${y}/part-0\\.csv`)); // '=' is sent encoded
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM trips_fed'), [{ n: 5 }]);
+    const before2023 = fetched(2023);
+    assert.ok(before2023 >= 1);
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS m FROM trips_fed'), [{ m: 5 }]);
+    assert.equal(fetched(2023), before2023, 'an unchanged prefix is not fetched again');
     await put(endpoint, 'trips/year=2025/part-0.csv', 'id,fare\n6,6.5\n');
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n, sum(fare) AS f FROM trips_fed'), [{ n: 6, f: 24 }]);
+    assert.equal(fetched(2023), before2023, 'an unchanged object is not fetched again');
+    assert.equal(fetched(2025), 1);
     await put(endpoint, 'trips/year=2025/part-0.csv', 'id,fare\n6,7.5\n');
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n2, sum(fare) AS f2 FROM trips_fed'), [{ n2: 6, f2: 25 }]);
+    assert.equal(fetched(2025), 2, 'a rewritten object is fetched again');
+    assert.equal(fetched(2023), before2023);
     assert.deepEqual(await rows(rt, 'SELECT count(*) AS n FROM nation'), [{ n: 25 }]);
     assert.ok(!rt.log().includes(`s3_secret=${SECRET}`));
   } finally {
