@@ -133,6 +133,8 @@ test('Parquet, CSV and JSON Lines at URLs, federated and accelerated, with basic
       dataset('nation', `${base}/pub/nation.parquet`),
       dataset('trips', `${base}/pub/trips.csv`, { accel: 'arrow' }),
       dataset('events', `${base}/pub/events.jsonl`, { accel: 'duckdb' }),
+      dataset('late_trips', `${base}/pub/trips.csv`, {
+        accel: 'arrow', extra: '      refresh_sql: SELECT id, fare FROM late_trips WHERE id > 1' }),
       dataset('exported', `${base}/pub/export?format=csv`, { params: { file_format: 'csv' } }),
       dataset('secure', `${base}/secure/trips.csv`, {
         accel: 'arrow', params: { http_username: USER, http_password: '${secrets:http_pw}' } }),
@@ -145,6 +147,8 @@ test('Parquet, CSV and JSON Lines at URLs, federated and accelerated, with basic
     assert.deepEqual(await rows(rt, 'SELECT n_name FROM nation WHERE n_nationkey = 7'), [{ n_name: 'GERMANY' }]);
     assert.deepEqual(await rows(rt, 'SELECT id, name, fare FROM trips ORDER BY id'),
       [{ id: 1, name: 'a', fare: 1.5 }, { id: 2, name: 'b', fare: 2.5 }, { id: 3, name: 'c', fare: 3.5 }]);
+    assert.deepEqual(await rows(rt, 'SELECT * FROM late_trips ORDER BY id'), [{ id: 2, fare: 2.5 }, { id: 3, fare: 3.5 }],
+      'refresh_sql ran on the downloaded file');
     assert.deepEqual(await rows(rt, 'SELECT kind, count(*) AS n FROM events GROUP BY kind ORDER BY kind'),
       [{ kind: 'x', n: 2 }, { kind: 'y', n: 1 }]);
     assert.deepEqual(await rows(rt, 'SELECT k, v FROM exported'), [{ k: 1, v: 'one' }]);
