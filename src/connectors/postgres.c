@@ -717,6 +717,14 @@ typedef struct quote_ctx {
 } quote_ctx;
 
 /* Columns read as ::text (unsupported_type_action: string) compare differently at the server: refused. */
+/* String types a COLLATE clause applies to (json, bytea and the rest have none). */
+static int collatable(const char *pg_type) {
+  static const char *const prefixes[] = {"text", "character varying", "character", "name", "citext", NULL};
+  for (int i = 0; prefixes[i]; i++)
+    if (strncmp(pg_type, prefixes[i], strlen(prefixes[i])) == 0) return 1;
+  return 0;
+}
+
 static char *quote_column(void *ctx, const char *name) {
   pg_conn *c = ((quote_ctx *)ctx)->c;
   const pg_column *hit = NULL;
@@ -725,7 +733,13 @@ static char *quote_column(void *ctx, const char *name) {
   for (size_t i = 0; i < c->n_cols && hit == NULL; i++)
     if (strcasecmp(c->cols[i].name, name) == 0) hit = &c->cols[i];
   if (hit == NULL || strstr(hit->expr, "::text") != NULL) return NULL;
-  return strdup(hit->expr);
+  if (!collatable(hit->pg_type)) return strdup(hit->expr);
+  /* The engine compares strings byte by byte; the server would use the column's collation (en_US sorts 'Banana'
+   * after 'apple'), and a row it filtered out could not come back. "C" compares bytes, as the engine does. */
+  size_t n = strlen(hit->expr) + sizeof " COLLATE \"C\"" + 2;
+  char *out = malloc(n);
+  if (out) snprintf(out, n, "(%s COLLATE \"C\")", hit->expr);
+  return out;
 }
 
 static char *quote_literal(void *ctx, const char *s) {

@@ -247,6 +247,26 @@ test('federated queries send only the needed columns, and their simple condition
   }
 });
 
+test('string comparisons pushed to the server compare bytes, as the engine does, whatever the collation', { timeout: 60000 }, async () => {
+  // An ICU collation orders 'Banana' after 'apple' and 'b'; the engine (and every accelerator) orders bytes.
+  pg.psql(`CREATE TABLE words (w text COLLATE "und-x-icu", v varchar(20) COLLATE "und-x-icu");
+           INSERT INTO words VALUES ('apple', 'apple'), ('Banana', 'Banana'), ('cherry', 'cherry'), ('Zed', 'Zed');
+           GRANT SELECT ON words TO spice;`);
+  const rt = await startSpiced({ spicepod: pod([dataset('words_fed', 'public.words', pg), dataset('words_acc', 'public.words', pg, { accel: 'arrow' })]) });
+  try {
+    for (const where of ["w < 'b'", "v >= 'Z' AND v < 'b'", "w > 'Zz'"]) {
+      const fed = await sqlRows(rt, `SELECT w FROM words_fed WHERE ${where} ORDER BY w`);
+      const acc = await sqlRows(rt, `SELECT w FROM words_acc WHERE ${where} ORDER BY w`);
+      assert.deepEqual(fed, acc, `federated and accelerated agree on ${where}`);
+    }
+    assert.deepEqual(await sqlRows(rt, "SELECT w FROM words_fed WHERE w < 'b' ORDER BY w"), [{ w: 'Banana' }, { w: 'Zed' }, { w: 'apple' }]);
+    assert.match(pg.log(), /"w" COLLATE "C"\) < 'b'/);
+  } finally {
+    await rt.stop();
+    pg.psql('DROP TABLE words;');
+  }
+});
+
 test('missing table, unsupported type and wrong password fail their dataset with clear messages', { timeout: 60000 }, async () => {
   const rt = await startSpiced({
     spicepod: pod([
