@@ -197,12 +197,17 @@ void sp__flight_status(fl_call *c, grpc_status_code code, const char *msg) {
 }
 
 /* The engine reports an unknown table as a binder error (SP_EINVAL, DuckDB's "Catalog Error: Table with name
- * x does not exist!"); Flight clients expect NOT_FOUND for it. */
+ * x does not exist!"); Flight clients expect NOT_FOUND for it. A dataset still loading (its placeholder's
+ * message, also a binder error) is UNAVAILABLE: clients retry that (another spiced federating this one, the
+ * SDKs), while INVALID_ARGUMENT tells them the query itself is wrong. */
 static grpc_status_code error_status(const sp_error *err) {
   static const char unknown_table[] = "Catalog Error: Table with name ";
   if (err->code == SP_EINVAL && strncmp(err->msg, unknown_table, sizeof unknown_table - 1) == 0 &&
       strstr(err->msg, "does not exist"))
     return GRPC_STATUS_NOT_FOUND;
+  if (err->code == SP_EINVAL && (strstr(err->msg, "Acceleration not ready; loading initial data for ") ||
+                                 strstr(err->msg, " is not available yet: its source has not been reached")))
+    return GRPC_STATUS_UNAVAILABLE;
   return status_of(err->code);
 }
 

@@ -148,7 +148,7 @@ static void put_ingest(fl_call *c, sp_pb_bytes value, const sp_flight_data *firs
     return;
   }
   sp_pb_bytes t = m.bytes[2], sch = m.bytes[3];
-  if (t.len == 0 || t.len > 255 || sch.len > 255 || memchr(t.data, 0, t.len) || memchr(sch.data, 0, sch.len)) {
+  if (t.len == 0 || t.len > 255 || sch.len > 255 || memchr(t.data, 0, t.len) || (sch.len && memchr(sch.data, 0, sch.len))) {
     sp__flight_status(c, GRPC_STATUS_INVALID_ARGUMENT, "CommandStatementIngest: a table name is required");
     return;
   }

@@ -172,7 +172,7 @@ static filter field_filter(const sp_pb_msg *m, unsigned num) {
 }
 
 static bool match_exact(filter f, const char *s) {
-  return !f.on || (strlen(s) == f.len && memcmp(s, f.p, f.len) == 0);
+  return !f.on || (strlen(s) == f.len && (f.len == 0 || memcmp(s, f.p, f.len) == 0));
 }
 
 static bool match_like(filter f, const char *s) {

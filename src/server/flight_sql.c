@@ -437,7 +437,7 @@ static const char *param_name(const char *n) {
 static int param_string(sp_value *v, const char *s, size_t len, sp_error *err) {
   char *copy = malloc(len + 1);
   if (copy == NULL) return sp_fail(err, SP_ENOMEM, "flight: out of memory binding a parameter");
-  memcpy(copy, s, len);
+  if (len) memcpy(copy, s, len);
   copy[len] = '\0';
   v->type = SP_VALUE_STRING;
   v->v.s = copy;
@@ -508,11 +508,13 @@ static int param_value(const struct ArrowSchema *f, const struct ArrowArray *a, 
   case SP_ARROW_DOUBLE: v->type = SP_VALUE_DOUBLE, v->v.d = ((const double *)b1)[j]; return SP_OK;
   case SP_ARROW_UTF8: {
     const int32_t *o = b1;
-    return param_string(v, (const char *)a->buffers[2] + o[j], (size_t)(o[j + 1] - o[j]), err);
+    size_t len = (size_t)(o[j + 1] - o[j]);
+    return param_string(v, len ? (const char *)a->buffers[2] + o[j] : "", len, err);
   }
   case SP_ARROW_LARGE_UTF8: {
     const int64_t *o = b1;
-    return param_string(v, (const char *)a->buffers[2] + o[j], (size_t)(o[j + 1] - o[j]), err);
+    size_t len = (size_t)(o[j + 1] - o[j]);
+    return param_string(v, len ? (const char *)a->buffers[2] + o[j] : "", len, err);
   }
   case SP_ARROW_DATE32:
   case SP_ARROW_TIMESTAMP: return param_temporal(v, &ti, b1, j, err);
