@@ -239,8 +239,11 @@ struct sp_cli_transport {
 /* Creates the HTTP transport (POST /v1/sql). conn is borrowed and must outlive the transport. */
 sp_cli_transport *sp_cli_http_transport_create(const sp_cli_conn *conn, sp_error *err);
 /* Creates the Flight transport (GetFlightInfo + DoGet) for endpoint (grpc://host:port, grpc+tls://…; borrowed,
- * must outlive the transport); api_key (may be NULL) is sent as `authorization: Bearer`. No I/O yet. */
-sp_cli_transport *sp_cli_flight_transport_create(const char *endpoint, const char *api_key, sp_error *err);
+ * must outlive the transport); api_key (may be NULL) is sent as `authorization: Bearer`; ca_file (may be NULL)
+ * names a PEM file of CA certificates that verify a TLS endpoint instead of the system's. Reads ca_file, no
+ * other I/O yet. */
+sp_cli_transport *sp_cli_flight_transport_create(const char *endpoint, const char *api_key, const char *ca_file,
+                                                 sp_error *err);
 
 /* ---- SQL sessions (session.c): what the REPL, piped scripts and -e share ------------------------------------ */
 

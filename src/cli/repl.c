@@ -28,15 +28,17 @@ static const char usage[] =
     "  -e, --execute SQL       run SQL (statements separated by ';') and exit; exit code 1 on error\n"
     "      --format FORMAT     table (default), csv or json\n"
     "      --flight-endpoint URL  runtime Flight endpoint (default " SP_CLI_DEFAULT_FLIGHT_ENDPOINT ")\n"
+    "      --tls-root-certificate-file FILE  CA certificates (PEM) for a grpc+tls:// Flight endpoint\n"
     "      --http              query over HTTP POST /v1/sql instead of Flight\n"
     "      --http-endpoint URL runtime HTTP endpoint (default " SP_CLI_DEFAULT_ENDPOINT "); given without\n"
     "                          --flight-endpoint, it makes the queries go over HTTP\n"
     "      --api-key KEY       API key (Flight: authorization: Bearer; HTTP: X-API-Key; default: $SPICE_API_KEY)\n"
     "  -h, --help              show this help\n";
 
-enum { OPT_FORMAT = SP_CLI_OPT_FIRST_OWN, OPT_EXECUTE, OPT_FLIGHT_ENDPOINT, OPT_HTTP };
+enum { OPT_FORMAT = SP_CLI_OPT_FIRST_OWN, OPT_EXECUTE, OPT_FLIGHT_ENDPOINT, OPT_HTTP, OPT_TLS_ROOT };
 static const sp_cli_opt sql_opts[] = {SP_CLI_CONN_OPTS, {"format", 0, true}, {"execute", 'e', true},
-                                      {"flight-endpoint", 0, true}, {"http", 0, false}};
+                                      {"flight-endpoint", 0, true}, {"http", 0, false},
+                                      {"tls-root-certificate-file", 0, true}};
 
 static void on_sigint(int sig) {
   (void)sig;
@@ -216,7 +218,7 @@ int sp_cli_cmd_sql(int argc, char **argv, const sp_cli_conn *defaults) {
   const char *flight = a.values[OPT_FLIGHT_ENDPOINT] ? a.values[OPT_FLIGHT_ENDPOINT] : SP_CLI_DEFAULT_FLIGHT_ENDPOINT;
   bool http = a.values[OPT_HTTP] || (conn.endpoint_given && !a.values[OPT_FLIGHT_ENDPOINT]);
   sp_cli_transport *tp = http ? sp_cli_http_transport_create(&conn, &err)
-                              : sp_cli_flight_transport_create(flight, conn.api_key, &err);
+                              : sp_cli_flight_transport_create(flight, conn.api_key, a.values[OPT_TLS_ROOT], &err);
   if (tp == NULL) {
     fprintf(stderr, "%s\n", err.msg);
     return SP_CLI_EXIT_FAIL;

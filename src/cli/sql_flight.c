@@ -6,8 +6,11 @@
  * for the table format CSV fed to the same reader as the HTTP transport's, so both draw identical tables.
  * "(cached)" follows the server's results-cache-status (or x-cache) header.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <grpc/support/log.h>
 
 #include "cli/cli.h"
 #include "flight/client.h"
@@ -62,9 +65,11 @@ static int drain(struct ArrowArrayStream *st, sp_cli_query *q, sp_cli_csv *csv, 
   return rc;
 }
 
-/* Errors: a runtime that cannot be reached reads like the HTTP transport's; anything the server answered is
- * the query's error ("Query Error: …", with the server's words in .error). */
+/* Errors: a runtime that cannot be reached reads like the HTTP transport's (a failed TLS handshake keeps gRPC's
+ * words, which say why); anything the server answered is the query's error ("Query Error: …", with the
+ * server's words in .error). */
 static int query_failed(flight_transport *t, sp_cli_query *q, int rc, sp_error *err) {
+  if (rc == SP_ECONNECT && strcasestr(err->msg, "ssl") != NULL) return rc; /* not the query's fault */
   if (rc == SP_ECONNECT && strstr(err->msg, "onnect") != NULL)
     return sp_fail(err, rc, "could not connect to the Spice runtime at %s: is it running? Start it with `spice run`.",
                    t->endpoint);
@@ -112,7 +117,28 @@ static int set_headers(flight_transport *t, const char *api_key, sp_error *err) 
   return rc;
 }
 
-sp_cli_transport *sp_cli_flight_transport_create(const char *endpoint, const char *api_key, sp_error *err) {
+/* gRPC logs its own errors (a failed TLS handshake) to stderr; the CLI prints the call's status instead. */
+static void quiet_grpc_log(gpr_log_func_args *args) { (void)args; }
+
+/* The whole of a (small) PEM file, malloc'd and NUL-terminated. */
+static char *read_pem(const char *path, sp_error *err) {
+  FILE *f = fopen(path, "rb");
+  sp_cli_buf b = {0};
+  char chunk[4096];
+  size_t n;
+  if (f == NULL) {
+    sp_fail(err, SP_ENOTFOUND, "could not open the TLS root certificate file \"%s\": %s", path, strerror(errno));
+    return NULL;
+  }
+  while ((n = fread(chunk, 1, sizeof chunk, f)) > 0 && b.len < ((size_t)1 << 20))
+    if (sp_cli_buf_append(&b, chunk, n, err) != SP_OK) break;
+  fclose(f);
+  if (b.data == NULL) sp_fail(err, SP_EINVAL, "the TLS root certificate file \"%s\" is empty", path);
+  return b.data;
+}
+
+sp_cli_transport *sp_cli_flight_transport_create(const char *endpoint, const char *api_key, const char *ca_file,
+                                                 sp_error *err) {
   flight_transport *t = calloc(1, sizeof *t);
   if (t == NULL) {
     sp_fail(err, SP_ENOMEM, "out of memory creating the Flight transport");
@@ -122,7 +148,11 @@ sp_cli_transport *sp_cli_flight_transport_create(const char *endpoint, const cha
   t->base.query = flight_query;
   t->base.destroy = flight_destroy;
   t->endpoint = endpoint;
-  if (sp_flight_client_open(endpoint, &t->client, err) != SP_OK || set_headers(t, api_key, err) != SP_OK) {
+  gpr_set_log_function(quiet_grpc_log);
+  char *ca = ca_file ? read_pem(ca_file, err) : NULL;
+  int rc = ca_file && ca == NULL ? SP_EINVAL : sp_flight_client_open_ca(endpoint, ca, &t->client, err);
+  free(ca);
+  if (rc != SP_OK || set_headers(t, api_key, err) != SP_OK) {
     flight_destroy(&t->base);
     return NULL;
   }

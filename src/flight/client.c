@@ -70,7 +70,7 @@ int sp_flight_parse_endpoint(const char *endpoint, char *target, size_t target_l
   return SP_OK;
 }
 
-static grpc_channel *make_channel(const char *target, int tls) {
+static grpc_channel *make_channel(const char *target, int tls, const char *ca_pem) {
   /* Reconnect backoff is capped low: a source that comes back is used within a second or two, not the two
    * minutes gRPC's default backoff may wait. Received messages have no size cap (Flight batches can be big). */
   grpc_arg args[] = {
@@ -81,7 +81,7 @@ static grpc_channel *make_channel(const char *target, int tls) {
       {.type = GRPC_ARG_STRING, .key = GRPC_ARG_PRIMARY_USER_AGENT_STRING, .value.string = "spicec"},
   };
   grpc_channel_args ca = {.num_args = sizeof args / sizeof *args, .args = args};
-  grpc_channel_credentials *creds = tls ? grpc_ssl_credentials_create(NULL, NULL, NULL, NULL)
+  grpc_channel_credentials *creds = tls ? grpc_ssl_credentials_create(ca_pem, NULL, NULL, NULL)
                                         : grpc_insecure_credentials_create();
   if (creds == NULL) return NULL;
   grpc_channel *ch = grpc_channel_create(target, creds, &ca);
@@ -90,9 +90,16 @@ static grpc_channel *make_channel(const char *target, int tls) {
 }
 
 int sp_flight_client_open(const char *endpoint, sp_flight_client **out, sp_error *err) {
+  return sp_flight_client_open_ca(endpoint, NULL, out, err);
+}
+
+int sp_flight_client_open_ca(const char *endpoint, const char *ca_pem, sp_flight_client **out, sp_error *err) {
   char target[512];
   int tls = 0;
   SP_TRY(sp_flight_parse_endpoint(endpoint, target, sizeof target, &tls, err));
+  if (ca_pem && !tls)
+    return sp_fail(err, SP_EINVAL, "flight endpoint \"%s\" is not TLS (grpc+tls://), but a CA certificate was given",
+                   endpoint);
   sp_flight_client *c = calloc(1, sizeof *c);
   if (c == NULL || (c->endpoint = strdup(endpoint)) == NULL) {
     free(c);
@@ -100,7 +107,7 @@ int sp_flight_client_open(const char *endpoint, sp_flight_client **out, sp_error
   }
   c->timeout_ms = 60000;
   grpc_init();
-  if ((c->channel = make_channel(target, tls)) == NULL) {
+  if ((c->channel = make_channel(target, tls, ca_pem)) == NULL) {
     sp_flight_client_close(c);
     return sp_fail(err, SP_EINTERNAL, "could not create a gRPC channel to flight endpoint \"%s\"", endpoint);
   }

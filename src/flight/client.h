@@ -38,6 +38,10 @@ int sp_flight_parse_endpoint(const char *endpoint, char *target, size_t target_l
 /* Creates a client for endpoint (copied). No I/O happens here: gRPC connects on the first call. *out is owned
  * by the caller and freed with sp_flight_client_close. */
 int sp_flight_client_open(const char *endpoint, sp_flight_client **out, sp_error *err);
+/* The same, with TLS verified against the CA certificates in ca_pem (PEM text, copied by gRPC; NULL = the
+ * system's roots, or the file named by $GRPC_DEFAULT_SSL_ROOTS_FILE_PATH). ca_pem needs a TLS endpoint:
+ * SP_EINVAL with a plaintext one. */
+int sp_flight_client_open_ca(const char *endpoint, const char *ca_pem, sp_flight_client **out, sp_error *err);
 /* Frees the client. Every stream it returned must have been released first. NULL-safe. */
 void sp_flight_client_close(sp_flight_client *c);
 

@@ -6,7 +6,7 @@
 // Needs SPICED and SPICE_CLI (ctest sets both).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, existsSync, rmSync, openSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -431,4 +431,41 @@ test('--http-endpoint without --flight-endpoint keeps spice sql on HTTP', async 
     '--format', 'csv', '-e', 'SELECT 7 AS n']);
   assert.equal(both.code, 0, both.stderr);
   assert.deepEqual(parseCsv(both.stdout), [['n'], ['7']]);
+});
+
+test('spice sql over Flight with TLS: --tls-root-certificate-file verifies the runtime', { timeout: 60000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'spice-cli-tls-'));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+  // runtime.tls serves both HTTP and Flight over TLS.
+  const pod = SPICEPOD.replace('name: cli_e2e\n',
+    `name: cli_e2e\nruntime:\n  tls:\n    enabled: true\n    certificate_file: ${cert}\n    key_file: ${key}\n`);
+  const s = await startSpiced({ spicepod: pod, files: { 'cities.csv': CITIES_CSV }, ready: false });
+  try {
+    const ep = `grpc+tls://${s.flightAddr}`;
+    const query = ['--format', 'csv', '-e', 'SELECT count(*) AS n FROM cities'];
+    let r;
+    // The runtime is up once a query answers (its readiness probe speaks HTTPS now, which startSpiced does not).
+    for (let i = 0; i < 300; i++) {
+      r = await cli(['sql', '--flight-endpoint', ep, '--tls-root-certificate-file', cert, ...query]);
+      if (r.code === 0) break;
+      await sleep(100);
+    }
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(parseCsv(r.stdout), [['n'], ['3']]);
+    // Without the CA the certificate is refused, and the message says it is about TLS.
+    const untrusted = await cli(['sql', '--flight-endpoint', ep, ...query]);
+    assert.equal(untrusted.code, 1);
+    assert.match(untrusted.stderr, /^could not connect to flight endpoint ".*": .*(ssl|certificate|handshake)/i);
+    const plain = await cli(['sql', '--flight-endpoint', `grpc://${s.flightAddr}`, ...query]);
+    assert.equal(plain.code, 1);
+    const wrongScheme = await cli(['sql', '--flight-endpoint', `grpc://${s.flightAddr}`, '--tls-root-certificate-file', cert, ...query]);
+    assert.equal(wrongScheme.code, 1);
+    assert.match(wrongScheme.stderr, /is not TLS/);
+  } finally {
+    await s.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
