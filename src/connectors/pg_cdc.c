@@ -48,7 +48,7 @@ typedef struct cdc {
   char slot[64];             /* slot and publication name */
   char *rel, *display;       /* "schema"."table" quoted, and schema.table */
   char *nsp, *relname;
-  const char *kw[CDC_MAX_KW + 2], *val[CDC_MAX_KW + 2];
+  const char *kw[CDC_MAX_KW + 3], *val[CDC_MAX_KW + 3]; /* + replication, options, the terminator */
   int expand;
   PGconn *pq;                /* plain SQL */
   PGconn *repl;              /* replication protocol */
@@ -79,7 +79,7 @@ static void add_kw(cdc *c, size_t *n, const char *k, const char *v) {
 }
 
 /* The connector's connection parameters (as postgres.c reads them); a replication connection adds
- * replication=database. The last slot is left for it. */
+ * replication=database and options in the two slots left after them. */
 static void build_conninfo(cdc *c) {
   const sp_params *p = &c->conn->params;
   size_t n = 0;
@@ -99,8 +99,7 @@ static void build_conninfo(cdc *c) {
   add_kw(c, &n, "client_encoding", "UTF8");
   add_kw(c, &n, "application_name", "spicec");
   add_kw(c, &n, "connect_timeout", "10");
-  c->kw[n] = c->val[n] = NULL;
-  c->kw[n + 1] = c->val[n + 1] = NULL;
+  for (size_t i = n; i < CDC_MAX_KW + 3; i++) c->kw[i] = c->val[i] = NULL;
 }
 
 /* libpq's message on one line. */
@@ -131,11 +130,15 @@ static int connect_pg(cdc *c, int replication, PGconn **out, sp_error *err) {
   size_t n = 0;
   while (c->kw[n]) n++;
   if (replication) {
+    /* pgoutput prints values with the walsender's settings: fix the forms the runtime casts from. */
     c->kw[n] = "replication";
     c->val[n] = "database";
+    c->kw[n + 1] = "options";
+    c->val[n + 1] = "-c datestyle=ISO -c intervalstyle=postgres -c bytea_output=hex -c extra_float_digits=3 "
+                    "-c timezone=UTC";
   }
   PGconn *pq = PQconnectdbParams(c->kw, c->val, c->expand);
-  c->kw[n] = c->val[n] = NULL;
+  c->kw[n] = c->val[n] = c->kw[n + 1] = c->val[n + 1] = NULL;
   if (pq == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   if (PQstatus(pq) != CONNECTION_OK) {
     char msg[600];

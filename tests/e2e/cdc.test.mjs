@@ -18,6 +18,10 @@ import { startPostgres } from './lib/postgres.mjs';
 let pg, writer;
 before(async () => {
   pg = await startPostgres({ user: 'cdc_owner', replication: true });
+  // Output settings that change how pgoutput prints values: spicec must not depend on the server's defaults.
+  pg.psql(`ALTER DATABASE ${pg.db} SET datestyle = 'SQL, DMY'; ALTER DATABASE ${pg.db} SET timezone = 'Asia/Kolkata';
+           ALTER DATABASE ${pg.db} SET intervalstyle = 'sql_standard'; ALTER DATABASE ${pg.db} SET bytea_output = 'escape';`,
+          { db: 'postgres' });
   pg.psql(`CREATE TABLE items (id int PRIMARY KEY, name text, qty int, price numeric(10,2), updated timestamptz,
                                payload bytea, tags text[]);
            INSERT INTO items SELECT g, 'n' || g, g % 7, g * 1.25, '2024-01-01'::timestamptz + g * interval '1 min',
