@@ -190,30 +190,161 @@ static int status_error(const sp_fetch *f, long status, sp_error *err) {
   return sp_fail(err, SP_EIO, "fetching \"%s\" for dataset \"%s\" failed with HTTP %ld", f->shown, f->dataset, status);
 }
 
-int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res, sp_error *err) {
-  char errbuf[CURL_ERROR_SIZE] = "";
-  struct curl_slist *headers = NULL;
-  sink s = {.buf = buf, .error_body = &res->body_error, .res = res};
+/* One transfer in progress: its handle, where the body goes, what came back. */
+typedef struct transfer {
+  const sp_fetch *f;
+  CURL *h;
+  sink s;
+  sp_fetch_result *res;
+  struct curl_slist *headers;
+  char errbuf[CURL_ERROR_SIZE];
+} transfer;
+
+/* Opens the destination and prepares the handle (f->reuse, or a new one). */
+static int transfer_begin(transfer *t, const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res,
+                          sp_error *err) {
+  memset(t, 0, sizeof *t);
   memset(res, 0, sizeof *res);
+  t->f = f;
+  t->res = res;
+  t->s = (sink){.buf = buf, .error_body = &res->body_error, .res = res};
   pthread_once(&curl_once, curl_init_once);
-  if (path && (s.file = fopen(path, "wb")) == NULL)
+  if (path && (t->s.file = fopen(path, "wb")) == NULL)
     return sp_fail(err, SP_EIO, "could not create \"%s\" for dataset \"%s\": %s", path, f->dataset, strerror(errno));
-  CURL *h = s.h = setup(f, &s, errbuf, &headers);
+  t->h = t->s.h = setup(f, &t->s, t->errbuf, &t->headers);
+  if (t->h != NULL) return SP_OK;
+  fclose(t->s.file);
+  t->s.file = NULL;
+  curl_slist_free_all(t->headers);
+  t->headers = NULL;
+  return sp_fail(err, SP_ENOMEM, "out of memory");
+}
+
+/* Judges a finished transfer (code from curl) and frees what transfer_begin made, but f->reuse. */
+static int transfer_end(transfer *t, CURLcode c, sp_error *err) {
+  const sp_fetch *f = t->f;
+  sp_fetch_result *res = t->res;
   int rc = SP_OK;
-  if (h == NULL) {
-    rc = sp_fail(err, SP_ENOMEM, "out of memory");
-  } else {
-    CURLcode c = curl_easy_perform(h);
-    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &res->status);
-    if (c != CURLE_OK) rc = transport_error(f, c, errbuf, &s, err);
-    else if ((res->status < 200 || res->status >= 300) && !(res->status == 304 && (f->if_none_match || f->if_modified_since)))
-      rc = status_error(f, res->status, err);
-  }
-  if (s.file && fclose(s.file) != 0 && rc == SP_OK)
+  curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &res->status);
+  if (c != CURLE_OK) rc = transport_error(f, c, t->errbuf, &t->s, err);
+  else if ((res->status < 200 || res->status >= 300) && !(res->status == 304 && (f->if_none_match || f->if_modified_since)))
+    rc = status_error(f, res->status, err);
+  if (t->s.file && fclose(t->s.file) != 0 && rc == SP_OK)
     rc = sp_fail(err, SP_EIO, "could not store the download of \"%s\" for dataset \"%s\": %s", f->shown, f->dataset,
                  strerror(errno));
-  curl_slist_free_all(headers);
-  if (h && h != f->reuse) curl_easy_cleanup(h);
+  t->s.file = NULL;
+  curl_slist_free_all(t->headers);
+  t->headers = NULL;
+  if (t->h != f->reuse) curl_easy_cleanup(t->h);
+  t->h = NULL;
+  return rc;
+}
+
+int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res, sp_error *err) {
+  transfer t;
+  SP_TRY(transfer_begin(&t, f, path, buf, res, err));
+  return transfer_end(&t, curl_easy_perform(t.h), err);
+}
+
+/* ---- Several GETs at once ----------------------------------------------------------------------------------- */
+
+typedef struct multi {
+  CURLM *m;
+  transfer *slots;
+  sp_fetch *fetches;       /* one per slot: the job's fetch, with the slot's handle to reuse */
+  sp_fetch_result *results;
+  void **handles;          /* one reusable handle per slot (keeps its connections) */
+  size_t n_slots;
+} multi;
+
+static void multi_free(multi *mu) {
+  for (size_t i = 0; i < mu->n_slots; i++) {
+    if (mu->slots && mu->slots[i].h) {
+      curl_multi_remove_handle(mu->m, mu->slots[i].h);
+      sp_error ignored;
+      transfer_end(&mu->slots[i], CURLE_ABORTED_BY_CALLBACK, &ignored);
+    }
+    if (mu->results) sp_buf_free(&mu->results[i].body_error);
+    if (mu->handles) sp__http_handle_free(mu->handles[i]);
+  }
+  if (mu->m) curl_multi_cleanup(mu->m);
+  free(mu->slots);
+  free(mu->fetches);
+  free(mu->results);
+  free(mu->handles);
+}
+
+static int multi_init(multi *mu, size_t n_slots, sp_error *err) {
+  memset(mu, 0, sizeof *mu);
+  mu->n_slots = n_slots;
+  mu->m = curl_multi_init();
+  mu->slots = calloc(n_slots, sizeof *mu->slots);
+  mu->fetches = calloc(n_slots, sizeof *mu->fetches);
+  mu->results = calloc(n_slots, sizeof *mu->results);
+  mu->handles = calloc(n_slots, sizeof *mu->handles);
+  bool ok = mu->m && mu->slots && mu->fetches && mu->results && mu->handles;
+  for (size_t i = 0; ok && i < n_slots; i++) ok = (mu->handles[i] = sp__http_handle()) != NULL;
+  if (ok) return SP_OK;
+  multi_free(mu);
+  return sp_fail(err, SP_ENOMEM, "out of memory");
+}
+
+/* Starts job j in free slot i. */
+static int multi_start(multi *mu, size_t i, const sp_fetch *job, const char *path, sp_error *err) {
+  mu->fetches[i] = *job;
+  mu->fetches[i].reuse = mu->handles[i];
+  sp_buf_free(&mu->results[i].body_error);
+  SP_TRY(transfer_begin(&mu->slots[i], &mu->fetches[i], path, NULL, &mu->results[i], err));
+  if (curl_multi_add_handle(mu->m, mu->slots[i].h) == CURLM_OK) return SP_OK;
+  transfer_end(&mu->slots[i], CURLE_OK, NULL);
+  return sp_fail(err, SP_ENOMEM, "out of memory");
+}
+
+/* Ends the transfers curl reports done; the first failure stops everything (its result in *failed). */
+static int multi_reap(multi *mu, size_t *active, sp_fetch_result *failed, sp_error *err) {
+  CURLMsg *msg;
+  int queued;
+  while ((msg = curl_multi_info_read(mu->m, &queued)) != NULL) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    for (size_t i = 0; i < mu->n_slots; i++) {
+      if (mu->slots[i].h != msg->easy_handle) continue;
+      CURLcode c = msg->data.result;
+      curl_multi_remove_handle(mu->m, mu->slots[i].h);
+      (*active)--;
+      int rc = transfer_end(&mu->slots[i], c, err);
+      if (rc != SP_OK) {
+        if (failed) {
+          *failed = mu->results[i];
+          memset(&mu->results[i].body_error, 0, sizeof mu->results[i].body_error);
+        }
+        return rc;
+      }
+      break;
+    }
+  }
+  return SP_OK;
+}
+
+int sp__http_get_many(const sp_fetch *jobs, const char *const *paths, size_t n, size_t parallel,
+                      sp_fetch_result *failed, sp_error *err) {
+  multi mu;
+  if (failed) memset(failed, 0, sizeof *failed);
+  if (n == 0) return SP_OK;
+  SP_TRY(multi_init(&mu, parallel < 1 ? 1 : parallel > n ? n : parallel, err));
+  size_t next = 0, active = 0;
+  int rc = SP_OK;
+  while (rc == SP_OK && (next < n || active > 0)) {
+    for (size_t i = 0; rc == SP_OK && i < mu.n_slots && next < n; i++)
+      if (mu.slots[i].h == NULL && (rc = multi_start(&mu, i, &jobs[next], paths[next], err)) == SP_OK) {
+        next++;
+        active++;
+      }
+    int running = 0;
+    if (rc == SP_OK && curl_multi_perform(mu.m, &running) != CURLM_OK) rc = sp_fail(err, SP_EIO, "curl multi failed");
+    if (rc == SP_OK) rc = multi_reap(&mu, &active, failed, err);
+    if (rc == SP_OK && active > 0) curl_multi_poll(mu.m, NULL, 0, 200, NULL);
+  }
+  multi_free(&mu);
   return rc;
 }
 

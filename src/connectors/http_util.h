@@ -65,6 +65,12 @@ typedef struct sp_fetch_result {
  * filled; free res->body_error. */
 int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res, sp_error *err);
 
+/* GETs jobs[i] into paths[i] for every i < n, `parallel` at a time at most, connections kept per lane.
+ * Stops at the first failure, with sp__http_get's message; *failed (may be NULL) then receives that GET's
+ * result (free its body_error). Each job's `reuse` is ignored. */
+int sp__http_get_many(const sp_fetch *jobs, const char *const *paths, size_t n, size_t parallel,
+                      sp_fetch_result *failed, sp_error *err);
+
 /* A handle for sp_fetch.reuse, so that many GETs to one server share connections; NULL when out of memory.
  * Free it with sp__http_handle_free (NULL-safe). */
 void *sp__http_handle(void);

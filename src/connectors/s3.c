@@ -121,33 +121,43 @@ typedef struct s3_read_ctx {
 /* ---- Requests ---------------------------------------------------------------------------------------------- */
 
 /* A GET of `url` (under base_url) into path or buf; S3's <Error> answers give the message its Code. */
-static int s3_get(s3_conn *c, void *handle, const char *url, const char *path, sp_buf *buf, sp_fetch_result *res,
-                  const sp_download *cur, sp_error *err) {
+/* The fields every request of this dataset shares. */
+static sp_fetch fetch_template(s3_conn *c) {
   const sp_params *p = &c->base.params;
-  char shown[2048];
-  sp__url_shown(url, shown, sizeof shown);
-  sp_fetch f = {
-      .url = url,
-      .shown = shown,
+  return (sp_fetch){
       .dataset = c->base.dataset->name,
       .username = c->sigv4[0] ? sp_params_get(p, "s3_key") : NULL,
       .password = c->sigv4[0] ? sp_params_get(p, "s3_secret") : NULL,
       .aws_sigv4 = c->sigv4[0] ? c->sigv4 : NULL,
       .timeout_ms = sp_params_get_duration_ms(p, "client_timeout", 30000),
-      .reuse = handle,
-      .if_none_match = cur && cur->by_etag ? cur->validator : NULL,
   };
-  int rc = sp__http_get(&f, path, buf, res, err);
-  if (rc != SP_OK && res->status >= 300 && res->body_error.len > 0) {
-    sp_s3_listing e = {0};
-    if (sp__s3_list_parse(res->body_error.data, res->body_error.len, &e, NULL) == SP_OK && e.error_code && err) {
-      char msg[sizeof err->msg];
-      snprintf(msg, sizeof msg, "%s: %s%s%s", err->msg, e.error_code, e.error_message ? ": " : "",
-               e.error_message ? e.error_message : "");
-      snprintf(err->msg, sizeof err->msg, "%s", msg);
-    }
-    sp__s3_listing_free(&e);
+}
+
+/* Appends the Code and Message of S3's <Error> answer (in res) to the message of a failed GET. */
+static void add_s3_error(const sp_fetch_result *res, sp_error *err) {
+  if (err == NULL || res->status < 300 || res->body_error.len == 0) return;
+  sp_s3_listing e = {0};
+  if (sp__s3_list_parse(res->body_error.data, res->body_error.len, &e, NULL) == SP_OK && e.error_code) {
+    char msg[sizeof err->msg];
+    snprintf(msg, sizeof msg, "%s: %s%s%s", err->msg, e.error_code, e.error_message ? ": " : "",
+             e.error_message ? e.error_message : "");
+    snprintf(err->msg, sizeof err->msg, "%s", msg);
   }
+  sp__s3_listing_free(&e);
+}
+
+/* A GET of `url` (under base_url) into path or buf; S3's <Error> answers give the message its Code. */
+static int s3_get(s3_conn *c, void *handle, const char *url, const char *path, sp_buf *buf, sp_fetch_result *res,
+                  const sp_download *cur, sp_error *err) {
+  char shown[2048];
+  sp__url_shown(url, shown, sizeof shown);
+  sp_fetch f = fetch_template(c);
+  f.url = url;
+  f.shown = shown;
+  f.reuse = handle;
+  f.if_none_match = cur && cur->by_etag ? cur->validator : NULL;
+  int rc = sp__http_get(&f, path, buf, res, err);
+  if (rc != SP_OK) add_s3_error(res, err);
   sp_buf_free(&res->body_error);
   return rc;
 }
@@ -297,13 +307,70 @@ static bool link_unchanged(const sp_download *prev, const char *prefix, const sp
   return false;
 }
 
-/* Downloads every wanted object of the listing under root (linking those unchanged since `prev`, which may be
- * NULL). *count receives how many. */
-static int download_listing(s3_conn *c, void *h, const sp_s3_listing *l, const char *prefix, const char *fmt, const char *root,
+/* The GETs of one download, run together by sp__http_get_many; the strings are owned here. */
+typedef struct batch {
+  sp_fetch *jobs;
+  char **paths, **urls, **shown;
+  size_t n, cap;
+} batch;
+
+static void batch_free(batch *b) {
+  for (size_t i = 0; i < b->n; i++) {
+    free(b->paths[i]);
+    free(b->urls[i]);
+    free(b->shown[i]);
+  }
+  free(b->jobs);
+  free(b->paths);
+  free(b->urls);
+  free(b->shown);
+}
+
+static int batch_add(s3_conn *c, batch *b, const char *key, const char *dest) {
+  if (b->n == b->cap) {
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    sp_fetch *j = realloc(b->jobs, cap * sizeof *j);
+    if (j) b->jobs = j;
+    char **p = realloc(b->paths, cap * sizeof *p);
+    if (p) b->paths = p;
+    char **u = realloc(b->urls, cap * sizeof *u);
+    if (u) b->urls = u;
+    char **sh = realloc(b->shown, cap * sizeof *sh);
+    if (sh) b->shown = sh;
+    if (!j || !p || !u || !sh) return SP_ENOMEM;
+    b->cap = cap;
+  }
+  sp_buf url = {0};
+  int rc = sp_buf_append_str(&url, c->base_url);
+  if (rc == SP_OK) rc = sp__url_encode(&url, key, true);
+  char *path = strdup(dest), *shown = rc == SP_OK && sp_buf_cstr(&url) ? malloc(url.len + 1) : NULL;
+  if (path == NULL || shown == NULL) {
+    free(path);
+    free(shown);
+    sp_buf_free(&url);
+    return SP_ENOMEM;
+  }
+  sp__url_shown(url.data, shown, url.len + 1);
+  b->jobs[b->n] = fetch_template(c);
+  b->jobs[b->n].url = url.data;
+  b->jobs[b->n].shown = shown;
+  b->paths[b->n] = path;
+  b->urls[b->n] = url.data;
+  b->shown[b->n++] = shown;
+  return SP_OK;
+}
+
+enum { PARALLEL_GETS = 8 }; /* objects fetched at once: latency hides behind each other, few sockets */
+
+/* Downloads every wanted object of the listing under root, PARALLEL_GETS at a time (linking those unchanged
+ * since `prev`, which may be NULL). *count receives how many objects the folder holds. */
+static int download_listing(s3_conn *c, const sp_s3_listing *l, const char *prefix, const char *fmt, const char *root,
                             const sp_download *prev, size_t *count, sp_error *err) {
   size_t plen = strlen(prefix), hint = 0;
+  batch b = {0};
+  int rc = SP_OK;
   *count = 0;
-  for (size_t i = 0; i < l->n; i++) {
+  for (size_t i = 0; rc == SP_OK && i < l->n; i++) {
     const char *key = l->objects[i].key;
     char rel[2048], dest[4096 + 2048];
     if (strncmp(key, prefix, plen) != 0 || !wanted(c, key, fmt)) continue;
@@ -313,14 +380,20 @@ static int download_listing(s3_conn *c, void *h, const sp_s3_listing *l, const c
     }
     snprintf(dest, sizeof dest, "%s/%s", root, rel);
     if (mkdirs_for(dest) != 0)
-      return sp_fail(err, SP_EIO, "could not make a folder for \"%s\" for dataset \"%s\": %s", dest,
-                     c->base.dataset->name, strerror(errno));
+      rc = sp_fail(err, SP_EIO, "could not make a folder for \"%s\" for dataset \"%s\": %s", dest,
+                   c->base.dataset->name, strerror(errno));
+    else if (!link_unchanged(prev, prefix, &l->objects[i], rel, dest, &hint) && batch_add(c, &b, key, dest) != SP_OK)
+      rc = sp_fail(err, SP_ENOMEM, "out of memory");
     (*count)++;
-    if (link_unchanged(prev, prefix, &l->objects[i], rel, dest, &hint)) continue;
-    sp_fetch_result res;
-    SP_TRY(download(c, h, key, dest, &res, NULL, err));
   }
-  return SP_OK;
+  sp_fetch_result failed;
+  if (rc == SP_OK) {
+    rc = sp__http_get_many(b.jobs, (const char *const *)b.paths, b.n, PARALLEL_GETS, &failed, err);
+    if (rc != SP_OK) add_s3_error(&failed, err);
+    sp_buf_free(&failed.body_error);
+  }
+  batch_free(&b);
+  return rc;
 }
 
 /* What says a listing's objects are unchanged: a hash of their keys, ETags and sizes. */
@@ -363,7 +436,7 @@ static int fetch_prefix(s3_read_ctx *x, const char *prefix, sp_error *err) {
   }
   if (rc == SP_OK && x->fresh && mkdir(d->path, 0700) != 0)
     rc = sp_fail(err, SP_EIO, "could not make \"%s\": %s", d->path, strerror(errno));
-  if (rc == SP_OK && x->fresh) rc = download_listing(c, x->h, &l, prefix, fmt, d->path, x->cur, &count, err);
+  if (rc == SP_OK && x->fresh) rc = download_listing(c, &l, prefix, fmt, d->path, x->cur, &count, err);
   if (rc == SP_OK && x->fresh && count == 0)
     rc = sp_fail(err, SP_ENOTFOUND, "dataset \"%s\": no %s objects under \"s3://%s/%s\"", c->base.dataset->name, fmt,
                  c->bucket, prefix);
