@@ -88,7 +88,7 @@ after(async () => {
   if (pg) await pg.stop();
 });
 
-test('with A down, B reports its Flight datasets in Error, then recovers when A starts', { timeout: 60000 }, async () => {
+test('with A down, B reports its Flight datasets in Error, then recovers when A starts', { timeout: 120000 }, async () => {
   await waitUntil('B to report A unreachable', () => datasetStatuses(b),
     (s) => s.cities_acc === 'Error' && s.cities_fed === 'Error' && s.orders_fed === 'Error', { timeoutMs: 20000 });
   const log = b.log();
@@ -96,7 +96,8 @@ test('with A down, B reports its Flight datasets in Error, then recovers when A 
   assert.match(log, /dataset "orders_fed": could not connect to flight endpoint/);
   a = await startSpiced({ spicepod: podA(), files: { 'cities.csv': CITIES_CSV }, args: ['--flight', `127.0.0.1:${aFlight}`] });
   await waitUntil('B to load from A', () => datasetStatuses(b),
-    (s) => s.cities_acc === 'Ready' && s.cities_fed === 'Ready' && s.orders_fed === 'Ready', { timeoutMs: 30000 });
+    // B retries with a growing backoff (1, 1, 2, 3, 5, 8, 13 s…): under sanitizers A may take a while to start.
+    (s) => s.cities_acc === 'Ready' && s.cities_fed === 'Ready' && s.orders_fed === 'Ready', { timeoutMs: 90000 });
   await b.waitReady(10000);
 });
 
