@@ -32,6 +32,9 @@ int pga_needs_cast(const pga_column *cols, size_t n);
 
 /* SELECT CAST("a" AS SMALLINT) AS "a", "b", … FROM sp_stream('<token>'). malloc'd, NULL when out of memory. */
 char *pga_cast_sql(const pga_column *cols, size_t n, unsigned long long token);
+/* One row per key of `inner` (a SELECT): the last one read when keep_last, else the first. `target` is a quoted
+ * colref. malloc'd, NULL when out of memory. */
+char *pga_dedup_sql(const char *inner, const char *target, int keep_last);
 /* CREATE [TEMP] TABLE <relation> ("a" bigint, …[, PRIMARY KEY (…)][, UNIQUE (…)…]). `keys` are colref lists
  * already quoted ("a", "b"), NULL entries skipped; keys[0] is the primary key. temp adds ON COMMIT DROP. */
 char *pga_create_sql(const char *relation, const pga_column *cols, size_t n, const char *const *keys, size_t n_keys, int temp);

@@ -182,6 +182,15 @@ char *pga_cast_sql(const pga_column *cols, size_t n, unsigned long long token) {
   return finish(&b);
 }
 
+char *pga_dedup_sql(const char *inner, const char *target, int keep_last) {
+  size_t n = strlen(inner) + strlen(target) + 256;
+  char *sql = malloc(n);
+  if (sql)
+    snprintf(sql, n, "SELECT * EXCLUDE (spice_rn) FROM (SELECT *, row_number() OVER () AS spice_rn FROM (%s)) "
+             "QUALIFY row_number() OVER (PARTITION BY %s ORDER BY spice_rn %s) = 1", inner, target, keep_last ? "DESC" : "ASC");
+  return sql;
+}
+
 char *pga_create_sql(const char *relation, const pga_column *cols, size_t n, const char *const *keys, size_t n_keys, int temp) {
   sp_buf b = {0};
   sp_buf_append_str(&b, temp ? "CREATE TEMP TABLE " : "CREATE TABLE ");

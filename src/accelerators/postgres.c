@@ -461,17 +461,43 @@ static int columns_from_stream(pga_accel *a, struct ArrowArrayStream *s, pga_col
   return rc;
 }
 
-/* Takes update->stream; types the encoder does not take are cast by the engine first. */
+/* The on_conflict target that a full load deduplicates by (quoted, in *target), when there is exactly one: a
+ * full refresh keeps one row per key as an append would (upsert: the last, drop: the first). */
+static int dedup_target(pga_accel *a, const pga_load *l, char **target, int *keep_last, sp_error *err) {
+  const sp_params *oc = &a->base.dataset->acceleration.on_conflict;
+  *target = NULL;
+  if (oc->count != 1) return SP_OK;
+  *keep_last = strcasecmp(oc->items[0].value, "upsert") == 0;
+  return pga_colref(oc->items[0].key, l->cols, l->n, ds_name(a), "on_conflict", target, err);
+}
+
+/* The SQL the engine runs over the incoming stream: casts, and deduplication unless it is a change stream. */
+static int engine_sql(pga_accel *a, sp_data_update *u, pga_load *l, unsigned long long tok, char **out, sp_error *err) {
+  int keep_last = 0;
+  char *target = NULL;
+  if (u->type != SP_UPDATE_CHANGES) SP_TRY(dedup_target(a, l, &target, &keep_last, err));
+  char *sql = pga_cast_sql(l->cols, l->n, tok);
+  if (sql && target) {
+    char *wrapped = pga_dedup_sql(sql, target, keep_last);
+    free(sql);
+    sql = wrapped;
+  }
+  free(target);
+  return (*out = sql) ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+}
+
+/* Takes update->stream; types the encoder does not take are cast by the engine first, and a full load with one
+ * on_conflict target keeps one row per key. */
 static int load_prepare(pga_accel *a, sp_data_update *u, pga_load *l, sp_error *err) {
   memset(l, 0, sizeof *l);
   sp_stream_move(&l->stream, &u->stream);
   SP_TRY(columns_from_stream(a, &l->stream, &l->cols, &l->n, err));
-  if (!pga_needs_cast(l->cols, l->n)) return SP_OK;
-  unsigned long long tok;
+  if (!pga_needs_cast(l->cols, l->n) && (u->type == SP_UPDATE_CHANGES || a->base.dataset->acceleration.on_conflict.count != 1))
+    return SP_OK;
   SP_TRY(sp_engine_stream_register(a->base.engine, &l->stream, &l->token, err));
-  tok = l->token;
-  char *sql = pga_cast_sql(l->cols, l->n, tok);
-  int rc = sql ? sp_engine_query_internal(a->base.engine, sql, &l->stream, err) : sp_fail(err, SP_ENOMEM, "out of memory");
+  char *sql = NULL;
+  int rc = engine_sql(a, u, l, (unsigned long long)l->token, &sql, err);
+  if (rc == SP_OK) rc = sp_engine_query_internal(a->base.engine, sql, &l->stream, err);
   free(sql);
   pga_columns_free(l->cols, l->n);
   l->cols = NULL, l->n = 0;

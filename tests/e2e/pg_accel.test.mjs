@@ -150,7 +150,7 @@ datasets:
 ${accel('postgres', pg)}  - from: file:up.csv
     name: up
 ${accel('postgres', pg, '      refresh_mode: append\n      primary_key: id\n      on_conflict:\n        id: upsert\n')}`;
-  const up1 = 'id,v,label\n1,10,one\n2,20,two\n3,30,three\n';
+  const up1 = 'id,v,label\n1,10,one\n2,20,two\n3,30,three\n3,31,three again\n';
   const up2 = 'id,v,label\n2,200,TWO\n3,300,\n4,400,four\n4,401,four again\n';
   const one = makeFolder({ 'spicepod.yaml': pod, 'items.csv': itemsCsv(3000), 'up.csv': up1 });
   const two = makeFolder({ 'spicepod.yaml': pod });
@@ -158,6 +158,8 @@ ${accel('postgres', pg, '      refresh_mode: append\n      primary_key: id\n    
   let rt2;
   try {
     assert.deepEqual(await rt1.rows('SELECT count(*) AS n FROM shared'), [{ n: 3000 }]);
+    // The first load already keeps one row per key (upsert: the last one).
+    assert.deepEqual(await rt1.rows('SELECT id, v FROM up ORDER BY id'), [{ id: 1, v: 10 }, { id: 2, v: 20 }, { id: 3, v: 31 }]);
     // Append + upsert: changed rows replaced, new ones added, a key twice in one batch keeps the last row.
     writeFileAtomic(join(one, 'up.csv'), up2);
     assert.equal((await postRefresh(rt1, 'up')).status, 201);
@@ -188,6 +190,56 @@ ${accel('postgres', pg, '      refresh_mode: append\n      primary_key: id\n    
     if (rt2) await rt2.stop();
     removeFolder(one);
     removeFolder(two);
+    await pg.stop();
+  }
+});
+
+test('a change stream applied to a postgres copy in another schema, resumed after a restart', { timeout: 180000 }, async () => {
+  const pg = await startPostgres({ replication: true });
+  pg.psql(`CREATE TABLE items (id int PRIMARY KEY, name text, price numeric(10,2), at timestamptz);
+           INSERT INTO items SELECT g, 'n' || g, g * 1.25, '2024-01-01'::timestamptz + g * interval '1 min' FROM generate_series(1, 300) g;
+           ALTER TABLE items OWNER TO spice;`);
+  const writer = pg.session({ user: 'spice' });
+  const params = { ...pg.params, pg_schema: 'acc' };
+  const src = indent(pg.params, 6);
+  const dir = makeFolder({ 'spicepod.yaml': `version: v1
+kind: Spicepod
+name: cdc
+datasets:
+  - from: postgres:items
+    name: items
+    params:
+${src}
+    acceleration:
+      engine: postgres
+      refresh_mode: changes
+      params:
+${indent(params, 8)}
+` });
+  const copyEqualsSource = async (rt) => {
+    const want = pg.rows('SELECT id, name, price FROM items ORDER BY id').map(([id, name, price]) => ({ id: Number(id), name, price: Number(price) }));
+    return waitUntil('the copy equal to the table', async () => (await rt.rows('SELECT id, name, price FROM items ORDER BY id'))
+      .map((r) => ({ ...r, price: Number(r.price) })), (got) => JSON.stringify(got) === JSON.stringify(want), { timeoutMs: 30000 });
+  };
+  let rt = await startSpicedIn(dir);
+  try {
+    await copyEqualsSource(rt);
+    await writer.query(`BEGIN; UPDATE items SET price = price * 2 WHERE id % 3 = 0; DELETE FROM items WHERE id % 10 = 0;
+                        INSERT INTO items VALUES (1001, 'new ✓', 9.99, now()); COMMIT;`);
+    await writer.query("UPDATE items SET id = 2000, name = 'moved' WHERE id = 7;");
+    await copyEqualsSource(rt);
+    assert.match(pg.psql("SELECT stream_position FROM acc.spice_sys_dataset_checkpoint WHERE dataset_name = 'items'"), /^[0-9A-F]+\/[0-9A-F]+/);
+    assert.equal(pg.psql('SELECT count(*) FROM acc.items').trim(), pg.psql('SELECT count(*) FROM items').trim());
+    // Stopped, changed meanwhile, started again: the stream resumes from the stored position.
+    await rt.stop();
+    await writer.query("DELETE FROM items WHERE id < 20; UPDATE items SET name = 'later' WHERE id = 1001;");
+    rt = await startSpicedIn(dir);
+    await copyEqualsSource(rt);
+    assert.equal(pg.psql('SELECT count(*) - count(DISTINCT id) FROM acc.items').trim(), '0');
+  } finally {
+    await rt.stop();
+    await writer.close();
+    removeFolder(dir);
     await pg.stop();
   }
 });
