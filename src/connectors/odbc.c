@@ -10,11 +10,13 @@
  * into the Arrow builders of the batch being made, which is handed on when it holds
  * odbc_max_num_rows_per_batch rows or odbc_max_bytes_per_batch bytes. Text is fetched as UTF-16
  * (SQL_C_WCHAR, which every Unicode driver converts exactly, whatever the locale) and stored as UTF-8;
- * decimals are fetched as text and scaled exactly (no binary floating point on the way).
+ * decimals are fetched as text and scaled exactly (no binary floating point on the way), times as text too
+ * (ODBC's time struct has no fraction of a second).
  * scan() pushes the projection, a limit (`FETCH FIRST n ROWS ONLY`, or LIMIT for the dialects that need it),
- * and the conditions of filter_query that compare alike at the source and in the engine (numbers, dates,
- * timestamps; not text, whose collation the source decides); refresh filters (sp_scan.query) run at the
- * source. Both reuse the postgres connector's translator (pg_filter.c) with the driver's identifier quote.
+ * and the conditions of filter_query that compare alike at the source and in the engine (numbers only: text
+ * follows the source's collation, and dates are often text at the source); refresh filters (sp_scan.query)
+ * run at the source. Both reuse the postgres connector's translator (pg_filter.c) with the driver's identifier
+ * quote.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,7 +210,7 @@ static void map_type(od_conn *c, od_column *col, SQLSMALLINT t, SQLULEN size, SQ
   case SQL_REAL: col->kind = OD_F32; col->cell = 4; return;
   case SQL_FLOAT: case SQL_DOUBLE: col->kind = OD_F64; col->cell = 8; return;
   case SQL_TYPE_DATE: case SQL_DATE: col->kind = OD_DATE; col->cell = sizeof(SQL_DATE_STRUCT); return;
-  case SQL_TYPE_TIME: case SQL_TIME: col->kind = OD_TIME; col->cell = sizeof(SQL_TIME_STRUCT); return;
+  case SQL_TYPE_TIME: case SQL_TIME: col->kind = OD_TIME; col->cell = 32; return; /* text: keeps the fraction */
   case SQL_TYPE_TIMESTAMP: case SQL_TIMESTAMP: col->kind = OD_TIMESTAMP; col->cell = sizeof(SQL_TIMESTAMP_STRUCT); return;
   default: break;
   }
@@ -465,7 +467,7 @@ static int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
 }
 
 /* Stores the fixed-width value at `cell` (the driver's C type) as the Arrow value of row `row`. Returns -1 for
- * a value that is not valid for the column (a decimal that does not fit). */
+ * a value that is not valid for the column (a decimal that does not fit, a time outside a day). */
 static int put_fixed(od_builder *b, int64_t row, const od_column *col, const uint8_t *cell, SQLLEN len) {
   uint8_t *dst = b->width > 0 ? b->data + (size_t)row * (size_t)b->width : NULL;
   switch (col->kind) {
@@ -481,10 +483,10 @@ static int put_fixed(od_builder *b, int64_t row, const od_column *col, const uin
     memcpy(dst, &v, 4);
     return 0;
   }
-  case OD_TIME: {
-    SQL_TIME_STRUCT t;
-    memcpy(&t, cell, sizeof t);
-    int64_t us = ((int64_t)t.hour * 3600 + t.minute * 60 + t.second) * 1000000;
+  case OD_TIME: { /* "HH:MM:SS[.ffffff]": ODBC's time struct has no fraction of a second */
+    int64_t us = 0;
+    size_t n = len >= 0 && (size_t)len < col->cell ? (size_t)len : strlen((const char *)cell);
+    if (myt_parse_time((const char *)cell, n, &us) != 0 || us < 0 || us >= INT64_C(86400000000)) return -1;
     memcpy(dst, &us, 8);
     return 0;
   }
@@ -556,7 +558,7 @@ static SQLSMALLINT c_type(od_kind k) {
   static const SQLSMALLINT t[] = {[OD_BOOL] = SQL_C_BIT, [OD_I16] = SQL_C_SSHORT, [OD_I32] = SQL_C_SLONG,
                                   [OD_I64] = SQL_C_SBIGINT, [OD_U64] = SQL_C_UBIGINT, [OD_F32] = SQL_C_FLOAT,
                                   [OD_F64] = SQL_C_DOUBLE, [OD_DECIMAL] = SQL_C_CHAR, [OD_DATE] = SQL_C_TYPE_DATE,
-                                  [OD_TIME] = SQL_C_TYPE_TIME, [OD_TIMESTAMP] = SQL_C_TYPE_TIMESTAMP,
+                                  [OD_TIME] = SQL_C_CHAR, [OD_TIMESTAMP] = SQL_C_TYPE_TIMESTAMP,
                                   [OD_TEXT] = SQL_C_WCHAR, [OD_BINARY] = SQL_C_BINARY};
   return t[k];
 }
@@ -602,9 +604,10 @@ static int add_row(od_stream *s, int64_t row, SQLULEN k) {
     b->valid[row >> 3] |= (uint8_t)(1u << (row & 7));
     if (b->width != 0) {
       if (put_fixed(b, row, col, cell, len) == 0) continue;
+      char type[32] = "a time of day";
+      if (col->kind == OD_DECIMAL) snprintf(type, sizeof type, "a decimal(%d,%d)", col->precision, col->scale);
       snprintf(s->error, sizeof s->error, "could not read odbc table \"%s\" for dataset \"%s\": column \"%s\" holds %.60s, "
-               "which is not a decimal(%d,%d)", s->c->base.dataset->path, s->c->base.dataset->name, col->name,
-               (const char *)cell, col->precision, col->scale);
+               "which is not %s", s->c->base.dataset->path, s->c->base.dataset->name, col->name, (const char *)cell, type);
       return -1;
     }
     size_t n = fitted(s, col, len);

@@ -99,11 +99,11 @@ test('PostgreSQL over ODBC: types, pushed filters, a server down at start and du
   let rt;
   try {
     pg.psql(`CREATE TABLE orders (id int8 PRIMARY KEY, qty int2, n int4, price numeric(12,2), x float8, ok boolean,
-               dt date, ts timestamp, label varchar(40), body text, raw bytea, iv interval);
+               dt date, ts timestamp, label varchar(40), body text, raw bytea, iv interval, tm time);
              INSERT INTO orders VALUES
-               (1, 3, 100000, 12345678.90, 1.5, true, '2024-01-31', '2024-01-31 23:59:59.123456', 'naïve', 'Zürich ✓', '\\x00ff10', '1 day 02:03:04'),
-               (2, -1, -7, -0.01, -2.25, false, '1900-03-01', '1999-12-31 00:00:00', NULL, '', NULL, NULL),
-               (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'x', NULL, '\\x', NULL);`, { user: pg.user });
+               (1, 3, 100000, 12345678.90, 1.5, true, '2024-01-31', '2024-01-31 23:59:59.123456', 'naïve', 'Zürich ✓', '\\x00ff10', '1 day 02:03:04', '12:34:56.789012'),
+               (2, -1, -7, -0.01, -2.25, false, '1900-03-01', '1999-12-31 00:00:00', NULL, '', NULL, NULL, '00:00:00'),
+               (3, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'x', NULL, '\\x', NULL, NULL);`, { user: pg.user });
     const cs = `DRIVER=${PG_DRIVER};SERVER=127.0.0.1;PORT=${pg.port};DATABASE=${pg.db};UID=${pg.user};PWD=${pg.password}`;
     pg.stopServer('fast');
     rt = await startSpiced({
@@ -122,20 +122,20 @@ test('PostgreSQL over ODBC: types, pushed filters, a server down at start and du
       { timeoutMs: 60000, intervalMs: 200 });
     const expect = [
       { id: 1, qty: 3, n: 100000, price: '12345678.90', x: 1.5, ok: true, dt: '2024-01-31', ts: '2024-01-31 23:59:59.123456',
-        label: 'naïve', body: 'Zürich ✓', raw: '00FF10', iv: '1 day 02:03:04' },
+        label: 'naïve', body: 'Zürich ✓', raw: '00FF10', iv: '1 day 02:03:04', tm: '12:34:56.789012' },
       { id: 2, qty: -1, n: -7, price: '-0.01', x: -2.25, ok: false, dt: '1900-03-01', ts: '1999-12-31 00:00:00',
-        label: null, body: '', raw: null, iv: null },
-      { id: 3, qty: null, n: null, price: null, x: null, ok: null, dt: null, ts: null, label: 'x', body: null, raw: '', iv: null },
+        label: null, body: '', raw: null, iv: null, tm: '00:00:00' },
+      { id: 3, qty: null, n: null, price: null, x: null, ok: null, dt: null, ts: null, label: 'x', body: null, raw: '', iv: null, tm: null },
     ];
     for (const t of ['orders', 'orders_fed']) {
       const got = await rows(rt, `SELECT id, qty, n, CAST(price AS VARCHAR) AS price, x, ok, CAST(dt AS VARCHAR) AS dt,
-                                         CAST(ts AS VARCHAR) AS ts, label, body, hex(raw) AS raw, iv FROM ${t} ORDER BY id`);
+                                         CAST(ts AS VARCHAR) AS ts, label, body, hex(raw) AS raw, iv, CAST(tm AS VARCHAR) AS tm FROM ${t} ORDER BY id`);
       assert.deepEqual(got, expect, t);
     }
     const types = await rows(rt, `SELECT data_type AS t FROM information_schema.columns WHERE table_name = 'orders_fed'
                                   ORDER BY ordinal_position`);
     assert.deepEqual(types.map((r) => r.t), ['BIGINT', 'SMALLINT', 'INTEGER', 'DECIMAL(12,2)', 'DOUBLE', 'BOOLEAN', 'DATE',
-      'TIMESTAMP', 'VARCHAR', 'VARCHAR', 'BLOB', 'VARCHAR'], 'an interval, which has no mapping, is read as text');
+      'TIMESTAMP', 'VARCHAR', 'VARCHAR', 'BLOB', 'VARCHAR', 'TIME'], 'an interval, which has no mapping, is read as text');
     // A filter on numbers is pushed to the server (its statement log shows it); the answer is the same.
     assert.deepEqual(await rows(rt, 'SELECT id FROM orders_fed WHERE n > 0 AND price > 100 ORDER BY id'), [{ id: 1 }]);
     const logged = execFileSync('cat', [pg.logPath], { encoding: 'utf8' });
