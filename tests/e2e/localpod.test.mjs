@@ -48,7 +48,8 @@ test('a localpod child follows its parent, filtered by its refresh_sql, and keep
     files: { 'sales.csv': csv([[1, 'Oslo', 50], [2, 'Lima', 150], [3, 'Pune', 300]]) },
   });
   try {
-    await waitUntil('both ready', () => datasetStatuses(rt), (s) => s.sales === 'Ready' && s.big_sales === 'Ready');
+    await waitUntil('all ready', () => datasetStatuses(rt),
+      (s) => s.sales === 'Ready' && s.big_sales === 'Ready' && s.sales_federated === 'Ready');
     assert.deepEqual(await ids(rt, 'big_sales'), [2, 3], 'refresh_sql keeps amount >= 100');
     assert.deepEqual(await ids(rt, 'sales_federated'), [1, 2, 3], 'a federated child reads the parent');
     const cities = await rt.rows('SELECT city FROM sales_federated WHERE amount > 100 ORDER BY city');
