@@ -112,7 +112,8 @@ static int make_column(fl_col *c, const fl_colspec *spec, int64_t rows, struct A
   a->null_count = c->nulls;
   o->bufs[0] = bitmap(c, rows);
   bool var = spec->format[0] != 'i';
-  if (var && c->offsets.len == 0) put(&(fl_table){0}, &c->offsets, &(int32_t){0}, 4);
+  int32_t zero = 0; /* an empty column still has its one offset */
+  if (var && c->offsets.len == 0 && sp_buf_append(&c->offsets, &zero, 4) != SP_OK) return SP_ENOMEM;
   o->bufs[1] = take(var ? &c->offsets : &c->data);
   if (var) o->bufs[2] = take(&c->data);
   a->n_buffers = var ? 3 : 2;

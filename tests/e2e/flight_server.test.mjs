@@ -162,7 +162,7 @@ test(`at most ${MAX_CALLS} calls in flight: one more is RESOURCE_EXHAUSTED, and 
   await open.pop().end();
   // The finished call's thread lets go of its slot right after its status went out.
   let info;
-  for (let i = 0; i < 100 && !info; i++) {
+  for (let i = 0; i < 500 && !info; i++) {
     info = await unary('GetFlightInfo', descriptor('SELECT 1'), auth()).catch((e) => {
       if (e.code !== grpc.status.RESOURCE_EXHAUSTED) throw e;
       return sleep(20);
@@ -194,7 +194,7 @@ test('TLS: the SDK over grpc+tls sends its API key; a wrong key is UNAUTHENTICAT
       flightTlsEnabled: true, tlsRootCertFile: cert, apiKey });
     const good = sdk(KEY);
     let t;
-    for (let i = 0; i < 200 && !t; i++) { // until the dataset is loaded
+    for (let i = 0; i < 600 && !t; i++) { // until the dataset is loaded
       t = await good.sql('SELECT CAST(sum(n) AS BIGINT) AS s FROM nums').catch(() => sleep(50).then(() => undefined));
     }
     assert.equal(t.getChild('s').get(0), 6n);
