@@ -92,8 +92,10 @@ static int init_writer(sq_file *f, sp_error *err) {
   char *msg = NULL;
   int rc = sqlite3_exec(f->writer,
                         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE TABLE IF NOT EXISTS " SQ_CHECKPOINT
-                        " (dataset_name TEXT PRIMARY KEY, rows INTEGER, refreshed_at_ms INTEGER, schema TEXT)",
+                        " (dataset_name TEXT PRIMARY KEY, rows INTEGER, refreshed_at_ms INTEGER, schema TEXT, stream_position TEXT)",
                         NULL, NULL, &msg);
+  /* Files written before change streams have no stream_position: added (an error says it exists already). */
+  if (rc == SQLITE_OK) sqlite3_exec(f->writer, "ALTER TABLE " SQ_CHECKPOINT " ADD COLUMN stream_position TEXT", NULL, NULL, NULL);
   if (rc != SQLITE_OK) {
     sp_fail(err, rc == SQLITE_BUSY ? SP_EBUSY : SP_EIO, "could not prepare sqlite file \"%s\": %s", f->path, msg ? msg : sqlite3_errstr(rc));
     sqlite3_free(msg);
@@ -669,7 +671,9 @@ static int insert_rows(sq_accel *a, const sq_plan *p, const char *target, const 
   return rc;
 }
 
-static int write_checkpoint(sq_accel *a, const sqa_column *cols, size_t n, int64_t *rows, sp_error *err) {
+/* The checkpoint row: rows, refresh time, schema and change-stream position (NULL: none). Retention keeps the
+ * time and the position of the copy it rewrites. */
+static int write_checkpoint(sq_accel *a, const sqa_column *cols, size_t n, const char *position, int64_t *rows, sp_error *err) {
   sqlite3 *db = a->f->writer;
   sqlite3_stmt *st = NULL;
   char *count = malloc(strlen(a->table) + 32), *schema = schema_json(cols, n);
@@ -681,15 +685,17 @@ static int write_checkpoint(sq_accel *a, const sqa_column *cols, size_t n, int64
     *rows = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
   }
-  const char *upsert = "INSERT OR REPLACE INTO " SQ_CHECKPOINT " VALUES (?1, ?2, CASE WHEN ?5 THEN (SELECT refreshed_at_ms FROM "
-                       SQ_CHECKPOINT " WHERE dataset_name = ?1) END, ?4)";
-  if (rc == SP_OK && sqlite3_prepare_v2(db, a->keep_refresh_time ? upsert : "INSERT OR REPLACE INTO " SQ_CHECKPOINT " VALUES (?1, ?2, ?3, ?4)",
-                                        -1, &st, NULL) == SQLITE_OK) {
+  static const char upsert[] =
+      "INSERT OR REPLACE INTO " SQ_CHECKPOINT " (dataset_name, rows, refreshed_at_ms, schema, stream_position) VALUES (?1, ?2, "
+      "CASE WHEN ?5 THEN (SELECT refreshed_at_ms FROM " SQ_CHECKPOINT " WHERE dataset_name = ?1) ELSE ?3 END, ?4, "
+      "CASE WHEN ?5 THEN (SELECT stream_position FROM " SQ_CHECKPOINT " WHERE dataset_name = ?1) ELSE ?6 END)";
+  if (rc == SP_OK && sqlite3_prepare_v2(db, upsert, -1, &st, NULL) == SQLITE_OK) {
     sqlite3_bind_text(st, 1, ds_name(a), -1, SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, *rows);
-    if (!a->keep_refresh_time) sqlite3_bind_int64(st, 3, now_ms());
+    sqlite3_bind_int64(st, 3, now_ms());
     sqlite3_bind_text(st, 4, schema, -1, SQLITE_STATIC);
-    if (a->keep_refresh_time) sqlite3_bind_int(st, 5, 1);
+    sqlite3_bind_int(st, 5, a->keep_refresh_time);
+    if (position) sqlite3_bind_text(st, 6, position, -1, SQLITE_STATIC);
     if (sqlite3_step(st) != SQLITE_DONE) rc = sp_fail(err, SP_EIO, "%s", sqlite3_errmsg(db));
     sqlite3_finalize(st);
   } else if (rc == SP_OK) {
@@ -729,11 +735,155 @@ static int write_update(sq_accel *a, sp_data_update *u, const sqa_column *cols, 
     free(swap);
     if (rc == SP_OK && p.indexes.len) rc = exec(db, p.indexes.data, err);
   }
-  if (rc == SP_OK) rc = write_checkpoint(a, cols, n, rows, err);
+  if (rc == SP_OK) rc = write_checkpoint(a, cols, n, u->position, rows, err);
   if (rc == SP_OK) rc = exec(db, "COMMIT", err);
   if (rc != SP_OK) sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
   plan_free(&p);
   return rc;
+}
+
+/* ---- Change streams ---------------------------------------------------------------------------------------- */
+
+/* The "_op" text of row j of a utf8 (or large utf8) array. */
+static int op_is_delete(const struct ArrowArray *a, const char *format, int64_t j) {
+  int64_t x = j + a->offset, lo, hi;
+  if (format[0] == 'U') lo = ((const int64_t *)a->buffers[1])[x], hi = ((const int64_t *)a->buffers[1])[x + 1];
+  else lo = ((const int32_t *)a->buffers[1])[x], hi = ((const int32_t *)a->buffers[1])[x + 1];
+  return hi - lo == 6 && memcmp((const char *)a->buffers[2] + lo, "delete", 6) == 0;
+}
+
+/* DELETE FROM t WHERE "k1" IS ?1 AND …, and INSERT INTO t ("c1", …) VALUES (?, …) for the stream's columns
+ * after "_op". key[] receives the stream column of each key. */
+static int change_statements(sq_accel *a, const sp_data_update *u, const struct ArrowSchema *s, size_t *key, sqlite3_stmt **del,
+                             sqlite3_stmt **ins, sp_error *err) {
+  sp_buf d = {0}, in = {0}, vals = {0};
+  int rc = SP_OK;
+  sp_buf_append_str(&d, "DELETE FROM "), sp_buf_append_str(&d, a->table), sp_buf_append_str(&d, " WHERE ");
+  for (size_t k = 0; rc == SP_OK && k < u->n_primary_key; k++) {
+    key[k] = 0;
+    for (int64_t c = 1; c < s->n_children && !key[k]; c++)
+      if (strcmp(s->children[c]->name, u->primary_key[k]) == 0) key[k] = (size_t)c;
+    char *q = sqa_ident(u->primary_key[k]);
+    if (key[k] == 0) rc = sp_fail(err, SP_EINVAL, "the changes have no key column \"%s\"", u->primary_key[k]);
+    else if (q == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+    else sp_buf_append_str(&d, k ? " AND " : ""), sp_buf_append_str(&d, q), sp_buf_append_str(&d, " IS ?");
+    free(q);
+  }
+  sp_buf_append_str(&in, "INSERT INTO "), sp_buf_append_str(&in, a->table), sp_buf_append_str(&in, " (");
+  for (int64_t c = 1; rc == SP_OK && c < s->n_children; c++) {
+    char *q = sqa_ident(s->children[c]->name);
+    if (q == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+    else sp_buf_append_str(&in, c > 1 ? ", " : ""), sp_buf_append_str(&in, q), sp_buf_append_str(&vals, c > 1 ? ", ?" : "?");
+    free(q);
+  }
+  sp_buf_append_str(&in, ") VALUES (");
+  if (rc == SP_OK && (sp_buf_append(&in, vals.data, vals.len) != SP_OK || sp_buf_append_str(&in, ")") != SP_OK ||
+                      !sp_buf_cstr(&in) || !sp_buf_cstr(&d)))
+    rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  if (rc == SP_OK && (sqlite3_prepare_v2(a->f->writer, d.data, -1, del, NULL) != SQLITE_OK ||
+                      sqlite3_prepare_v2(a->f->writer, in.data, -1, ins, NULL) != SQLITE_OK))
+    rc = sp_fail(err, SP_EIO, "%s", sqlite3_errmsg(a->f->writer));
+  sp_buf_free(&d), sp_buf_free(&in), sp_buf_free(&vals);
+  return rc;
+}
+
+static int step_reset(sqlite3 *db, sqlite3_stmt *st, sp_error *err) {
+  int rc = sqlite3_step(st) == SQLITE_DONE ? SP_OK : sp_fail(err, SP_EIO, "%s", sqlite3_errmsg(db));
+  sqlite3_reset(st);
+  sqlite3_clear_bindings(st);
+  return rc;
+}
+
+/* One batch of changes: every key deleted, the rows that are not deletions inserted. */
+static int change_batch(sq_accel *a, const struct ArrowSchema *s, const sqa_column *in, const struct ArrowArray *b,
+                        const size_t *key, size_t n_key, sqlite3_stmt *del, sqlite3_stmt *ins, sp_error *err) {
+  sqlite3 *db = a->f->writer;
+  int rc = SP_OK;
+  for (int64_t j = 0; rc == SP_OK && j < b->length; j++) {
+    int64_t row = j + b->offset;
+    for (size_t k = 0; rc == SP_OK && k < n_key; k++)
+      if (sqa_bind(del, (int)k + 1, b->children[key[k]], &in[key[k]], s->children[key[k]]->format, row) != SQLITE_OK)
+        rc = sp_fail(err, SP_EIO, "%s", sqlite3_errmsg(db));
+    if (rc == SP_OK) rc = step_reset(db, del, err);
+    if (rc != SP_OK || op_is_delete(b->children[0], s->children[0]->format, row)) continue;
+    for (int64_t c = 1; rc == SP_OK && c < s->n_children; c++)
+      if (sqa_bind(ins, (int)c, b->children[c], &in[c], s->children[c]->format, row) != SQLITE_OK)
+        rc = sp_fail(err, SP_EIO, "%s", sqlite3_errmsg(db));
+    if (rc == SP_OK) rc = step_reset(db, ins, err);
+  }
+  return rc;
+}
+
+/* Reads the stream of changes into the table (caller: write lock, open transaction). */
+static int change_rows(sq_accel *a, sp_data_update *u, const struct ArrowSchema *s, sp_error *err) {
+  size_t n = (size_t)s->n_children, *key = calloc(u->n_primary_key ? u->n_primary_key : 1, sizeof *key);
+  sqa_column *in = calloc(n ? n : 1, sizeof *in);
+  sqlite3_stmt *del = NULL, *ins = NULL;
+  int rc = key && in ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+  for (size_t c = 1; rc == SP_OK && c < n; c++) {
+    char decl[32];
+    rc = sqa_map_arrow(s->children[c]->format, &in[c], decl, sizeof decl, err);
+  }
+  if (rc == SP_OK) rc = change_statements(a, u, s, key, &del, &ins, err);
+  while (rc == SP_OK) {
+    struct ArrowArray b = {0};
+    if (u->stream.get_next(&u->stream, &b) != 0) {
+      const char *m = u->stream.get_last_error(&u->stream);
+      rc = sp_fail(err, SP_EIO, "%s", m ? m : "could not read the changes");
+    }
+    if (rc != SP_OK || b.release == NULL) break;
+    rc = change_batch(a, s, in, &b, key, u->n_primary_key, del, ins, err);
+    sp_array_release(&b);
+  }
+  sqlite3_finalize(del);
+  sqlite3_finalize(ins);
+  free(key);
+  free(in);
+  return rc;
+}
+
+/* SP_UPDATE_CHANGES, in one transaction with the checkpoint row (rows, position): readers and a crash see all of
+ * it or none. The columns stay those of the copy. */
+static int apply_changes(sq_accel *a, sp_data_update *u, int64_t *rows, sp_error *err) {
+  struct ArrowSchema s = {0};
+  int rc = SP_OK;
+  if (!a->registered) rc = sp_fail(err, SP_EINVAL, "dataset \"%s\": changes arrived before a full load", ds_name(a));
+  else if (u->n_primary_key == 0) rc = sp_fail(err, SP_EINVAL, "dataset \"%s\": changes need a primary key", ds_name(a));
+  else if (u->stream.get_schema(&u->stream, &s) != 0 || s.n_children < 1 || strcmp(s.children[0]->name, "_op") != 0 ||
+           (strcmp(s.children[0]->format, "u") != 0 && strcmp(s.children[0]->format, "U") != 0))
+    rc = sp_fail(err, SP_EINVAL, "dataset \"%s\": changes must start with a utf8 column \"_op\"", ds_name(a));
+  pthread_mutex_lock(&a->f->write_lock);
+  if (rc == SP_OK) rc = exec(a->f->writer, "BEGIN IMMEDIATE", err);
+  if (rc == SP_OK) {
+    rc = change_rows(a, u, &s, err);
+    pthread_rwlock_rdlock(&a->lock);
+    if (rc == SP_OK) rc = write_checkpoint(a, a->cols, a->n_cols, u->position, rows, err);
+    pthread_rwlock_unlock(&a->lock);
+    if (rc == SP_OK) rc = exec(a->f->writer, "COMMIT", err);
+    if (rc != SP_OK) sqlite3_exec(a->f->writer, "ROLLBACK", NULL, NULL, NULL);
+  }
+  pthread_mutex_unlock(&a->f->write_lock);
+  sp_schema_release(&s);
+  sp_stream_release(&u->stream);
+  if (rc == SP_OK) a->rows = *rows;
+  else sp_error_prefix(err, "could not apply changes to dataset \"%s\"", ds_name(a));
+  return rc;
+}
+
+/* The position stored with the last committed update ("" when none). */
+static int sq_position(sp_accelerator *self, char *buf, size_t n, sp_error *err) {
+  sq_accel *a = (sq_accel *)self;
+  sqlite3_stmt *st = NULL;
+  (void)err;
+  buf[0] = '\0';
+  pthread_mutex_lock(&a->f->write_lock);
+  if (sqlite3_prepare_v2(a->f->writer, "SELECT stream_position FROM " SQ_CHECKPOINT " WHERE dataset_name = ?", -1, &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, ds_name(a), -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_text(st, 0)) snprintf(buf, n, "%s", (const char *)sqlite3_column_text(st, 0));
+  }
+  sqlite3_finalize(st);
+  pthread_mutex_unlock(&a->f->write_lock);
+  return SP_OK;
 }
 
 static int sq_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_rows, sp_error *err) {
@@ -742,8 +892,13 @@ static int sq_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_row
   sqa_column *cols = NULL;
   size_t n = 0;
   int64_t rows = 0;
-  int rc = u->type == SP_UPDATE_CHANGES ? sp_fail(err, SP_ENOTSUP, "the sqlite accelerator does not apply change streams")
-           : u->stream.get_schema(&u->stream, &schema) != 0 ? sp_fail(err, SP_EIO, "could not read the schema of the data for dataset \"%s\"", ds_name(a))
+  if (u->type == SP_UPDATE_CHANGES) {
+    if (u->stream.release == NULL) return SP_OK; /* "the stream is live": nothing to apply */
+    SP_TRY(apply_changes(a, u, &rows, err));
+    if (out_rows) *out_rows = rows;
+    return SP_OK;
+  }
+  int rc = u->stream.get_schema(&u->stream, &schema) != 0 ? sp_fail(err, SP_EIO, "could not read the schema of the data for dataset \"%s\"", ds_name(a))
                                                            : SP_OK;
   if (rc == SP_OK) rc = columns_of(a, &schema, &cols, err);
   if (rc == SP_OK) n = (size_t)schema.n_children;
@@ -818,10 +973,11 @@ const sp_accelerator_module sp_accelerator_sqlite = {
     .prefix = "sqlite",
     .params = sq_params,
     .instance_size = sizeof(sq_accel),
-    .caps = SP_ACCEL_CAP_MEMORY | SP_ACCEL_CAP_FILE | SP_ACCEL_CAP_APPEND,
+    .caps = SP_ACCEL_CAP_MEMORY | SP_ACCEL_CAP_FILE | SP_ACCEL_CAP_APPEND | SP_ACCEL_CAP_CHANGES,
     .open = sq_open,
     .close = sq_close,
     .add_data = sq_add_data,
     .table_sql = sq_table_sql,
     .delete_where = sq_delete_where,
+    .position = sq_position,
 };

@@ -853,8 +853,7 @@ static int bind_int(sqlite3_stmt *st, int k, const uint8_t *d, int64_t x, int wi
   return sqlite3_bind_int64(st, k, is_unsigned ? (sqlite3_int64)u : v);
 }
 
-/* Element j of a (non-struct) child array, bound to parameter k. */
-static int bind_value(sqlite3_stmt *st, int k, const struct ArrowArray *a, const sqa_column *col, const char *format,
+int sqa_bind(sqlite3_stmt *st, int k, const struct ArrowArray *a, const sqa_column *col, const char *format,
                       int64_t j) {
   if (sp_array_is_null(a, j)) return sqlite3_bind_null(st, k);
   int64_t x = j + a->offset;
@@ -877,7 +876,7 @@ static int write_batch(sqlite3 *db, sqlite3_stmt *st, const sqa_column *cols, si
   for (int64_t j = 0; j < batch->length; j++) {
     for (size_t i = 0; i < n; i++) {
       const struct ArrowArray *a = batch->children[i];
-      int rc = bind_value(st, (int)i + 1, a, &cols[i], schema->children[i]->format, j + batch->offset);
+      int rc = sqa_bind(st, (int)i + 1, a, &cols[i], schema->children[i]->format, j + batch->offset);
       if (rc == SQLITE_RANGE)
         return sp_fail(err, SP_EINVAL, "column \"%s\" holds an unsigned value over 2^63-1, which sqlite cannot store", cols[i].name);
       if (rc != SQLITE_OK) return sp_fail(err, SP_EIO, "%s", sqlite3_errmsg(db));

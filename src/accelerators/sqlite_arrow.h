@@ -84,6 +84,10 @@ typedef struct sqa_read_opts {
 int sqa_read(sqlite3 *db, const char *sql, const sqa_column *cols, size_t n, const sqa_read_opts *opts,
              struct ArrowArrayStream *out, sp_error *err);
 
+/* Binds element j (before the array's offset) of the non-struct array `a` (Arrow `format`, stored as `col`) to
+ * parameter k of st. SQLITE_RANGE for an unsigned value over 2^63-1. */
+int sqa_bind(sqlite3_stmt *st, int k, const struct ArrowArray *a, const sqa_column *col, const char *format, int64_t j);
+
 /* `SELECT * FROM <dataset> WHERE …` as a SQLite boolean expression over the pushable columns. *out is
  * malloc'd ("" when there is no WHERE). SP_ENOTSUP when a condition cannot go to SQLite (the engine alone
  * applies the filter then). */

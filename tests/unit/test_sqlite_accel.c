@@ -4,7 +4,7 @@
  * accelerator (joins, aggregates, windows, NULLs, decimals, unicode, empty results), filters pushed into
  * SQLite (one matching row read, seen in the debug log), atomic overwrites under concurrent queries, two
  * datasets sharing one file, a restart serving the file copy without its source, append with primary_key +
- * on_conflict (upsert and drop), indexes, retention.
+ * on_conflict (upsert and drop), indexes, retention, change streams with their position.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,7 +18,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "spice/accelerator.h"
 #include "spice/arrow.h"
+#include "spice/engine.h"
 #include "spice/log.h"
 #include "spice/runtime.h"
 #include "capture.h"
@@ -386,6 +388,68 @@ static void test_use_source_refused(void **state) {
   write_file("spicepod.yaml", POD);
 }
 
+extern const sp_accelerator_module sp_accelerator_sqlite;
+
+static sp_accelerator *open_accel(sp_engine *e, const sp_dataset_spec *spec, sp_accel_state *state) {
+  sp_accelerator *acc = calloc(1, sp_accelerator_sqlite.instance_size);
+  sp_params raw = {0};
+  sp_error err = {0};
+  acc->module = &sp_accelerator_sqlite;
+  acc->dataset = spec;
+  acc->engine = e;
+  acc->data_dir = tmpdir;
+  assert_int_equal(sp_params_validate(sp_accelerator_sqlite.params, "sqlite", &raw, NULL, "acceleration", &acc->params, &err), SP_OK);
+  if (sp_accelerator_sqlite.open(acc, state, &err) != SP_OK) fail_msg("%s", err.msg);
+  return acc;
+}
+
+static void close_accel(sp_accelerator *acc) {
+  sp_accelerator_sqlite.close(acc);
+  sp_params_free(&acc->params);
+  free(acc);
+}
+
+/* A change stream: deletes, updates and inserts by primary key, with the source position kept in the same
+ * transaction and found again after a restart. */
+static void test_changes(void **state) {
+  (void)state;
+  sp_engine *e = NULL;
+  sp_error err = {0};
+  sp_engine_config cfg = {.threads = 1, .data_dir = tmpdir};
+  assert_int_equal(sp_engine_create(&cfg, &e, &err), SP_OK);
+  sp_dataset_spec spec = {.name = "ch"};
+  spec.acceleration.mode = SP_ACCEL_FILE;
+  sp_accel_state st;
+  sp_accelerator *acc = open_accel(e, &spec, &st);
+  assert_false(st.has_data);
+  sp_data_update u = {.type = SP_UPDATE_OVERWRITE, .position = "0/10"};
+  assert_int_equal(sp_engine_query_internal(e, "SELECT * FROM (VALUES (1, 'a'), (2, 'b'), (3, 'c')) t(id, v)", &u.stream, &err), SP_OK);
+  int64_t rows = 0;
+  assert_int_equal(sp_accelerator_sqlite.add_data(acc, &u, &rows, &err), SP_OK);
+  assert_int_equal(rows, 3);
+  static const char *const key[] = {"id"};
+  sp_data_update c = {.type = SP_UPDATE_CHANGES, .primary_key = key, .n_primary_key = 1, .position = "0/20"};
+  assert_int_equal(sp_engine_query_internal(e, "SELECT * FROM (VALUES ('delete', 1, NULL::VARCHAR), ('update', 2, 'B'), "
+                                               "('insert', 4, 'd')) t(_op, id, v)", &c.stream, &err), SP_OK);
+  if (sp_accelerator_sqlite.add_data(acc, &c, &rows, &err) != SP_OK) fail_msg("%s", err.msg);
+  assert_int_equal(rows, 3);
+  char table[256], text[256];
+  assert_int_equal(sp_accelerator_sqlite.table_sql(acc, table, sizeof table, &err), SP_OK);
+  assert_int_equal(sp_engine_define_table(e, "ch", table, 0, &err), SP_OK);
+  assert_int_equal(sp_engine_query_text(e, "SELECT string_agg(id || v, ',' ORDER BY id) FROM ch", text, sizeof text, &err), SP_OK);
+  assert_string_equal(text, "2B,3c,4d");
+  assert_int_equal(sp_accelerator_sqlite.position(acc, text, sizeof text, &err), SP_OK);
+  assert_string_equal(text, "0/20");
+  close_accel(acc);
+  acc = open_accel(e, &spec, &st);
+  assert_true(st.has_data);
+  assert_int_equal(st.rows, 3);
+  assert_int_equal(sp_accelerator_sqlite.position(acc, text, sizeof text, &err), SP_OK);
+  assert_string_equal(text, "0/20");
+  close_accel(acc);
+  sp_engine_destroy(e);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(test_same_answers_as_arrow),
@@ -395,6 +459,7 @@ int main(void) {
       cmocka_unit_test(test_append_on_conflict),
       cmocka_unit_test(test_retention),
       cmocka_unit_test(test_use_source_refused),
+      cmocka_unit_test(test_changes),
   };
   return cmocka_run_group_tests(tests, setup, teardown);
 }
