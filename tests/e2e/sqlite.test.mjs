@@ -6,8 +6,9 @@
 // them); a missing file and a missing table fail only their own dataset, with messages naming them, and the
 // retries pick the file up once it exists; a SIGKILL in the middle of a sqlite file refresh leaves one whole
 // version, served at the next start before the source is reached, and still served when a refresh then fails
-// without its source; INSERT into a read_write dataset lands in the file. Needs SPICED (ctest sets it) and the
-// sqlite3 CLI (scripts/deps.sh installs it).
+// without its source; INSERT into a read_write dataset lands in the file; PostgreSQL logical replication keeps a
+// sqlite file copy equal to its table, also across a SIGKILL (resumed from the stored position, no duplicates).
+// Needs SPICED (ctest sets it), the sqlite3 CLI and PostgreSQL's server binaries (scripts/deps.sh installs them).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import { readFileSync, renameSync } from 'node:fs';
 
 import { request, startSpiced, sleep } from './lib/spiced.mjs';
 import { datasetStatuses, kill9, makeFolder, removeFolder, startSpicedIn, waitUntil } from './lib/lifecycle.mjs';
+import { startPostgres } from './lib/postgres.mjs';
 
 const sqlite = (file, sql) => execFileSync('sqlite3', [file], { input: sql, encoding: 'utf8' });
 
@@ -134,6 +136,44 @@ test('SIGKILL during a sqlite file refresh leaves one whole version, served at o
     assert.deepEqual(await rt.stop(), { code: 0, signal: null }, 'a clean exit (and no leak under ASan)');
   } finally {
     if (rt) await rt.stop();
+    removeFolder(dir);
+  }
+});
+
+test('refresh_mode: changes from PostgreSQL into a sqlite file copy, resumed after SIGKILL', { timeout: 60000 }, async () => {
+  const pg = await startPostgres({ user: 'cdc_owner', replication: true });
+  const q = (sql) => pg.psql(sql, { user: 'cdc_owner' });
+  q(`CREATE TABLE kv (id int PRIMARY KEY, name text, price numeric(10,2));
+     INSERT INTO kv SELECT g, 'n' || g, g * 1.25 FROM generate_series(1, 300) g;`);
+  const params = Object.entries(pg.params).map(([k, v]) => `      ${k}: ${JSON.stringify(String(v))}`).join('\n');
+  const dir = makeFolder({
+    'spicepod.yaml': `version: v1\nkind: Spicepod\nname: cdc\ndatasets:\n  - from: postgres:kv\n    name: kv\n    params:\n${params}\n` +
+      '    acceleration:\n      engine: sqlite\n      mode: file\n      refresh_mode: changes\n',
+  });
+  const source = () => pg.rows('SELECT id, name, price::text FROM kv ORDER BY id').map((r) => r.map((v) => (v === '' ? null : v)));
+  const copy = async (rt) => (await rt.rows('SELECT id, name, CAST(price AS VARCHAR) AS p FROM kv ORDER BY id'))
+    .map((o) => [String(o.id), o.name, o.p === null ? null : String(o.p)]);
+  const converges = (rt, what) => waitUntil(what, () => copy(rt), (rows) => JSON.stringify(rows) === JSON.stringify(source()),
+    { timeoutMs: 20000, intervalMs: 100 });
+  let rt;
+  try {
+    rt = await startSpicedIn(dir, { readyTimeoutMs: 30000 });
+    await converges(rt, 'the initial load');
+    q(`BEGIN; UPDATE kv SET name = 'u' || id WHERE id % 10 = 0; DELETE FROM kv WHERE id % 7 = 0;
+       INSERT INTO kv SELECT g, NULL, 2 FROM generate_series(301, 350) g; UPDATE kv SET id = id + 1000 WHERE id = 5; COMMIT;`);
+    await converges(rt, 'the first changes');
+    assert.equal((await kill9(rt)).signal, 'SIGKILL');
+    q(`DELETE FROM kv WHERE id > 340; UPDATE kv SET price = 0.01 WHERE id < 20; INSERT INTO kv VALUES (-1, 'neg', -1.5);`);
+    rt = await startSpicedIn(dir, { readyTimeoutMs: 30000 });
+    await converges(rt, 'the changes made while spiced was down');
+    const [d] = await rt.rows('SELECT count(*) - count(DISTINCT id) AS d FROM kv');
+    assert.equal(Number(d.d), 0, 'no duplicate keys');
+    assert.match(rt.log(), /dataset "kv" serving \d+ rows from its file accelerator/);
+    assert.doesNotMatch(rt.log(), /dataset "kv" loaded/, 'resumed from the stored position, not loaded again');
+    assert.deepEqual(await rt.stop(), { code: 0, signal: null });
+  } finally {
+    if (rt) await rt.stop();
+    await pg.stop();
     removeFolder(dir);
   }
 });
