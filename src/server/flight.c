@@ -274,10 +274,21 @@ static void dispatch(fl_call *c) {
   }
 }
 
+static int64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void *call_main(void *arg) {
   fl_call *c = arg;
   sp_flight_server *s = c->srv;
+  int64_t started = now_ms();
   dispatch(c);
+  if (c->method < M_COUNT) {
+    atomic_fetch_add(&s->calls[c->method], 1);
+    atomic_fetch_add(&s->call_ms[c->method], (uint_fast64_t)(now_ms() - started));
+  }
   pthread_mutex_lock(&c->mu);
   while (!c->closed) pthread_cond_wait(&c->cv, &c->mu);
   pthread_mutex_unlock(&c->mu);
@@ -292,6 +303,7 @@ static void *call_main(void *arg) {
 /* Too many calls in flight: answers RESOURCE_EXHAUSTED without a thread (event-loop thread, non-blocking). */
 static void reject(fl_call *c) {
   c->rejected = 1;
+  atomic_fetch_add(&c->srv->rejected, 1);
   grpc_op ops[2];
   memset(ops, 0, sizeof ops);
   grpc_slice details = grpc_slice_from_static_string("the server is busy: too many Flight calls in flight");
@@ -401,6 +413,54 @@ static void *loop_main(void *arg) {
   return NULL;
 }
 
+/* Spice's metric names (spice-compat §4.5), by method: the request counter and, where Spice has one, the
+ * duration. */
+static const struct {
+  const char *requests, *duration;
+} metric_names[M_COUNT] = {
+    [M_HANDSHAKE] = {"flight_handshake_requests", "flight_handshake_request_duration_ms"},
+    [M_LIST_FLIGHTS] = {"flight_list_flights_requests", NULL},
+    [M_GET_FLIGHT_INFO] = {"flight_get_flight_info_requests", "flight_get_flight_info_request_duration_ms"},
+    [M_GET_SCHEMA] = {"flight_get_schema_requests", NULL},
+    [M_DO_GET] = {"flight_do_get_requests", NULL},
+    [M_DO_PUT] = {"flight_do_put_requests", "flight_do_put_duration_ms"},
+    [M_DO_ACTION] = {"flight_do_action_requests", "flight_do_action_duration_ms"},
+    [M_LIST_ACTIONS] = {"flight_list_actions_requests", "flight_list_actions_duration_ms"},
+    [M_DO_EXCHANGE] = {"flight_do_exchange_requests", NULL},
+};
+
+static int sample(sp_buf *out, const char *name, const char *suffix, uint64_t v) {
+  char line[160];
+  int n = snprintf(line, sizeof line, "%s%s %llu\n", name, suffix, (unsigned long long)v);
+  return sp_buf_append(out, line, (size_t)n);
+}
+
+static int typed(sp_buf *out, const char *name, const char *type) {
+  char line[160];
+  int n = snprintf(line, sizeof line, "# TYPE %s %s\n", name, type);
+  return sp_buf_append(out, line, (size_t)n);
+}
+
+static int counter(sp_buf *out, const char *name, uint64_t v) {
+  SP_TRY(typed(out, name, "counter"));
+  return sample(out, name, "", v);
+}
+
+int sp_flight_metrics_render(sp_flight_server *s, sp_buf *out) {
+  int rc = SP_OK;
+  for (int m = 0; m < M_COUNT && rc == SP_OK; m++) {
+    uint64_t calls = atomic_load(&s->calls[m]);
+    const char *d = metric_names[m].duration;
+    rc = counter(out, metric_names[m].requests, calls);
+    if (rc == SP_OK && d) rc = typed(out, d, "summary");
+    if (rc == SP_OK && d) rc = sample(out, d, "_sum", atomic_load(&s->call_ms[m]));
+    if (rc == SP_OK && d) rc = sample(out, d, "_count", calls);
+  }
+  if (rc == SP_OK) rc = counter(out, "flight_do_exchange_data_updates_sent", atomic_load(&s->exchange_updates));
+  if (rc == SP_OK) rc = counter(out, "flight_calls_rejected", atomic_load(&s->rejected));
+  return rc;
+}
+
 const char *sp_flight_endpoint(const sp_flight_server *s) {
   return s->endpoint;
 }
@@ -462,6 +522,9 @@ static sp_flight_server *server_new(sp_runtime *rt) {
   pthread_cond_init(&s->cv, NULL);
   pthread_mutex_init(&s->ps_mu, NULL);
   atomic_init(&s->writes, 0);
+  for (int m = 0; m < M_COUNT; m++) atomic_init(&s->calls[m], 0), atomic_init(&s->call_ms[m], 0);
+  atomic_init(&s->rejected, 0);
+  atomic_init(&s->exchange_updates, 0);
   /* gRPC binds with SO_REUSEPORT by default, so a second spiced would silently share the port: refuse. */
   grpc_arg arg[2] = {
       {.type = GRPC_ARG_INTEGER, .key = GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, .value.integer = -1},

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "server/http.h"
+#include "spice/buf.h"
 #include "spice/error.h"
 #include "spice/runtime.h"
 
@@ -21,6 +22,13 @@ typedef struct sp_flight_server sp_flight_server;
  * caller and freed with sp_flight_stop. */
 int sp_flight_start(sp_runtime *rt, sp_http_server *http, const char *addr, sp_flight_server **out,
                     sp_error *err);
+/* Appends the Flight metrics in Prometheus text format to *out, for the metrics endpoint (Spice's names,
+ * spice-compat §4.5): flight_<rpc>_requests counters for every RPC served, the duration summaries Spice has
+ * (flight_handshake_request_duration_ms, flight_get_flight_info_request_duration_ms, flight_do_put_duration_ms,
+ * flight_do_action_duration_ms, flight_list_actions_duration_ms: _sum in ms and _count),
+ * flight_do_exchange_data_updates_sent, and flight_calls_rejected (calls refused at the cap). Thread-safe;
+ * SP_ENOMEM only. */
+int sp_flight_metrics_render(sp_flight_server *s, sp_buf *out);
 /* The address served ("127.0.0.1:50051", the real port when 0 was asked; borrowed). */
 const char *sp_flight_endpoint(const sp_flight_server *s);
 /* Stops taking calls, lets the calls in flight finish for up to timeout_ms, then cancels the rest, waits for

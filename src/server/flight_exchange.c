@@ -95,6 +95,7 @@ static int subscribe(fl_call *c, const char *name, sp_error *err) {
     *seen = *now;
     rc = send_marker(c, now->rows, err);
     if (rc == SP_OK) rc = send_contents(c, now->name, false, err);
+    if (rc == SP_OK) atomic_fetch_add(&c->srv->exchange_updates, 1);
   }
   free(seen);
   free(now);

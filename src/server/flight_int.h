@@ -64,6 +64,10 @@ struct sp_flight_server {
   sp_http_config cfg; /* runtime.auth and the results cache settings, as the HTTP server reads them */
   sp_rcache *cache;   /* NULL when the results cache is off */
   atomic_uint_fast64_t writes; /* statements run here that may have written (cache generations) */
+  atomic_uint_fast64_t calls[M_COUNT];       /* metrics: calls served, by method */
+  atomic_uint_fast64_t call_ms[M_COUNT];     /* metrics: their total duration */
+  atomic_uint_fast64_t rejected;             /* metrics: calls refused at the cap */
+  atomic_uint_fast64_t exchange_updates;     /* metrics: DoExchange updates sent */
   pthread_mutex_t ps_mu;      /* prepared statements */
   fl_prepared *prepared;      /* a list, newest first */
   size_t n_prepared;
