@@ -416,6 +416,11 @@ static int pga_open(sp_accelerator *self, sp_accel_state *state, sp_error *err) 
   pga_accel *a = (pga_accel *)self;
   memset(state, 0, sizeof *state);
   state->rows = state->last_refresh_ms = -1;
+  /* The source's fallback scan would take the name this engine serves the dataset under. */
+  const char *ozr = self->dataset->acceleration.on_zero_results;
+  if (ozr && strcasecmp(ozr, "use_source") == 0)
+    return sp_fail(err, SP_EINVAL, "dataset \"%s\": on_zero_results: use_source is not supported by the postgres engine "
+                   "(use return_empty, or another engine)", ds_name(a));
   pthread_mutex_init(&a->write_lock, NULL);
   pthread_mutex_init(&a->lock, NULL);
   int rc = names_init(a, err);

@@ -149,10 +149,14 @@ datasets:
     name: shared
 ${accel('postgres', pg)}  - from: file:up.csv
     name: up
-${accel('postgres', pg, '      refresh_mode: append\n      primary_key: id\n      on_conflict:\n        id: upsert\n')}`;
+${accel('postgres', pg, '      refresh_mode: append\n      primary_key: id\n      on_conflict:\n        id: upsert\n')}  - from: file:ret.csv
+    name: ret
+    time_column: ts
+${accel('postgres', pg, '      retention_check_enabled: true\n      retention_period: 1d\n      retention_check_interval: 1s\n')}`;
   const up1 = 'id,v,label\n1,10,one\n2,20,two\n3,30,three\n3,31,three again\n';
   const up2 = 'id,v,label\n2,200,TWO\n3,300,\n4,400,four\n4,401,four again\n';
-  const one = makeFolder({ 'spicepod.yaml': pod, 'items.csv': itemsCsv(3000), 'up.csv': up1 });
+  const ret = 'id,ts\n1,2001-01-01 00:00:00\n2,2099-01-01 00:00:00\n3,2002-06-01 12:00:00\n4,2098-01-01 00:00:00\n';
+  const one = makeFolder({ 'spicepod.yaml': pod, 'items.csv': itemsCsv(3000), 'up.csv': up1, 'ret.csv': ret });
   const two = makeFolder({ 'spicepod.yaml': pod });
   let rt1 = await startSpicedIn(one);
   let rt2;
@@ -167,6 +171,12 @@ ${accel('postgres', pg, '      refresh_mode: append\n      primary_key: id\n    
       { timeoutMs: 30000 });
     assert.deepEqual(await rt1.rows('SELECT id, v, label FROM up ORDER BY id'),
       [{ id: 1, v: 10, label: 'one' }, { id: 2, v: 200, label: 'TWO' }, { id: 3, v: 300, label: null }, { id: 4, v: 401, label: 'four again' }]);
+
+    // Retention deletes the old rows in PostgreSQL.
+    await waitUntil('retention applied', () => rt1.rows('SELECT id FROM ret ORDER BY id'), (r) => r.length === 2, { timeoutMs: 30000 });
+    assert.deepEqual(await rt1.rows('SELECT id FROM ret ORDER BY id'), [{ id: 2 }, { id: 4 }]);
+    assert.match(pg.log(), /DELETE FROM "public"\."ret" WHERE \("ts" < '/);
+    assert.equal(pg.psql("SELECT rows FROM spice_sys_dataset_checkpoint WHERE dataset_name = 'ret'").trim(), '2');
 
     // Restart with the source file gone: the copy in PostgreSQL is served at once.
     await rt1.stop();
