@@ -91,7 +91,9 @@ static int init_writer(sq_file *f, sp_error *err) {
   SP_TRY(open_conn(f, &f->writer, err));
   char *msg = NULL;
   int rc = sqlite3_exec(f->writer,
-                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; CREATE TABLE IF NOT EXISTS " SQ_CHECKPOINT
+                        /* A refresh writes the whole table into the WAL: keep at most 64 MiB of it after a checkpoint. */
+                        "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA journal_size_limit=67108864; "
+                        "CREATE TABLE IF NOT EXISTS " SQ_CHECKPOINT
                         " (dataset_name TEXT PRIMARY KEY, rows INTEGER, refreshed_at_ms INTEGER, schema TEXT, stream_position TEXT)",
                         NULL, NULL, &msg);
   /* Files written before change streams have no stream_position: added (an error says it exists already). */
