@@ -5,9 +5,9 @@
  * (secrets: `${secrets:…}` or the secret stores), a deadline per request from `client_timeout`.
  *
  * Each read downloads the body with libcurl into a private temporary folder and hands it to the file
- * connector (one reader of every format, with projection and refresh_sql at the read); the folder is removed
- * when the read's stream is released. Nothing is cached between reads: a federated query fetches the file
- * again (docs/connectors/http.md says so).
+ * connector (one reader of every format, with projection, pushed conditions and refresh_sql at the read). The
+ * last download is kept (refcounted) and revalidated with If-None-Match / If-Modified-Since by the next read,
+ * so an unchanged file is not fetched again.
  */
 #include <stdio.h>
 #include <string.h>

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * Internal helpers of the connectors that fetch their data over the network (http, https, s3): a libcurl
- * GET into a file or a buffer with errors that name the URL (never a credential), a private temporary
- * folder per read, and the read of what was downloaded through the file connector itself (one reader of
- * Parquet/CSV/JSON for the whole runtime). The stream wrapper that runs a clean-up once a stream is released
+ * GET (or several at once) into a file or a buffer with errors that name the URL (never a credential),
+ * refcounted downloads in private temporary folders with a one-entry cache for revalidation, and the read of
+ * what was downloaded through the file connector itself (one reader of Parquet/CSV/JSON for the runtime). The stream wrapper that runs a clean-up once a stream is released
  * is also used by the duckdb connector.
  */
 #ifndef SPICE_CONNECTORS_HTTP_UTIL_H

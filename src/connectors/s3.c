@@ -6,8 +6,9 @@
  * unsigned (s3_auth: public); s3_endpoint points at any S3-compatible server (path-style URLs).
  *
  * A prefix is listed with ListObjectsV2, page by page (s3_list.c parses the XML). The objects are downloaded
- * into a private temporary folder, keeping their relative keys as paths, and read by the file connector; the
- * folder is removed when the read's stream is released. Whole objects are fetched: no ranged GETs yet
+ * (8 at a time) into a private temporary folder, keeping their relative keys as paths, and read by the file
+ * connector. The last download is kept: an unchanged listing (keys, ETags, sizes) reuses it, a changed one
+ * links the unchanged objects and fetches the rest. Whole objects are fetched: no ranged GETs yet
  * (docs/connectors/s3.md lists this as a known limit).
  */
 #include <errno.h>
