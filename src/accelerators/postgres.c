@@ -60,6 +60,7 @@ typedef struct pga_accel {
   long long lock_key;    /* advisory lock of this table's writers */
   pthread_mutex_t write_lock; /* one write at a time; guards writer */
   PGconn *writer;
+  int prepared;          /* the checkpoint table was checked on this writer */
   pthread_mutex_t lock;  /* guards reader and signature */
   pga_reader *reader;
   char *signature;       /* the reader's columns ("name type," …): a new reader only when they change */
@@ -162,6 +163,7 @@ static int writer_get(pga_accel *a, PGconn **out, sp_error *err) {
   }
   if (a->writer == NULL) {
     sp_connector proto = proto_of(a);
+    a->prepared = 0;
     SP_TRY(sp_pg_connect(&proto, &a->writer, err));
   }
   *out = a->writer;
@@ -431,6 +433,7 @@ static int pga_open(sp_accelerator *self, sp_accel_state *state, sp_error *err) 
     return SP_OK;
   }
   if (rc == SP_OK) rc = ensure_checkpoint(a, pq, err);
+  a->prepared = rc == SP_OK;
   if (rc == SP_OK) rc = read_state(a, pq, state, err);
   if (rc == SP_OK && state->has_data) rc = reader_refresh(a, err);
   if (rc != SP_OK) {
@@ -513,7 +516,8 @@ static int load_prepare(pga_accel *a, sp_data_update *u, pga_load *l, sp_error *
 }
 
 /* COPY the load's rows into `relation` (FREEZE when it was created in this transaction). */
-static int copy_rows(pga_accel *a, PGconn *pq, pga_load *l, const char *relation, int freeze, sp_error *err) {
+static int copy_rows(pga_accel *a, PGconn *pq, pga_load *l, const char *relation, int freeze, int64_t *out_rows,
+                     sp_error *err) {
   const char **names = calloc(l->n, sizeof *names), **quoted = calloc(l->n, sizeof *quoted);
   pgc_type *types = calloc(l->n, sizeof *types);
   int rc = names && quoted && types ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
@@ -524,29 +528,58 @@ static int copy_rows(pga_accel *a, PGconn *pq, pga_load *l, const char *relation
   }
   pgw_target t = {.relation = relation, .display = relation, .dataset = ds_name(a), .names = names, .quoted = quoted,
                   .types = types, .n = l->n, .freeze = freeze};
-  if (rc == SP_OK) rc = pgw_copy_in(pq, &t, &l->stream, NULL, err);
+  if (rc == SP_OK) rc = pgw_copy_in(pq, &t, &l->stream, out_rows, err);
   free(names);
   free(quoted);
   free(types);
   return rc;
 }
 
-/* The checkpoint row: rows now in the table, the time (kept when keep_time), the change stream position. */
-static int write_checkpoint(pga_accel *a, PGconn *pq, const char *position, int keep_time, int64_t *rows, sp_error *err) {
-  char sql[1600], at[32];
+/* How a write changed the table's row count. */
+typedef struct pga_count {
+  int absolute;  /* value is the count (a new table); else the change to the stored count */
+  int64_t value;
+  int retention; /* a deletion for retention: the refresh time and the stream position stay */
+} pga_count;
+
+/* The checkpoint row: the rows now in the table (*rows), the refresh time, the change stream position. A change
+ * is applied to the stored count; without one (an older table) the table is counted. */
+static int write_checkpoint(pga_accel *a, PGconn *pq, const char *position, pga_count c, int64_t *rows, sp_error *err) {
+  char sql[1600], value[32], at[32];
   PGresult *r = NULL;
-  snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", a->relation);
-  SP_TRY(run_params(pq, sql, 0, NULL, &r, err));
-  *rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-  PQclear(r);
-  char count[32];
-  snprintf(count, sizeof count, "%lld", (long long)*rows);
+  snprintf(value, sizeof value, "%lld", (long long)c.value);
   snprintf(at, sizeof at, "%lld", (long long)now_ms());
-  const char *args[4] = {ds_name(a), count, at, position};
-  snprintf(sql, sizeof sql, "INSERT INTO %s AS c VALUES ($1, $2, $3, $4) ON CONFLICT (dataset_name) DO UPDATE SET "
-           "rows = EXCLUDED.rows, refreshed_at_ms = %s, stream_position = EXCLUDED.stream_position", a->checkpoint,
-           keep_time ? "c.refreshed_at_ms" : "EXCLUDED.refreshed_at_ms");
-  return run_params(pq, sql, 4, args, NULL, err);
+  const char *args[5] = {ds_name(a), value, at, position, c.retention ? "true" : "false"};
+  if (!c.absolute) {
+    snprintf(sql, sizeof sql, "UPDATE %s SET rows = rows + $2::bigint, refreshed_at_ms = CASE WHEN $5::boolean THEN "
+             "refreshed_at_ms ELSE $3::bigint END, stream_position = CASE WHEN $5::boolean THEN stream_position ELSE "
+             "$4::text END WHERE dataset_name = $1 AND rows IS NOT NULL RETURNING rows", a->checkpoint);
+    SP_TRY(run_params(pq, sql, 5, args, &r, err));
+    int found = PQntuples(r) == 1;
+    if (found) *rows = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if (found) return SP_OK;
+    snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", a->relation);
+    SP_TRY(run_params(pq, sql, 0, NULL, &r, err));
+    snprintf(value, sizeof value, "%s", PQgetvalue(r, 0, 0));
+    PQclear(r);
+  }
+  *rows = strtoll(value, NULL, 10);
+  snprintf(sql, sizeof sql, "INSERT INTO %s AS c VALUES ($1, $2::bigint, $3::bigint, $4::text) ON CONFLICT (dataset_name) "
+           "DO UPDATE SET rows = EXCLUDED.rows, refreshed_at_ms = CASE WHEN $5::boolean THEN c.refreshed_at_ms ELSE "
+           "EXCLUDED.refreshed_at_ms END, stream_position = CASE WHEN $5::boolean THEN c.stream_position ELSE "
+           "EXCLUDED.stream_position END", a->checkpoint);
+  return run_params(pq, sql, 5, args, NULL, err);
+}
+
+/* Runs a DELETE or INSERT and gives the rows it touched. */
+static int run_count(PGconn *pq, const char *sql, int64_t *n, sp_error *err) {
+  PGresult *r = NULL;
+  SP_TRY(run_params(pq, sql, 0, NULL, &r, err));
+  const char *t = PQntuples(r) == 1 && PQnfields(r) == 1 ? PQgetvalue(r, 0, 0) : PQcmdTuples(r);
+  *n = strtoll(t, NULL, 10);
+  PQclear(r);
+  return SP_OK;
 }
 
 /* The quoted primary key and the other on_conflict targets: keys[0] = primary key (or NULL), then one UNIQUE per
@@ -592,8 +625,8 @@ static int create_indexes(pga_accel *a, PGconn *pq, const pga_load *l, sp_error 
 }
 
 /* Full refresh: staging table, COPY FREEZE, drop, rename, indexes, checkpoint — one transaction. */
-static int write_overwrite(pga_accel *a, PGconn *pq, pga_load *l, const char *position, int keep_time, int64_t *rows,
-                           sp_error *err) {
+static int write_overwrite(pga_accel *a, PGconn *pq, pga_load *l, const char *position, int64_t *rows, sp_error *err) {
+  pga_count count = {.absolute = 1};
   char **keys = NULL;
   size_t n_keys = 0;
   int rc = table_keys(a, l, &keys, &n_keys, err);
@@ -602,7 +635,7 @@ static int write_overwrite(pga_accel *a, PGconn *pq, pga_load *l, const char *po
   if (rc == SP_OK) rc = begin(a, pq, err);
   if (rc == SP_OK) rc = runf(pq, "DROP TABLE IF EXISTS %s", a->staging, err);
   if (rc == SP_OK) rc = run(pq, create, err);
-  if (rc == SP_OK) rc = copy_rows(a, pq, l, a->staging, 1, err);
+  if (rc == SP_OK) rc = copy_rows(a, pq, l, a->staging, 1, &count.value, err);
   if (rc == SP_OK) rc = runf(pq, "DROP TABLE IF EXISTS %s", a->relation, err);
   if (rc == SP_OK) {
     size_t n = strlen(a->staging) + strlen(a->table_name) + 32;
@@ -612,7 +645,7 @@ static int write_overwrite(pga_accel *a, PGconn *pq, pga_load *l, const char *po
     free(sql);
   }
   if (rc == SP_OK) rc = create_indexes(a, pq, l, err);
-  if (rc == SP_OK) rc = write_checkpoint(a, pq, position, keep_time, rows, err);
+  if (rc == SP_OK) rc = write_checkpoint(a, pq, position, count, rows, err);
   if (rc == SP_OK) rc = run(pq, "COMMIT", err);
   free(create);
   keys_free(keys, n_keys);
@@ -652,17 +685,25 @@ static int write_append(pga_accel *a, PGconn *pq, pga_load *l, int64_t *rows, sp
       char *on = strstr(insert, " ON CONFLICT ()");
       if (on) snprintf(on, strlen(on) + 1, " ON CONFLICT DO NOTHING");
     }
+    if (insert) { /* only rows that are new change the count: an update's row version has its xmax set */
+      size_t n = strlen(insert) + 128;
+      char *counted = malloc(n);
+      if (counted) snprintf(counted, n, "WITH ins AS (%s RETURNING (xmax = 0) AS fresh) SELECT count(*) FILTER (WHERE fresh) FROM ins", insert);
+      free(insert);
+      insert = counted;
+    }
     if (create == NULL || insert == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
   }
+  pga_count count = {0};
   if (rc == SP_OK) rc = begin(a, pq, err);
   if (rc == SP_OK && action) {
     rc = run(pq, create, err);
-    if (rc == SP_OK) rc = copy_rows(a, pq, l, "spice_load", 0, err);
-    if (rc == SP_OK) rc = run(pq, insert, err);
+    if (rc == SP_OK) rc = copy_rows(a, pq, l, "spice_load", 0, NULL, err);
+    if (rc == SP_OK) rc = run_count(pq, insert, &count.value, err);
   } else if (rc == SP_OK) {
-    rc = copy_rows(a, pq, l, a->relation, 0, err);
+    rc = copy_rows(a, pq, l, a->relation, 0, &count.value, err);
   }
-  if (rc == SP_OK) rc = write_checkpoint(a, pq, NULL, 0, rows, err);
+  if (rc == SP_OK) rc = write_checkpoint(a, pq, NULL, count, rows, err);
   if (rc == SP_OK) rc = run(pq, "COMMIT", err);
   free(target);
   free(create);
@@ -700,10 +741,11 @@ static int write_changes(pga_accel *a, PGconn *pq, sp_data_update *u, pga_load *
   if (n && (del = malloc(n)) != NULL) snprintf(del, n, "DELETE FROM %s AS t USING spice_changes AS c WHERE %s", a->relation, match);
   int rc = create && insert && del ? begin(a, pq, err) : sp_fail(err, SP_ENOMEM, "out of memory");
   if (rc == SP_OK) rc = run(pq, create, err);
-  if (rc == SP_OK) rc = copy_rows(a, pq, l, "spice_changes", 0, err);
-  if (rc == SP_OK) rc = run(pq, del, err);
-  if (rc == SP_OK) rc = run(pq, insert, err);
-  if (rc == SP_OK) rc = write_checkpoint(a, pq, u->position, 0, rows, err);
+  int64_t deleted = 0, inserted = 0;
+  if (rc == SP_OK) rc = copy_rows(a, pq, l, "spice_changes", 0, NULL, err);
+  if (rc == SP_OK) rc = run_count(pq, del, &deleted, err);
+  if (rc == SP_OK) rc = run_count(pq, insert, &inserted, err);
+  if (rc == SP_OK) rc = write_checkpoint(a, pq, u->position, (pga_count){.value = inserted - deleted}, rows, err);
   if (rc == SP_OK) rc = run(pq, "COMMIT", err);
   free(create);
   free(insert);
@@ -722,30 +764,33 @@ static int table_exists(pga_accel *a, PGconn *pq, int *exists, sp_error *err) {
 }
 
 /* One write on the write connection, in its own transaction. Caller holds write_lock. */
-static int write_update(pga_accel *a, sp_data_update *u, pga_load *l, int keep_time, int64_t *rows, sp_error *err) {
+static int write_update(pga_accel *a, sp_data_update *u, pga_load *l, int64_t *rows, sp_error *err) {
   PGconn *pq;
   int exists = 0;
   SP_TRY(writer_get(a, &pq, err));
-  int rc = ensure_checkpoint(a, pq, err);
+  int rc = a->prepared ? SP_OK : ensure_checkpoint(a, pq, err);
+  a->prepared = rc == SP_OK;
   if (rc == SP_OK && u->type != SP_UPDATE_OVERWRITE) rc = table_exists(a, pq, &exists, err);
   if (rc != SP_OK) return rc;
   if (u->type == SP_UPDATE_CHANGES && exists) rc = write_changes(a, pq, u, l, rows, err);
   else if (u->type == SP_UPDATE_CHANGES) rc = sp_fail(err, SP_EINVAL, "dataset \"%s\": changes arrived before a full load", ds_name(a));
   else if (u->type == SP_UPDATE_APPEND && exists) rc = write_append(a, pq, l, rows, err);
-  else rc = write_overwrite(a, pq, l, u->position, keep_time, rows, err);
+  else rc = write_overwrite(a, pq, l, u->position, rows, err);
   if (rc != SP_OK) rollback(pq);
   return rc;
 }
 
-static int add_data(pga_accel *a, sp_data_update *u, int keep_time, int64_t *out_rows, sp_error *err) {
+static int add_data(pga_accel *a, sp_data_update *u, int64_t *out_rows, sp_error *err) {
   pga_load l;
   int64_t rows = -1;
   pthread_mutex_lock(&a->write_lock);
   int rc = load_prepare(a, u, &l, err);
-  if (rc == SP_OK) rc = write_update(a, u, &l, keep_time, &rows, err);
+  sp_update_type type = u->type;
+  if (rc == SP_OK) rc = write_update(a, u, &l, &rows, err);
   load_free(a, &l);
   pthread_mutex_unlock(&a->write_lock);
-  if (rc == SP_OK) rc = reader_refresh(a, err);
+  /* Only a new table can have other columns. */
+  if (rc == SP_OK && (type == SP_UPDATE_OVERWRITE || a->signature == NULL)) rc = reader_refresh(a, err);
   if (rc != SP_OK) {
     if (rc != SP_ENOTSUP && rc != SP_EINVAL) sp_error_prefix(err, "could not write dataset \"%s\" into postgres table %s", ds_name(a), a->relation ? a->relation : "");
     return rc;
@@ -760,7 +805,7 @@ static int pga_add_data(sp_accelerator *self, sp_data_update *u, int64_t *out_ro
     sp_stream_release(&u->stream);
     return sp_fail(err, SP_EINTERNAL, "postgres accelerator of dataset \"%s\" is not open", ds_name(a));
   }
-  return add_data(a, u, 0, out_rows, err);
+  return add_data(a, u, out_rows, err);
 }
 
 /* ---- Retention, position, table ------------------------------------------------------------------------------------ */
@@ -787,17 +832,16 @@ static int pga_delete_where(sp_accelerator *self, const char *condition, int64_t
   if (rc == SP_OK) snprintf(del, n, "DELETE FROM %s WHERE %s", a->relation, *where ? where : "true");
   pthread_mutex_lock(&a->write_lock);
   PGconn *pq = NULL;
-  PGresult *res = NULL;
   int64_t rows = 0;
   if (rc == SP_OK) rc = writer_get(a, &pq, err);
   if (rc == SP_OK) rc = begin(a, pq, err);
-  if (rc == SP_OK) rc = run_params(pq, del, 0, NULL, &res, err);
-  if (rc == SP_OK) rc = write_checkpoint(a, pq, NULL, 1, &rows, err);
+  int64_t deleted = 0;
+  if (rc == SP_OK) rc = run_count(pq, del, &deleted, err);
+  if (rc == SP_OK) rc = write_checkpoint(a, pq, NULL, (pga_count){.value = -deleted, .retention = 1}, &rows, err);
   if (rc == SP_OK) rc = run(pq, "COMMIT", err);
   if (rc != SP_OK && pq) rollback(pq);
   pthread_mutex_unlock(&a->write_lock);
-  if (rc == SP_OK && out_deleted) *out_deleted = strtoll(PQcmdTuples(res), NULL, 10);
-  PQclear(res);
+  if (rc == SP_OK && out_deleted) *out_deleted = deleted;
   free(name);
   free(query);
   free(where);

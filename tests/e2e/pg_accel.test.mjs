@@ -171,6 +171,8 @@ ${accel('postgres', pg, '      retention_check_enabled: true\n      retention_pe
       { timeoutMs: 30000 });
     assert.deepEqual(await rt1.rows('SELECT id, v, label FROM up ORDER BY id'),
       [{ id: 1, v: 10, label: 'one' }, { id: 2, v: 200, label: 'TWO' }, { id: 3, v: 300, label: null }, { id: 4, v: 401, label: 'four again' }]);
+    // The checkpoint counts only the new rows of an upsert.
+    assert.equal(pg.psql("SELECT rows FROM spice_sys_dataset_checkpoint WHERE dataset_name = 'up'").trim(), '4');
 
     // Retention deletes the old rows in PostgreSQL.
     await waitUntil('retention applied', () => rt1.rows('SELECT id FROM ret ORDER BY id'), (r) => r.length === 2, { timeoutMs: 30000 });
@@ -240,12 +242,16 @@ ${indent(params, 8)}
     await copyEqualsSource(rt);
     assert.match(pg.psql("SELECT stream_position FROM acc.spice_sys_dataset_checkpoint WHERE dataset_name = 'items'"), /^[0-9A-F]+\/[0-9A-F]+/);
     assert.equal(pg.psql('SELECT count(*) FROM acc.items').trim(), pg.psql('SELECT count(*) FROM items').trim());
+    assert.equal(pg.psql("SELECT rows FROM acc.spice_sys_dataset_checkpoint WHERE dataset_name = 'items'").trim(),
+      pg.psql('SELECT count(*) FROM items').trim());
     // Stopped, changed meanwhile, started again: the stream resumes from the stored position.
     await rt.stop();
     await writer.query("DELETE FROM items WHERE id < 20; UPDATE items SET name = 'later' WHERE id = 1001;");
     rt = await startSpicedIn(dir);
     await copyEqualsSource(rt);
     assert.equal(pg.psql('SELECT count(*) - count(DISTINCT id) FROM acc.items').trim(), '0');
+    await waitUntil('the checkpoint count equal to the table', () => pg.psql("SELECT rows FROM acc.spice_sys_dataset_checkpoint WHERE dataset_name = 'items'").trim(),
+      (n) => n === pg.psql('SELECT count(*) FROM items').trim());
   } finally {
     await rt.stop();
     await writer.close();
