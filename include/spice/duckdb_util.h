@@ -15,9 +15,14 @@
  * the connection (closed on release). On success *out is owned by the caller. */
 int sp_duckdb_stream(duckdb_database db, const char *sql, struct ArrowArrayStream *out, sp_error *err);
 
-/* DuckDB's JSON AST of `sql` (json_serialize_sql, nulls and empties skipped), from a process-wide database
- * that only parses. `what` names the text in messages ("the refresh_sql of dataset \"x\""). *out is malloc'd,
- * owned by the caller. Thread-safe. */
+/* DuckDB writes an unknown query_location as 2^64-1, which jansson (int64) rejects; it only positions error
+ * messages, so this rewrites it to 0 in place (the JSON only gets shorter). Inside JSON strings quotes are
+ * escaped, so the pattern cannot match user text. */
+void sp_duckdb_json_zero_unknown_locations(char *json);
+
+/* DuckDB's JSON AST of `sql` (json_serialize_sql, nulls and empties skipped, unknown locations zeroed), from a
+ * process-wide database that only parses. `what` names the text in messages ("the refresh_sql of dataset
+ * \"x\""). *out is malloc'd, owned by the caller. Thread-safe. */
 int sp_duckdb_serialize_sql(const char *sql, const char *what, char **out, sp_error *err);
 
 #endif

@@ -81,6 +81,10 @@ void sp_params_free(sp_params *p);
 int sp_params_validate(const sp_param_spec *specs, const char *prefix, const sp_params *raw, sp_secrets *secrets,
                        const char *what, sp_params *out, sp_error *err);
 
+/* True for param keys whose values are passwords, keys or tokens (pg_pass, s3_secret, spiceai_api_key): their
+ * values are registered with sp_log_redact. */
+bool sp_param_is_password(const char *key);
+
 /* Parses a Spice duration ("10s", "5m", "1h", "2d", "1w", "250ms", "1h30m") into milliseconds.
  * Returns SP_EINVAL for anything else. */
 int sp_duration_parse(const char *s, int64_t *out_ms, sp_error *err);

@@ -44,7 +44,7 @@ static void sb_add(sbuf *b, const char *t) {
 static int refuse(sp_error *err, const pgf_ctx *cx, const char *what) {
   return sp_fail(err, SP_ENOTSUP,
                  "refresh_sql of dataset \"%s\" cannot be pushed to postgres (%s); supported: SELECT * FROM %s WHERE "
-                 "<column> <op> <constant> combined with AND, OR, NOT, IS [NOT] NULL",
+                 "<column> <op> <constant>, [NOT] IN, BETWEEN, combined with AND, OR, NOT, IS [NOT] NULL",
                  cx->dataset, what, cx->dataset);
 }
 
@@ -67,7 +67,7 @@ static const char *str_of(json_t *o, const char *key) {
 
 static int emit_expr(json_t *e, const pgf_ctx *cx, sbuf *b, int depth, sp_error *err);
 
-static int emit_column(json_t *e, const pgf_ctx *cx, sbuf *b, sp_error *err) {
+static int emit_column(json_t *e, const pgf_ctx *cx, int ordered, sbuf *b, sp_error *err) {
   static const char *const keys[] = {"class", "type", "query_location", "column_names", NULL};
   json_t *names = json_object_get(e, "column_names");
   if (!only_keys(e, keys) || !json_is_array(names) || json_array_size(names) < 1 || json_array_size(names) > 2)
@@ -77,7 +77,8 @@ static int emit_column(json_t *e, const pgf_ctx *cx, sbuf *b, sp_error *err) {
     const char *tbl = json_string_value(json_array_get(names, 0));
     if (tbl == NULL || strcasecmp(tbl, cx->dataset) != 0) return refuse(err, cx, "a column of another table");
   }
-  char *q = name ? cx->column(cx->ctx, name) : NULL;
+  char *(*quote)(void *, const char *) = ordered && cx->ordered_column ? cx->ordered_column : cx->column;
+  char *q = name ? quote(cx->ctx, name) : NULL;
   if (q == NULL) {
     char what[300];
     snprintf(what, sizeof what, "column \"%s\" is unknown or cannot be compared at the server", name ? name : "?");
@@ -149,11 +150,30 @@ static const char *comparison_op(const char *type) {
   return NULL;
 }
 
-/* A comparison operand: a column or a constant. */
-static int emit_operand(json_t *e, const pgf_ctx *cx, sbuf *b, sp_error *err) {
+/* DATE '…' and TIMESTAMP '…': DuckDB parses them as a cast of a string constant. */
+static int emit_typed_constant(json_t *e, const pgf_ctx *cx, sbuf *b, sp_error *err) {
+  static const char *const keys[] = {"class", "type", "query_location", "child", "cast_type", "try_cast", NULL};
+  static const char *const vkeys[] = {"type", "is_null", "value", NULL};
+  json_t *child = json_object_get(e, "child"), *v = json_object_get(child, "value");
+  const char *to = str_of(json_object_get(e, "cast_type"), "id");
+  if (!only_keys(e, keys) || json_is_true(json_object_get(e, "try_cast")) || cx->typed_literal == NULL ||
+      (strcmp(to, "DATE") != 0 && strcmp(to, "TIMESTAMP") != 0) || strcmp(str_of(child, "class"), "CONSTANT") != 0 ||
+      !json_is_object(v) || !only_keys(v, vkeys) || strcmp(str_of(json_object_get(v, "type"), "id"), "VARCHAR") != 0 ||
+      !json_is_string(json_object_get(v, "value")))
+    return refuse(err, cx, "a cast it does not understand");
+  char *lit = cx->typed_literal(cx->ctx, to, json_string_value(json_object_get(v, "value")));
+  if (lit == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  sb_add(b, lit);
+  free(lit);
+  return SP_OK;
+}
+
+/* A comparison operand: a column or a constant; `ordered` for <, <=, >, >= and BETWEEN. */
+static int emit_operand(json_t *e, const pgf_ctx *cx, int ordered, sbuf *b, sp_error *err) {
   const char *cls = str_of(e, "class");
-  if (strcmp(cls, "COLUMN_REF") == 0) return emit_column(e, cx, b, err);
+  if (strcmp(cls, "COLUMN_REF") == 0) return emit_column(e, cx, ordered, b, err);
   if (strcmp(cls, "CONSTANT") == 0) return emit_constant(e, cx, b, err);
+  if (strcmp(cls, "CAST") == 0) return emit_typed_constant(e, cx, b, err);
   char what[160];
   snprintf(what, sizeof what, "a %s where a column or a constant was expected", *cls ? cls : "?");
   return refuse(err, cx, what);
@@ -163,17 +183,51 @@ static int emit_comparison(json_t *e, const pgf_ctx *cx, sbuf *b, sp_error *err)
   static const char *const keys[] = {"class", "type", "query_location", "left", "right", NULL};
   const char *op = comparison_op(str_of(e, "type"));
   if (op == NULL || !only_keys(e, keys)) return refuse(err, cx, "a comparison it does not understand");
+  int ordered = strcmp(op, "=") != 0 && strcmp(op, "<>") != 0;
   sb_add(b, "(");
-  SP_TRY(emit_operand(json_object_get(e, "left"), cx, b, err));
+  SP_TRY(emit_operand(json_object_get(e, "left"), cx, ordered, b, err));
   sb_add(b, " ");
   sb_add(b, op);
   sb_add(b, " ");
-  SP_TRY(emit_operand(json_object_get(e, "right"), cx, b, err));
+  SP_TRY(emit_operand(json_object_get(e, "right"), cx, ordered, b, err));
   sb_add(b, ")");
   return SP_OK;
 }
 
-/* AND / OR over children, NOT / IS NULL / IS NOT NULL over one. */
+/* x BETWEEN lo AND hi: inclusive on both sides, in PostgreSQL, MySQL and SQLite as in DuckDB. */
+static int emit_between(json_t *e, const pgf_ctx *cx, sbuf *b, sp_error *err) {
+  static const char *const keys[] = {"class", "type", "query_location", "input", "lower", "upper", NULL};
+  if (strcmp(str_of(e, "type"), "COMPARE_BETWEEN") != 0 || !only_keys(e, keys))
+    return refuse(err, cx, "a BETWEEN it does not understand");
+  sb_add(b, "(");
+  SP_TRY(emit_operand(json_object_get(e, "input"), cx, 1, b, err));
+  sb_add(b, " BETWEEN ");
+  SP_TRY(emit_operand(json_object_get(e, "lower"), cx, 1, b, err));
+  sb_add(b, " AND ");
+  SP_TRY(emit_operand(json_object_get(e, "upper"), cx, 1, b, err));
+  sb_add(b, ")");
+  return SP_OK;
+}
+
+/* x [NOT] IN (a, b, …) over constants. */
+static int emit_in(json_t *kids, int negated, const pgf_ctx *cx, sbuf *b, sp_error *err) {
+  size_t n = json_array_size(kids);
+  if (n < 2) return refuse(err, cx, "an IN list it does not understand");
+  sb_add(b, "(");
+  SP_TRY(emit_operand(json_array_get(kids, 0), cx, 0, b, err));
+  sb_add(b, negated ? " NOT IN (" : " IN (");
+  for (size_t i = 1; i < n; i++) {
+    json_t *k = json_array_get(kids, i);
+    if (strcmp(str_of(k, "class"), "CONSTANT") != 0 && strcmp(str_of(k, "class"), "CAST") != 0)
+      return refuse(err, cx, "an IN list of something else than constants");
+    if (i > 1) sb_add(b, ", ");
+    SP_TRY(emit_operand(k, cx, 0, b, err));
+  }
+  sb_add(b, "))");
+  return SP_OK;
+}
+
+/* AND / OR over children, NOT / IS NULL / IS NOT NULL over one, [NOT] IN over a list. */
 static int emit_nary(json_t *e, const pgf_ctx *cx, sbuf *b, int depth, sp_error *err) {
   static const char *const keys[] = {"class", "type", "query_location", "children", NULL};
   const char *type = str_of(e, "type");
@@ -181,6 +235,8 @@ static int emit_nary(json_t *e, const pgf_ctx *cx, sbuf *b, int depth, sp_error 
   if (!only_keys(e, keys) || !json_is_array(kids) || json_array_size(kids) == 0)
     return refuse(err, cx, "an operator it does not understand");
   size_t n = json_array_size(kids);
+  if (strcmp(type, "COMPARE_IN") == 0 || strcmp(type, "COMPARE_NOT_IN") == 0)
+    return emit_in(kids, strcmp(type, "COMPARE_NOT_IN") == 0, cx, b, err);
   const char *sep = strcmp(type, "CONJUNCTION_AND") == 0 ? " AND " : strcmp(type, "CONJUNCTION_OR") == 0 ? " OR " : NULL;
   if (sep) {
     sb_add(b, "(");
@@ -206,7 +262,7 @@ static int emit_nary(json_t *e, const pgf_ctx *cx, sbuf *b, int depth, sp_error 
     return refuse(err, cx, what);
   }
   sb_add(b, "(");
-  SP_TRY(emit_operand(kid, cx, b, err));
+  SP_TRY(emit_operand(kid, cx, 0, b, err));
   sb_add(b, post);
   return SP_OK;
 }
@@ -217,7 +273,8 @@ static int emit_expr(json_t *e, const pgf_ctx *cx, sbuf *b, int depth, sp_error 
   const char *cls = str_of(e, "class");
   if (strcmp(cls, "COMPARISON") == 0) return emit_comparison(e, cx, b, err);
   if (strcmp(cls, "CONJUNCTION") == 0 || strcmp(cls, "OPERATOR") == 0) return emit_nary(e, cx, b, depth, err);
-  if (strcmp(cls, "COLUMN_REF") == 0) return emit_column(e, cx, b, err); /* a boolean column */
+  if (strcmp(cls, "BETWEEN") == 0) return emit_between(e, cx, b, err);
+  if (strcmp(cls, "COLUMN_REF") == 0) return emit_column(e, cx, 0, b, err); /* a boolean column */
   char what[160];
   snprintf(what, sizeof what, "a %s in the WHERE clause", *cls ? cls : "?");
   return refuse(err, cx, what);
@@ -243,7 +300,34 @@ static int check_select(json_t *node, const pgf_ctx *cx, sp_error *err) {
   return SP_OK;
 }
 
-int pgf_where(const char *json, const pgf_ctx *cx, char **out, sp_error *err) {
+/* The top-level conjuncts of where, each translated on its own; `some`: the ones that translate, joined by AND
+ * (those that do not stay with the engine); otherwise every one must translate. */
+static int emit_where(json_t *where, const pgf_ctx *cx, int some, sbuf *b, sp_error *err) {
+  json_t *kids = json_object_get(where, "children");
+  if (!some || strcmp(str_of(where, "type"), "CONJUNCTION_AND") != 0 || !json_is_array(kids)) {
+    int rc = emit_expr(where, cx, b, 0, err);
+    if (rc != SP_OK && some) {
+      b->n = 0;
+      b->s[0] = '\0';
+      return SP_OK;
+    }
+    return rc;
+  }
+  size_t kept = 0;
+  for (size_t i = 0; i < json_array_size(kids); i++) {
+    sbuf one = {0};
+    sp_error ignored = {0};
+    sb_add(&one, "");
+    if (emit_expr(json_array_get(kids, i), cx, &one, 1, &ignored) == SP_OK && !one.oom) {
+      sb_add(b, kept++ ? " AND " : "");
+      sb_add(b, one.s);
+    }
+    free(one.s);
+  }
+  return SP_OK;
+}
+
+static int translate(const char *json, const pgf_ctx *cx, int some, char **out, sp_error *err) {
   json_error_t je;
   json_t *root = json_loads(json, 0, &je);
   /* jansson refuses integers over int64, which DuckDB writes for some constructs (subquery limits): those are
@@ -263,11 +347,17 @@ int pgf_where(const char *json, const pgf_ctx *cx, char **out, sp_error *err) {
     sbuf b = {0};
     sb_add(&b, "");
     json_t *where = json_object_get(node, "where_clause");
-    if (rc == SP_OK && where) rc = emit_expr(where, cx, &b, 0, err);
+    if (rc == SP_OK && where) rc = emit_where(where, cx, some, &b, err);
     if (rc == SP_OK && b.oom) rc = sp_fail(err, SP_ENOMEM, "out of memory");
     if (rc == SP_OK) *out = b.s;
     else free(b.s);
   }
   json_decref(root);
   return rc;
+}
+
+int pgf_where(const char *json, const pgf_ctx *cx, char **out, sp_error *err) { return translate(json, cx, 0, out, err); }
+
+int pgf_where_some(const char *json, const pgf_ctx *cx, char **out, sp_error *err) {
+  return translate(json, cx, 1, out, err);
 }

@@ -725,20 +725,30 @@ static int collatable(const char *pg_type) {
   return 0;
 }
 
-static char *quote_column(void *ctx, const char *name) {
+static const pg_column *comparable_column(void *ctx, const char *name) {
   pg_conn *c = ((quote_ctx *)ctx)->c;
   const pg_column *hit = NULL;
   for (size_t i = 0; i < c->n_cols && hit == NULL; i++)
     if (strcmp(c->cols[i].name, name) == 0) hit = &c->cols[i];
   for (size_t i = 0; i < c->n_cols && hit == NULL; i++)
     if (strcasecmp(c->cols[i].name, name) == 0) hit = &c->cols[i];
-  if (hit == NULL || strstr(hit->expr, "::text") != NULL) return NULL;
-  if (!collatable(hit->pg_type)) return strdup(hit->expr);
-  /* The engine compares strings byte by byte; the server would use the column's collation (en_US sorts 'Banana'
-   * after 'apple'), and a row it filtered out could not come back. "C" compares bytes, as the engine does. */
-  size_t n = strlen(hit->expr) + sizeof " COLLATE \"C\"" + 2;
+  return hit == NULL || strstr(hit->expr, "::text") != NULL ? NULL : hit;
+}
+
+static char *quote_column(void *ctx, const char *name) {
+  const pg_column *col = comparable_column(ctx, name);
+  return col ? strdup(col->expr) : NULL;
+}
+
+/* For <, <=, >, >= and BETWEEN. The engine orders strings byte by byte; the server would use the column's
+ * collation (en_US sorts 'Banana' after 'apple'), and a row it filtered out could not come back. "C" orders
+ * bytes, as the engine does. (Equality needs no COLLATE: collations are deterministic, and indexes still apply.) */
+static char *quote_ordered_column(void *ctx, const char *name) {
+  const pg_column *col = comparable_column(ctx, name);
+  if (col == NULL || !collatable(col->pg_type)) return col ? strdup(col->expr) : NULL;
+  size_t n = strlen(col->expr) + sizeof " COLLATE \"C\"" + 2;
   char *out = malloc(n);
-  if (out) snprintf(out, n, "(%s COLLATE \"C\")", hit->expr);
+  if (out) snprintf(out, n, "(%s COLLATE \"C\")", col->expr);
   return out;
 }
 
@@ -749,15 +759,26 @@ static char *quote_literal(void *ctx, const char *s) {
   return d;
 }
 
+/* DATE '…' / TIMESTAMP '…' as '…'::date / '…'::timestamp (PostgreSQL parses the same ISO text). */
+static char *quote_typed_literal(void *ctx, const char *type, const char *s) {
+  char *lit = quote_literal(ctx, s);
+  size_t n = lit ? strlen(lit) + sizeof "::timestamp" : 0;
+  char *out = lit ? malloc(n) : NULL;
+  if (out) snprintf(out, n, "%s::%s", lit, strcmp(type, "DATE") == 0 ? "date" : "timestamp");
+  free(lit);
+  return out;
+}
+
 /* `SELECT * FROM <dataset> WHERE …` parsed by DuckDB and rebuilt as a PostgreSQL condition (pg_filter.c). */
-static int where_of(pg_conn *c, const char *query, char **where, sp_error *err) {
+static int where_of(pg_conn *c, const char *query, int some, char **where, sp_error *err) {
   char *json = NULL;
   SP_TRY(serialize_sql(c, query, &json, err));
   quote_ctx q = {.c = c};
   int pooled, rc = pool_get(c, &q.pq, &pooled, err);
   if (rc == SP_OK) {
-    pgf_ctx cx = {.dataset = c->base.dataset->name, .column = quote_column, .literal = quote_literal, .ctx = &q};
-    rc = pgf_where(json, &cx, where, err);
+    pgf_ctx cx = {.dataset = c->base.dataset->name, .column = quote_column, .literal = quote_literal, .ctx = &q,
+                  .typed_literal = quote_typed_literal, .ordered_column = quote_ordered_column};
+    rc = some ? pgf_where_some(json, &cx, where, err) : pgf_where(json, &cx, where, err);
     pool_put(c, q.pq);
   }
   free(json);
@@ -765,13 +786,13 @@ static int where_of(pg_conn *c, const char *query, char **where, sp_error *err) 
 }
 
 int sp_pg_where(sp_connector *c, const char *query, char **where, sp_error *err) {
-  return where_of((pg_conn *)c, query, where, err);
+  return where_of((pg_conn *)c, query, 0, where, err);
 }
 
 /* refresh_sql: it must run at the server, or the refresh fails. */
 static int refresh_query(pg_conn *c, const char *query, struct ArrowArrayStream *out, sp_error *err) {
   char *where = NULL;
-  int rc = where_of(c, query, &where, err);
+  int rc = where_of(c, query, 0, &where, err);
   size_t *idx = NULL;
   if (rc == SP_OK) rc = all_columns(c, &idx, err);
   if (rc == SP_OK) rc = open_stream(c, idx, c->n_cols, where, -1, out, err);
@@ -798,11 +819,11 @@ static int pg_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStr
       idx[i] = j;
     }
   }
-  /* Conditions of a federated query go to the server when they translate; otherwise they are left to the
-   * engine, which applies the whole WHERE clause anyway. */
+  /* The conditions of a federated query that translate go to the server; the others are left to the engine,
+   * which applies the whole WHERE clause anyway. */
   char *where = NULL;
   sp_error ferr = {0};
-  if (scan->filter_query && where_of(c, scan->filter_query, &where, &ferr) != SP_OK) {
+  if (scan->filter_query && where_of(c, scan->filter_query, 1, &where, &ferr) != SP_OK) {
     sp_log_debug("dataset \"%s\": filter not pushed to the server: %s", self->dataset->name, ferr.msg);
     free(where);
     where = NULL;

@@ -358,6 +358,15 @@ static void show_choices(const char *choices, char *buf, size_t n) {
   buf[len] = '\0';
 }
 
+bool sp_param_is_password(const char *key) {
+  /* Secret-capable params include user names and hosts (Spice lets them come from a secret store); only these
+   * hide their values in logs, or every message naming the user would be blanked. */
+  static const char *const words[] = {"pass", "secret", "token", "key", NULL};
+  for (int i = 0; words[i]; i++)
+    if (strstr(key, words[i])) return true;
+  return false;
+}
+
 /* Checks value against the spec's type; on success *canon is the value to store (borrowed from value or
  * buf). Secret values are never quoted back. */
 static int check_type(const sp_param_spec *sp, const char *key, const char *value, const char **canon, char *buf,
@@ -366,7 +375,7 @@ static int check_type(const sp_param_spec *sp, const char *key, const char *valu
   int64_t i;
   const char *expected = NULL;
   *canon = value;
-  if (secret) sp_log_redact(value);
+  if (secret && sp_param_is_password(key)) sp_log_redact(value);
   switch (sp->type) {
   case SP_PARAM_STRING: return SP_OK;
   case SP_PARAM_INT: expected = parse_int64(value, &i) == SP_OK ? NULL : "an integer"; break;
@@ -422,7 +431,7 @@ static int fill_one(const sp_param_spec *sp, const char *prefix, const sp_params
   if ((sp->flags & SP_PARAM_SECRET) && secrets != NULL) {
     char *v = sp_secrets_get(secrets, "secrets", key);
     if (v != NULL) {
-      sp_log_redact(v);
+      if (sp_param_is_password(key)) sp_log_redact(v);
       int rc = sp_params_set(out, key, v, 0, 0);
       free(v);
       return rc == SP_OK ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");

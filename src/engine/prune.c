@@ -17,6 +17,7 @@
 #include <jansson.h>
 
 #include "engine/engine_int.h"
+#include "spice/duckdb_util.h"
 #include "spice/sqltext.h"
 
 typedef struct prune_ctx {
@@ -316,18 +317,6 @@ static void drop_cte_names(prune_ctx *p, json_t *j) {
   }
 }
 
-/* DuckDB writes an unknown query_location as 2^64-1, which jansson (int64) rejects; it only positions error
- * messages, so it becomes 0. Inside JSON strings quotes are escaped, so the pattern cannot match user text. */
-static void unknown_locations_to_zero(char *json) {
-  static const char pat[] = "\"query_location\":18446744073709551615";
-  const size_t keep = sizeof "\"query_location\":" - 1, drop = sizeof pat - 1 - keep - 1;
-  for (char *p = strstr(json, pat); p; p = strstr(p, pat)) {
-    p += keep;
-    *p++ = '0';
-    memmove(p, p + drop, strlen(p + drop) + 1);
-  }
-}
-
 /* Copies the names of the registry entries that the query text mentions (a cheap filter before parsing). */
 static void collect_names(sp_slot *slots, const char *sql, char ***names, size_t *n) {
   for (sp_slot *s = slots; s; s = s->next) {
@@ -349,7 +338,7 @@ int sp_engine_prune_rewrite(sp_engine *e, duckdb_connection conn, const sp_query
   pthread_mutex_unlock(&e->lock);
   if (p.n_names == 0 && p.n_sources == 0) return 0;
   char *text = call_text_fn(conn, "json_serialize_sql", req->sql);
-  if (text) unknown_locations_to_zero(text);
+  if (text) sp_duckdb_json_zero_unknown_locations(text);
   json_t *ast = text ? json_loads(text, 0, NULL) : NULL;
   free(text);
   if (ast && !json_is_true(json_object_get(ast, "error"))) {
@@ -421,7 +410,7 @@ int sp_engine_fallback_rewrite(sp_engine *e, duckdb_connection conn, const char 
   }
   pthread_mutex_unlock(&e->lock);
   char *text = call_text_fn(conn, "json_serialize_sql", sql);
-  if (text) unknown_locations_to_zero(text);
+  if (text) sp_duckdb_json_zero_unknown_locations(text);
   json_t *ast = text ? json_loads(text, 0, NULL) : NULL;
   free(text);
   if (ast && !json_is_true(json_object_get(ast, "error"))) {

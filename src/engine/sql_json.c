@@ -25,6 +25,16 @@ static void parser_open(void) {
   duckdb_destroy_config(&cfg);
 }
 
+void sp_duckdb_json_zero_unknown_locations(char *json) {
+  static const char pat[] = "\"query_location\":18446744073709551615";
+  const size_t keep = sizeof "\"query_location\":" - 1, drop = sizeof pat - 1 - keep - 1;
+  for (char *p = strstr(json, pat); p; p = strstr(p, pat)) {
+    p += keep;
+    *p++ = '0';
+    memmove(p, p + drop, strlen(p + drop) + 1);
+  }
+}
+
 int sp_duckdb_serialize_sql(const char *sql, const char *what, char **out, sp_error *err) {
   pthread_once(&parser_once, parser_open);
   if (parser_db == NULL) return sp_fail(err, SP_EINTERNAL, "could not open a SQL parser for %s", what);
@@ -39,6 +49,7 @@ int sp_duckdb_serialize_sql(const char *sql, const char *what, char **out, sp_er
     char *v = duckdb_value_varchar(&res, 0, 0);
     *out = v ? strdup(v) : NULL;
     duckdb_free(v);
+    if (*out) sp_duckdb_json_zero_unknown_locations(*out);
     rc = *out ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
     duckdb_destroy_result(&res);
   } else {
