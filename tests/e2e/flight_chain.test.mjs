@@ -64,6 +64,10 @@ datasets:
     name: orders_fed
     params:
       flightsql_endpoint: ${endpoint}
+  - from: spice.ai/cities
+    name: cities_path
+    params:
+      spiceai_endpoint: ${endpoint}
 `;
 }
 
@@ -106,6 +110,8 @@ test("B's answers equal A's, accelerated and federated", { timeout: 60000 }, asy
   assert.equal(want.length, 5);
   assert.deepEqual(await rows(b, 'SELECT id, name, population, area FROM cities_acc ORDER BY id'), want);
   assert.deepEqual(await rows(b, 'SELECT id, name, population, area FROM cities_fed ORDER BY id'), want);
+  // `from: spice.ai/cities` (no ':') is the spice.ai connector too.
+  assert.deepEqual(await rows(b, 'SELECT id, name, population, area FROM cities_path ORDER BY id'), want);
   const q = (t) => `SELECT customer, count(*) AS n, sum(amount) AS total, min(placed) AS first FROM ${t}
                     WHERE id > 100 GROUP BY customer ORDER BY customer`;
   assert.deepEqual(await rows(b, q('orders_fed')), await rows(a, q('orders')));
