@@ -177,3 +177,21 @@ test('DoPut with a duplicate key fails with the source message and leaves both s
   assert.deepEqual(await query('SELECT count(*) AS n FROM items'), before);
   assert.equal(pgRows().find(([id]) => id === 8), undefined);
 });
+
+test('a DoPut cancelled mid-stream writes nothing and the server keeps serving', async () => {
+  const before = pgRows();
+  const t = tableFromArrays({ id: BigInt64Array.from([50n, 51n]), label: ['fifty', 'fifty-one'] });
+  const writer = new RecordBatchStreamWriter();
+  writer.write(t.batches[0]);
+  writer.finish();
+  const ipc = Buffer.from(writer.toUint8Array(true));
+  const len = ipc.readInt32LE(4); // the Schema message only: the batch never comes
+  await new Promise((resolve) => {
+    const call = raw.makeBidiStreamRequest(SERVICE + 'DoPut', identity, identity);
+    call.on('error', () => resolve());
+    call.on('end', () => resolve());
+    call.write(Buffer.concat([field(1, pathDescriptor('items')), field(2, ipc.subarray(8, 8 + len))]), () => call.cancel());
+  });
+  assert.deepEqual(pgRows(), before);
+  assert.deepEqual(await query('SELECT count(*) AS n FROM items WHERE id >= 50'), [{ n: 0n }]);
+});
