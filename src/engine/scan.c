@@ -67,7 +67,7 @@ static int null_array(const struct ArrowSchema *schema, int64_t len, struct Arro
   switch (t.type) {
   case SP_ARROW_NA: nbuf = 0; out->null_count = 0; break;
   case SP_ARROW_UTF8: case SP_ARROW_BINARY: case SP_ARROW_LARGE_UTF8: case SP_ARROW_LARGE_BINARY: nbuf = 3; break;
-  case SP_ARROW_UTF8_VIEW: case SP_ARROW_BINARY_VIEW: null_array_release(out); return -1;
+  case SP_ARROW_UTF8_VIEW: case SP_ARROW_BINARY_VIEW: nbuf = 3; break; /* validity, zeroed views, no variadic sizes */
   case SP_ARROW_STRUCT: nbuf = 1; nkids = (int)schema->n_children; kid_len = len; break;
   case SP_ARROW_LIST: case SP_ARROW_LARGE_LIST: case SP_ARROW_MAP: nbuf = 2; nkids = 1; kid_len = 0; break;
   case SP_ARROW_FIXED_LIST: nbuf = 1; nkids = 1; kid_len = len * t.byte_width; break;
