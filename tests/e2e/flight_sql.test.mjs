@@ -238,6 +238,29 @@ test('prepared statement: create (schemas), bind by DoPut, query, close', async 
   });
 });
 
+test('DoPut with malformed IPC or protobuf is INVALID_ARGUMENT and the server keeps serving', async () => {
+  const [res] = await doAction('CreatePreparedStatement', any('ActionCreatePreparedStatementRequest', field(1, 'SELECT $1 + 1 AS x')));
+  const handle = parse(parse(res)[2][0])[1][0];
+  const query = cmd(any('CommandPreparedStatementQuery', field(1, handle)));
+  const send = (msg) => new Promise((resolve, reject) => {
+    const call = raw.makeBidiStreamRequest(SERVICE + 'DoPut', identity, identity);
+    call.on('data', () => {});
+    call.on('error', reject);
+    call.on('end', resolve);
+    call.write(msg);
+    call.end();
+  });
+  // A data_header that is not an Arrow message flatbuffer.
+  await assert.rejects(send(Buffer.concat([field(1, query), field(2, Buffer.from('not a flatbuffer at all'))])),
+    { code: grpc.status.INVALID_ARGUMENT });
+  // A FlightData whose fields lie about their lengths.
+  await assert.rejects(send(Buffer.from([0x0a, 0x7f, 0x01])), { code: grpc.status.INVALID_ARGUMENT });
+  // No descriptor on the first message.
+  await assert.rejects(send(field(2, Buffer.alloc(8))), { code: grpc.status.INVALID_ARGUMENT });
+  await doPut(query, tableFromArrays({ $1: BigInt64Array.from([41n]) }));
+  assert.deepEqual(rows(await fetchTable(query)), [{ x: 42n }]);
+});
+
 test('prepared statement: bad SQL fails at CreatePreparedStatement', async () => {
   await assert.rejects(doAction('CreatePreparedStatement', any('ActionCreatePreparedStatementRequest', field(1, 'SELEC 1'))),
     (e) => e.code === grpc.status.INVALID_ARGUMENT && /syntax error/.test(e.details));
