@@ -54,6 +54,7 @@ typedef struct pga_accel {
   sp_dataset_spec spec;  /* the dataset as the internal connector sees it: path = the table */
   char *schema;          /* pg_schema, unquoted */
   char *relation;        /* "schema"."dataset" */
+  char *display;         /* schema.dataset, for messages */
   char *staging;         /* "schema"."<hash>__spice_staging" */
   char *table_name;      /* "dataset" */
   char *checkpoint;      /* "schema".spice_sys_dataset_checkpoint */
@@ -155,6 +156,11 @@ static sp_connector proto_of(pga_accel *a) {
   return proto;
 }
 
+static void quiet(void *arg, const char *message) {
+  (void)arg;
+  sp_log_debug("postgres accelerator: %s", message);
+}
+
 /* The write connection, made again when it was lost. Caller holds write_lock. */
 static int writer_get(pga_accel *a, PGconn **out, sp_error *err) {
   if (a->writer && PQstatus(a->writer) != CONNECTION_OK) {
@@ -165,6 +171,7 @@ static int writer_get(pga_accel *a, PGconn **out, sp_error *err) {
     sp_connector proto = proto_of(a);
     a->prepared = 0;
     SP_TRY(sp_pg_connect(&proto, &a->writer, err));
+    PQsetNoticeProcessor(a->writer, quiet, NULL); /* "table … does not exist, skipping" and the like */
   }
   *out = a->writer;
   return SP_OK;
@@ -347,6 +354,7 @@ static void pga_close(sp_accelerator *self) {
   free(a->signature);
   free(a->schema);
   free(a->relation);
+  free(a->display);
   free(a->staging);
   free(a->table_name);
   free(a->checkpoint);
@@ -382,12 +390,14 @@ static int names_init(pga_accel *a, sp_error *err) {
   a->lock_key = (long long)(h >> 1);
   a->schema = strdup(schema);
   a->relation = qualified(schema, ds_name(a));
+  size_t dn = strlen(schema) + strlen(ds_name(a)) + 2;
+  if ((a->display = malloc(dn)) != NULL) snprintf(a->display, dn, "%s.%s", schema, ds_name(a));
   a->staging = qualified(schema, staging);
   a->table_name = sqa_ident(ds_name(a));
   a->checkpoint = qualified(schema, PGA_CHECKPOINT);
   a->spec = *a->base.dataset;
   a->spec.path = a->relation ? strdup(a->relation) : NULL;
-  if (!a->schema || !a->relation || !a->staging || !a->table_name || !a->checkpoint || !a->spec.path)
+  if (!a->schema || !a->relation || !a->display || !a->staging || !a->table_name || !a->checkpoint || !a->spec.path)
     return sp_fail(err, SP_ENOMEM, "out of memory");
   return SP_OK;
 }
@@ -526,7 +536,7 @@ static int copy_rows(pga_accel *a, PGconn *pq, pga_load *l, const char *relation
     quoted[i] = l->cols[i].quoted;
     types[i] = l->cols[i].type;
   }
-  pgw_target t = {.relation = relation, .display = relation, .dataset = ds_name(a), .names = names, .quoted = quoted,
+  pgw_target t = {.relation = relation, .display = a->display, .dataset = ds_name(a), .names = names, .quoted = quoted,
                   .types = types, .n = l->n, .freeze = freeze};
   if (rc == SP_OK) rc = pgw_copy_in(pq, &t, &l->stream, out_rows, err);
   free(names);
@@ -792,7 +802,7 @@ static int add_data(pga_accel *a, sp_data_update *u, int64_t *out_rows, sp_error
   /* Only a new table can have other columns. */
   if (rc == SP_OK && (type == SP_UPDATE_OVERWRITE || a->signature == NULL)) rc = reader_refresh(a, err);
   if (rc != SP_OK) {
-    if (rc != SP_ENOTSUP && rc != SP_EINVAL) sp_error_prefix(err, "could not write dataset \"%s\" into postgres table %s", ds_name(a), a->relation ? a->relation : "");
+    if (rc != SP_ENOTSUP && rc != SP_EINVAL) sp_error_prefix(err, "could not write dataset \"%s\" into postgres table \"%s\"", ds_name(a), a->display ? a->display : "");
     return rc;
   }
   if (out_rows) *out_rows = rows;

@@ -259,3 +259,41 @@ ${indent(params, 8)}
     await pg.stop();
   }
 });
+
+test('an accelerator server that is down at start: spiced starts, and the dataset loads once it answers', { timeout: 120000 }, async () => {
+  const pg = await startPostgres();
+  pg.stopServer();
+  const dir = makeFolder({ 'items.csv': itemsCsv(100), 'strict.csv': 'id,v\n1,a\n2,b\n', 'spicepod.yaml': `version: v1
+kind: Spicepod
+name: later
+datasets:
+  - from: file:items.csv
+    name: later
+${accel('postgres', pg)}  - from: file:strict.csv
+    name: strict
+${accel('postgres', pg, '      primary_key: id\n')}` });
+  const rt = await startSpicedIn(dir, { ready: false });
+  try {
+    await waitUntil('the warning about the accelerator', async () => rt.log(), (l) => /could not connect to postgres server "127\.0\.0\.1:\d+" for dataset "later"/.test(l),
+      { timeoutMs: 30000 });
+    assert.notEqual((await datasetStatuses(rt)).later, 'Ready');
+    const r = await rt.sql('SELECT count(*) FROM later');
+    assert.notEqual(r.status, 200);
+    pg.start();
+    await waitUntil('later Ready once the server answers', () => datasetStatuses(rt), (s) => s.later === 'Ready', { timeoutMs: 60000, intervalMs: 200 });
+    assert.deepEqual(await rt.rows('SELECT count(*) AS n FROM later'), [{ n: 100 }]);
+    assert.doesNotMatch(rt.log(), /pg_pass|sp1ce-Secret/);
+    // A refresh that fails (a duplicate primary key) leaves the previous copy as it was.
+    await waitUntil('strict Ready', () => datasetStatuses(rt), (s) => s.strict === 'Ready', { timeoutMs: 60000, intervalMs: 200 });
+    writeFileAtomic(join(dir, 'strict.csv'), 'id,v\n1,x\n1,y\n3,z\n');
+    assert.equal((await postRefresh(rt, 'strict')).status, 201);
+    await waitUntil('the failed refresh logged', async () => rt.log(), (l) => /could not write to postgres table "public\.strict" for dataset "strict": duplicate key/.test(l),
+      { timeoutMs: 30000 });
+    assert.deepEqual(await rt.rows('SELECT id, v FROM strict ORDER BY id'), [{ id: 1, v: 'a' }, { id: 2, v: 'b' }]);
+    assert.equal(pg.psql("SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE 'spice_staging_%'").trim(), '0');
+  } finally {
+    await rt.stop();
+    removeFolder(dir);
+    await pg.stop();
+  }
+});
