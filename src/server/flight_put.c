@@ -102,11 +102,16 @@ static int read_schema(put_stream *p, const sp_flight_data *first, sp_error *err
     sp_schema_release(&probe);
     return SP_OK;
   }
+  /* The schema came without the descriptor: read on until the first batch (the schema comes before it), and
+   * keep that batch for the write. */
   struct ArrowArrayStream s = {.private_data = p};
-  struct ArrowArray none;
-  int e = ps_get_next(&s, &none); /* consumes messages until a batch: the schema comes before it */
-  if (e == 0 && none.release) sp_array_move(&p->pending, &none), p->batches--;
+  struct ArrowArray batch;
+  int e = ps_get_next(&s, &batch);
   if (e != 0) return sp_fail(err, p->gone ? SP_ECANCELED : SP_EINVAL, "%s", p->error);
+  if (batch.release) {
+    sp_array_move(&p->pending, &batch);
+    p->batches--; /* counted again when the write takes it */
+  }
   if (sp_ipc_reader_schema(p->r, &probe, err) != SP_OK) return SP_EINVAL;
   sp_schema_release(&probe);
   return SP_OK;

@@ -84,7 +84,7 @@ function parse(buf) {
 }
 
 // The IPC messages of the batches, as FlightData with the descriptor on the first; resolves the PutResults.
-function doPut(descriptor, batches) {
+function doPut(descriptor, batches, { descriptorAlone = false } = {}) {
   const writer = new RecordBatchStreamWriter();
   for (const b of batches) writer.write(b);
   writer.finish();
@@ -104,7 +104,8 @@ function doPut(descriptor, batches) {
     call.on('data', (m) => out.push(m));
     call.on('error', reject);
     call.on('end', () => resolve(out));
-    messages.forEach((m, i) => call.write(i === 0 ? Buffer.concat([field(1, descriptor), m]) : m));
+    if (descriptorAlone) call.write(field(1, descriptor));
+    messages.forEach((m, i) => call.write(i === 0 && !descriptorAlone ? Buffer.concat([field(1, descriptor), m]) : m));
     call.end();
   });
 }
@@ -153,6 +154,13 @@ test('DoPut CommandStatementIngest answers the record count', async () => {
   const update = parse(parse(results[0])[1][0]);
   assert.equal(update[1][0], 3n); // DoPutUpdateResult.record_count
   assert.deepEqual(pgRows().slice(-3), [[5, 'five', null], [6, 'six', null], [7, 'seven', null]]);
+});
+
+test('DoPut: the descriptor may come alone, before the schema', async () => {
+  const t = tableFromArrays({ id: BigInt64Array.from([20n]), label: ['twenty'] });
+  const results = await doPut(pathDescriptor('items'), t.batches, { descriptorAlone: true });
+  assert.equal(results.length, 1);
+  assert.deepEqual(pgRows().find(([id]) => id === 20), [20, 'twenty', null]);
 });
 
 test('DoPut into a read-only or unknown dataset is refused and writes nothing', async () => {
