@@ -110,6 +110,7 @@ int sqa_map_arrow(const char *format, sqa_column *col, char *decl, size_t n, sp_
   case SP_ARROW_UTF8: case SP_ARROW_LARGE_UTF8: case SP_ARROW_UTF8_VIEW: set_kind(col, SQA_TEXT, "u", 0, true); d = "TEXT"; break;
   case SP_ARROW_BINARY: case SP_ARROW_LARGE_BINARY: case SP_ARROW_BINARY_VIEW: set_kind(col, SQA_BLOB, "z", 0, false); d = "BLOB"; break;
   case SP_ARROW_FIXED_BINARY: set_kind(col, SQA_FIXED, format, t.byte_width, false); d = "BLOB"; break;
+  case SP_ARROW_DECIMAL32: case SP_ARROW_DECIMAL64: /* Arrow 1.5 readers send DECIMAL(p<=18) narrower */
   case SP_ARROW_DECIMAL128:
     /* Up to 15 digits a double holds every value exactly (and compares like the decimal); beyond, the digits
      * are kept as text, which SQLite cannot compare as numbers. */
@@ -799,11 +800,24 @@ static int bind_time_text(sqlite3_stmt *st, int k, const sqa_column *col, const 
   return sqlite3_bind_text(st, k, buf, -1, SQLITE_TRANSIENT);
 }
 
-/* A decimal128 as its exact text: a DOUBLE column (precision <= 15) converts it as SQLite converts the same
- * constant in a query, so pushed comparisons match; a TEXT column keeps every digit. */
-static int bind_decimal(sqlite3_stmt *st, int k, const uint8_t *value, int scale) {
+/* Element x of a decimal32/64/128 array (width from its format "d:p,s[,bits]") as its exact text: a DOUBLE
+ * column (precision <= 15) converts it as SQLite converts the same constant in a query, so pushed comparisons
+ * match; a TEXT column keeps every digit. */
+static int bind_decimal(sqlite3_stmt *st, int k, const uint8_t *d, const char *format, int64_t x, int scale) {
+  sp_arrow_typeinfo t;
+  sp_arrow_parse_format(format, &t);
   __int128 v;
-  memcpy(&v, value, 16);
+  if (t.type == SP_ARROW_DECIMAL32) {
+    int32_t v32;
+    memcpy(&v32, d + x * 4, 4);
+    v = v32;
+  } else if (t.type == SP_ARROW_DECIMAL64) {
+    int64_t v64;
+    memcpy(&v64, d + x * 8, 8);
+    v = v64;
+  } else {
+    memcpy(&v, d + x * 16, 16);
+  }
   char buf[64], digits[48];
   unsigned __int128 u = v < 0 ? -(unsigned __int128)v : (unsigned __int128)v;
   int m = 0, o = 0;
@@ -865,7 +879,7 @@ int sqa_bind(sqlite3_stmt *st, int k, const struct ArrowArray *a, const sqa_colu
     return bind_time_text(st, k, col, format, col->width == 4 ? ((const int32_t *)d)[x] : ((const int64_t *)d)[x]);
   case SQA_FLOAT: return sqlite3_bind_double(st, k, col->width == 4 ? ((const float *)d)[x] : ((const double *)d)[x]);
   case SQA_FIXED: return sqlite3_bind_blob(st, k, d + x * col->width, col->width, SQLITE_STATIC);
-  case SQA_DECIMAL: return bind_decimal(st, k, d + x * 16, col->scale);
+  case SQA_DECIMAL: return bind_decimal(st, k, d, format, x, col->scale);
   case SQA_TEXT: case SQA_BLOB: return bind_bytes(st, k, a, format, x, col->kind == SQA_TEXT);
   default: return SQLITE_MISUSE;
   }
