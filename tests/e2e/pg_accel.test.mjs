@@ -5,7 +5,9 @@
 // PostgreSQL answer like the arrow accelerator's copies; a filtered query sends its WHERE to the server; full
 // refreshes under concurrent queries only ever show the old or the new version; a restart serves the copy with
 // the source file gone, a second spiced sharing the database serves it too (and sees the other's refreshes);
-// append with primary_key + on_conflict upsert updates rows in place; retention deletes in PostgreSQL.
+// append with primary_key + on_conflict upsert updates rows in place; retention deletes in PostgreSQL; a change
+// stream is applied by key and resumed after a restart; a server down at start and a failed refresh leave things
+// consistent; INSERT into a read_write dataset reaches the source and the copy.
 // Needs SPICED (ctest sets it) and the PostgreSQL server binaries (scripts/deps.sh).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -291,6 +293,43 @@ ${accel('postgres', pg, '      primary_key: id\n')}` });
       { timeoutMs: 30000 });
     assert.deepEqual(await rt.rows('SELECT id, v FROM strict ORDER BY id'), [{ id: 1, v: 'a' }, { id: 2, v: 'b' }]);
     assert.equal(pg.psql("SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE 'spice_staging_%'").trim(), '0');
+  } finally {
+    await rt.stop();
+    removeFolder(dir);
+    await pg.stop();
+  }
+});
+
+test('INSERT INTO a read_write dataset lands in its source and in its postgres copy', { timeout: 120000 }, async () => {
+  const pg = await startPostgres();
+  pg.psql(`CREATE TABLE orders (id int PRIMARY KEY, amount numeric(10,2), note text, placed timestamp);
+           INSERT INTO orders VALUES (1, 10.50, 'first', '2024-01-01 10:00:00');
+           ALTER TABLE orders OWNER TO spice;`);
+  const dir = makeFolder({ 'spicepod.yaml': `version: v1
+kind: Spicepod
+name: rw
+datasets:
+  - from: postgres:orders
+    name: orders
+    params:
+${indent(pg.params, 6)}
+    mode: read_write
+    replication:
+      enabled: true
+${accel('postgres', { params: { ...pg.params, pg_schema: 'copies' } }, '      refresh_check_interval: 1h\n      primary_key: id\n')}` });
+  const rt = await startSpicedIn(dir);
+  try {
+    const r = await rt.sql("INSERT INTO orders VALUES (2, 99.99, 'it''s ✓', TIMESTAMP '2024-02-02 02:02:02'), (3, NULL, NULL, NULL)");
+    assert.equal(r.status, 200, r.text);
+    const want = [
+      { id: 1, amount: 10.5, note: 'first', placed: '2024-01-01T10:00:00' },
+      { id: 2, amount: 99.99, note: 'it\'s ✓', placed: '2024-02-02T02:02:02' },
+      { id: 3, amount: null, note: null, placed: null },
+    ];
+    const got = (await rt.rows('SELECT id, amount, note, placed FROM orders ORDER BY id')).map((o) => ({ ...o, amount: o.amount === null ? null : Number(o.amount) }));
+    assert.deepEqual(got, want);
+    assert.deepEqual(pg.rows('SELECT id, amount, note FROM copies.orders ORDER BY id'), pg.rows('SELECT id, amount, note FROM orders ORDER BY id'));
+    assert.equal(pg.psql("SELECT rows FROM copies.spice_sys_dataset_checkpoint WHERE dataset_name = 'orders'").trim(), '3');
   } finally {
     await rt.stop();
     removeFolder(dir);
