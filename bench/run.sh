@@ -6,7 +6,7 @@
 # Data is prepared once and cached in bench/data/ (git-ignored): the trips Parquet file (gen_quickstart) and the
 # TPC-H-shaped tables (gen_tpch). Then each section runs and writes a part into bench/results/parts/:
 #   queries  bench/queries.sql on trips through spiced (arrow, duckdb, federated) ÷ embedded DuckDB (bench_sql)
-#   tpch     the 22 TPC-H queries through spiced over HTTP and over Flight (arrow and duckdb accelerators) ÷
+#   tpch     the 22 TPC-H queries through spiced over HTTP and over Flight (arrow, duckdb, sqlite accelerators) ÷
 #            embedded DuckDB (bench_sql)
 #   http     cached and uncached point queries/s with wrk ÷ an empty handler (bench/sections/http_rps.mjs)
 #   pg       PostgreSQL: load rows/s ÷ the server's own binary COPY, accelerated and federated query time ÷ the
@@ -132,7 +132,7 @@ tpch_pod() { # engine
   done
 }
 if wants tpch; then
-  for engine in arrow duckdb; do
+  for engine in arrow duckdb sqlite; do
     echo "== tpch: 22 queries, SF $SF, $engine accelerator"
     tpch_pod "$engine" >"$WORK/tpch_$engine.yaml"
     start_spiced "tpch_$engine" <"$WORK/tpch_$engine.yaml" # a redirect, not a pipe: SPICED_PID stays ours
