@@ -43,7 +43,8 @@ char *pga_create_sql(const char *relation, const pga_column *cols, size_t n, con
 int pga_colref(const char *ref, const pga_column *cols, size_t n, const char *dataset, const char *what, char **out,
                sp_error *err);
 /* INSERT INTO <relation> (cols) SELECT cols FROM <from> [ON CONFLICT …] for on_conflict `action` ("upsert" | "drop",
- * NULL: none) on `target` (quoted colref). An upsert keeps the last row of each key from `from`. */
+ * NULL: none) on `target` (quoted colref; NULL or "" with drop: DO NOTHING on any unique constraint). An upsert
+ * keeps the last row of each key from `from`. */
 char *pga_insert_sql(const char *relation, const char *from, const pga_column *cols, size_t n, const char *target,
                      const char *action);
 

@@ -270,7 +270,7 @@ static void conflict_clause(sp_buf *b, const pga_column *cols, size_t n, const c
 char *pga_insert_sql(const char *relation, const char *from, const pga_column *cols, size_t n, const char *target,
                      const char *action) {
   sp_buf b = {0}, list = {0};
-  int upsert = action && target && strcasecmp(action, "upsert") == 0;
+  int upsert = action && target && *target && strcasecmp(action, "upsert") == 0;
   for (size_t i = 0; i < n; i++) sep(&list, i), sp_buf_append_str(&list, cols[i].quoted);
   const char *l = sp_buf_cstr(&list);
   sp_buf_append_str(&b, "INSERT INTO ");
@@ -284,7 +284,8 @@ char *pga_insert_sql(const char *relation, const char *from, const pga_column *c
   sp_buf_append_str(&b, " FROM ");
   sp_buf_append_str(&b, from);
   if (upsert) sp_buf_append_str(&b, " ORDER BY "), sp_buf_append_str(&b, target), sp_buf_append_str(&b, ", ctid DESC");
-  if (action && target) conflict_clause(&b, cols, n, target, upsert);
+  if (action && target && *target) conflict_clause(&b, cols, n, target, upsert);
+  else if (action) sp_buf_append_str(&b, " ON CONFLICT DO NOTHING"); /* every unique constraint */
   sp_buf_free(&list);
   return l ? finish(&b) : (sp_buf_free(&b), NULL);
 }

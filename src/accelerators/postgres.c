@@ -690,11 +690,7 @@ static int write_append(pga_accel *a, PGconn *pq, pga_load *l, int64_t *rows, sp
   int rc = conflict_of(a, l, &target, &action, err);
   if (rc == SP_OK && action) {
     create = pga_create_sql("spice_load", l->cols, l->n, NULL, 0, 1);
-    insert = pga_insert_sql(a->relation, "spice_load", l->cols, l->n, target ? target : "", action);
-    if (insert && target == NULL) { /* several drop targets */
-      char *on = strstr(insert, " ON CONFLICT ()");
-      if (on) snprintf(on, strlen(on) + 1, " ON CONFLICT DO NOTHING");
-    }
+    insert = pga_insert_sql(a->relation, "spice_load", l->cols, l->n, target, action);
     if (insert) { /* only rows that are new change the count: an update's row version has its xmax set */
       size_t n = strlen(insert) + 128;
       char *counted = malloc(n);

@@ -183,6 +183,10 @@ static void sql_text_is_quoted_and_complete(void **state) {
                             "ON CONFLICT (\"id\", \"name\") DO NOTHING");
   char *all_key = pga_insert_sql("\"t\"", "x", cols, 1, "\"id\"", "upsert");
   assert_non_null(strstr(all_key, "ON CONFLICT (\"id\") DO NOTHING"));
+  char *any = pga_insert_sql("\"t\"", "x", cols, n, NULL, "drop");
+  assert_string_equal(any, "INSERT INTO \"t\" (\"id\", \"name\", \"price\") SELECT \"id\", \"name\", \"price\" FROM x "
+                           "ON CONFLICT DO NOTHING");
+  free(any);
   char *dedup = pga_dedup_sql("SELECT 1 AS a", "\"a\"", 1);
   assert_non_null(strstr(dedup, "PARTITION BY \"a\" ORDER BY spice_rn DESC) = 1"));
   char *ref = NULL;
