@@ -278,7 +278,8 @@ ${accel('postgres', pg, '      primary_key: id\n')}` });
   try {
     await waitUntil('the warning about the accelerator', async () => rt.log(), (l) => /could not connect to postgres server "127\.0\.0\.1:\d+" for dataset "later"/.test(l),
       { timeoutMs: 30000 });
-    assert.notEqual((await datasetStatuses(rt)).later, 'Ready');
+    const before = await waitUntil('the HTTP API up', () => datasetStatuses(rt), () => true, { timeoutMs: 30000 });
+    assert.notEqual(before.later, 'Ready');
     const r = await rt.sql('SELECT count(*) FROM later');
     assert.notEqual(r.status, 200);
     pg.start();
