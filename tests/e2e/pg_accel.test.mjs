@@ -199,6 +199,20 @@ ${accel('postgres', pg, '      retention_check_enabled: true\n      retention_pe
       (r) => r[0].n === 1200, { timeoutMs: 30000 });
     const statuses = await datasetStatuses(rt2);
     assert.equal(statuses.shared, 'Ready');
+    // Both refresh at once, from different files: their swaps take turns (advisory lock), both succeed, and
+    // both replicas then serve the same complete version.
+    writeFileSync(join(one, 'items.csv'), itemsCsv(1500));
+    writeFileSync(join(two, 'items.csv'), itemsCsv(1700));
+    const marks = [rt1.log().length, rt2.log().length];
+    const posts = await Promise.all([postRefresh(rt1, 'shared'), postRefresh(rt2, 'shared')]);
+    assert.deepEqual(posts.map((r) => r.status), [201, 201]);
+    for (const [i, rt] of [rt1, rt2].entries())
+      await waitUntil(`replica ${i + 1}'s refresh done`, async () => rt.log().slice(marks[i]), (l) => /dataset "shared" loaded (1500|1700) rows/.test(l),
+        { timeoutMs: 30000 });
+    const [a, b] = [await rt1.rows('SELECT count(*) AS n FROM shared'), await rt2.rows('SELECT count(*) AS n FROM shared')];
+    assert.deepEqual(a, b);
+    assert.ok([1500, 1700].includes(a[0].n), JSON.stringify(a));
+    assert.doesNotMatch(rt1.log() + rt2.log(), /could not write dataset "shared"/);
   } finally {
     await rt1.stop();
     if (rt2) await rt2.stop();
