@@ -130,6 +130,7 @@ int main(int argc, char **argv) {
   sp_flight_server *flight = NULL; /* a Flight port that cannot be bound is logged; HTTP keeps serving */
   if (sp_flight_start(rt, http, flight_addr, &flight, &err) != SP_OK) sp_log_error("%s", err.msg);
   else sp_log_info("Arrow Flight on %s", sp_flight_endpoint(flight));
+  sp_metrics_set_flight(metrics, flight);
   if (sp_runtime_start(rt, &err) != SP_OK) {
     sp_log_error("%s", err.msg);
     stop_requested = 1;
@@ -155,8 +156,8 @@ int main(int argc, char **argv) {
   pthread_t watchdog;
   if (pthread_create(&watchdog, NULL, shutdown_watchdog, &timeout_ms) == 0) pthread_detach(watchdog);
   int64_t started = now_ms();
-  sp_flight_stop(flight);
-  sp_metrics_stop(metrics);
+  sp_metrics_stop(metrics); /* first: it reads the Flight server's counters */
+  sp_flight_stop_within(flight, timeout_ms);
   int64_t left = timeout_ms - (now_ms() - started); /* one budget for both servers */
   sp_http_stop_within(http, left > 0 ? left : 0);
   sp_runtime_destroy(rt);

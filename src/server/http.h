@@ -57,5 +57,9 @@ int sp_metrics_start(sp_http_server *http, const char *addr, sp_metrics_server *
 const char *sp_metrics_endpoint(const sp_metrics_server *m);
 /* NULL-safe. */
 void sp_metrics_stop(sp_metrics_server *m);
+/* Adds the Flight server's metrics (flight_*_requests, durations) to the scrapes; flight is borrowed and must
+ * outlive m (stop m first). NULL-safe for m. */
+struct sp_flight_server;
+void sp_metrics_set_flight(sp_metrics_server *m, struct sp_flight_server *flight);
 
 #endif

@@ -4,11 +4,13 @@
  * queries on the API's pool. As in Spice, GET /health answers "OK" and every other path the metrics.
  */
 #include <microhttpd.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "server/flight.h"
 #include "server/http_int.h"
 #include "server/http_metrics.h"
 #include "spice/log.h"
@@ -18,6 +20,7 @@
 struct sp_metrics_server {
   struct MHD_Daemon *daemon;
   sp_http_server *http;
+  _Atomic(sp_flight_server *) flight; /* NULL until sp_metrics_set_flight */
   int fd;
   char endpoint[300];
 };
@@ -52,6 +55,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
   sp_rcache *cache = sp__http_cache(m->http);
   int rc = sp_http_metrics_render(sp__http_metrics(m->http), sp__http_runtime(m->http), cache,
                                   sp__http_config(m->http)->cache_max_bytes, &b);
+  sp_flight_server *flight = atomic_load(&m->flight);
+  if (rc == SP_OK && flight) rc = sp_flight_metrics_render(flight, &b);
   if (rc != SP_OK) {
     sp_buf_free(&b);
     return text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, SP_HTTP_TEXT, "out of memory", 13, MHD_RESPMEM_PERSISTENT);
@@ -96,6 +101,10 @@ int sp_metrics_start(sp_http_server *http, const char *addr, sp_metrics_server *
 }
 
 const char *sp_metrics_endpoint(const sp_metrics_server *m) { return m->endpoint; }
+
+void sp_metrics_set_flight(sp_metrics_server *m, sp_flight_server *flight) {
+  if (m) atomic_store(&m->flight, flight);
+}
 
 void sp_metrics_stop(sp_metrics_server *m) {
   if (m == NULL) return;

@@ -6,6 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { SpiceClient } from '@spiceai/spice';
 import { startSpiced, freePort, request } from './lib/spiced.mjs';
 
 const SPICEPOD = `version: v1
@@ -116,6 +117,8 @@ const value = (m, name, labels) => {
 // ---- Tests -------------------------------------------------------------------------------------------------
 
 let rt;
+let client; // the official SDK over Flight (made in before(): it prints a banner, which the test runner's
+            // protocol tolerates there but not inside a test)
 let metricsUrl;
 let metricsAddr;
 
@@ -124,6 +127,7 @@ before(async () => {
   metricsAddr = `127.0.0.1:${port}`;
   metricsUrl = `http://${metricsAddr}`;
   rt = await startSpiced({ spicepod: SPICEPOD, files: { 'data.csv': 'a\n1\n2\n' }, args: ['--metrics', metricsAddr] });
+  client = new SpiceClient({ httpUrl: rt.url, flightUrl: rt.flightAddr, flightOnly: true });
 });
 
 after(async () => {
@@ -213,6 +217,18 @@ test('/metrics follows the requests, queries, cache and datasets', async () => {
     assert.ok(value(m, fam + '_sum', labels) > 0);
   }
   assert.equal(value(m, 'query_duration_seconds_count', { protocol: 'http' }), value(m, 'query_count', { protocol: 'http' }));
+});
+
+test('/metrics counts Flight calls under Spice\'s names', async () => {
+  const count = (m, name) => find(m, name)[0]?.value ?? 0;
+  const before = parsePrometheus((await request(metricsUrl + '/metrics')).text);
+  const table = await client.sql('SELECT sum(a) AS s FROM d');
+  assert.equal(Number(table.get(0).toJSON().s), 3);
+  const m = parsePrometheus((await request(metricsUrl + '/metrics')).text);
+  assert.ok(count(m, 'flight_do_get_requests') >= count(before, 'flight_do_get_requests') + 1, 'DoGet counted');
+  assert.ok(count(m, 'flight_get_flight_info_requests') >= count(before, 'flight_get_flight_info_requests') + 1,
+            'GetFlightInfo counted');
+  assert.equal(m.types.flight_do_get_requests, 'counter');
 });
 
 test('without --metrics the component is Disabled', async () => {
