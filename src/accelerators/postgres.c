@@ -833,9 +833,11 @@ static int pga_delete_where(sp_accelerator *self, const char *condition, int64_t
   if (rc == SP_OK && sp_pg_where(r->conn, query, &where, &ferr) != SP_OK)
     rc = sp_fail(err, SP_ENOTSUP, "dataset \"%s\": the retention condition cannot run in postgres: %s", ds_name(a), ferr.msg);
   reader_unref(r);
+  if (rc == SP_OK && *where == '\0') /* never a DELETE without its condition */
+    rc = sp_fail(err, SP_ENOTSUP, "dataset \"%s\": the retention condition translated to nothing", ds_name(a));
   n = where ? strlen(where) + strlen(a->relation) + 32 : 0;
   if (rc == SP_OK && (del = malloc(n)) == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
-  if (rc == SP_OK) snprintf(del, n, "DELETE FROM %s WHERE %s", a->relation, *where ? where : "true");
+  if (rc == SP_OK) snprintf(del, n, "DELETE FROM %s WHERE %s", a->relation, where);
   pthread_mutex_lock(&a->write_lock);
   PGconn *pq = NULL;
   int64_t rows = 0;
