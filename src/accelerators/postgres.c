@@ -24,6 +24,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/time.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -102,7 +103,7 @@ static void pq_message(PGconn *pq, const PGresult *r, char *buf, size_t n) {
 }
 
 /* Runs one statement with text parameters (n_params may be 0). A lost connection is SP_ECONNECT (retried), bad
- * data (SQLSTATE classes 22 and 23) SP_EINVAL, anything else SP_EIO. *out (may be NULL) receives the result. */
+ * data (SQLSTATE classes 22 and 23) SP_EINVAL, a lock not available (NOWAIT) SP_EBUSY, anything else SP_EIO. *out (may be NULL) receives the result. */
 static int run_params(PGconn *pq, const char *sql, int n_params, const char *const *params, PGresult **out, sp_error *err) {
   PGresult *r = PQexecParams(pq, sql, n_params, NULL, params, NULL, NULL, 0);
   ExecStatusType st = PQresultStatus(r);
@@ -116,6 +117,7 @@ static int run_params(PGconn *pq, const char *sql, int n_params, const char *con
   const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
   int code = PQstatus(pq) == CONNECTION_BAD ? SP_ECONNECT
              : state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0) ? SP_EINVAL
+             : state && strcmp(state, "55P03") == 0                                     ? SP_EBUSY /* lock_not_available */
                                                                                         : SP_EIO;
   PQclear(r);
   return sp_fail(err, code, "%s", msg);
@@ -318,7 +320,15 @@ static char *signature_of(sp_connector *c, sp_error *err) {
  * is registered), registers it with the engine. Otherwise the current reader stays. */
 static int reader_refresh(pga_accel *a, sp_error *err) {
   pga_reader *r = NULL;
-  SP_TRY(reader_open(a, &r, err));
+  /* Another replica's swap between the connector's lookup of the table and its read of the columns makes it
+   * see a dropped table: looked up again. */
+  int rc = reader_open(a, &r, err);
+  for (int attempt = 0; rc != SP_OK && rc != SP_ECONNECT && rc != SP_EUNAUTH && rc != SP_ENOMEM && attempt < 5; attempt++) {
+    struct timespec pause = {0, 20 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+    rc = reader_open(a, &r, err);
+  }
+  SP_TRY(rc);
   char *sig = signature_of(r->conn, err);
   if (sig == NULL) {
     reader_unref(r);
@@ -339,7 +349,7 @@ static int reader_refresh(pga_accel *a, sp_error *err) {
   if (same) return SP_OK;
   struct ArrowSchema s;
   SP_TRY(r->conn->module->get_schema(r->conn, &s, err));
-  int rc = sp_engine_register_source(a->base.engine, ds_name(a), &s, source_open, a, err);
+  rc = sp_engine_register_source(a->base.engine, ds_name(a), &s, source_open, a, err);
   sp_schema_release(&s);
   return rc;
 }
@@ -616,16 +626,16 @@ static void keys_free(char **keys, size_t n) {
   free(keys);
 }
 
-/* CREATE [UNIQUE] INDEX ON the table for each acceleration.indexes entry (PostgreSQL names them). */
-static int create_indexes(pga_accel *a, PGconn *pq, const pga_load *l, sp_error *err) {
+/* CREATE [UNIQUE] INDEX ON relation for each acceleration.indexes entry (PostgreSQL names them). */
+static int create_indexes(pga_accel *a, PGconn *pq, const pga_load *l, const char *relation, sp_error *err) {
   const sp_params *ix = &a->base.dataset->acceleration.indexes;
   for (size_t i = 0; i < ix->count; i++) {
     char *cols = NULL;
     SP_TRY(pga_colref(ix->items[i].key, l->cols, l->n, ds_name(a), "indexes", &cols, err));
-    size_t n = strlen(a->relation) + strlen(cols) + 64;
+    size_t n = strlen(relation) + strlen(cols) + 64;
     char *sql = malloc(n);
     if (sql) snprintf(sql, n, "CREATE %sINDEX ON %s (%s)", strcasecmp(ix->items[i].value, "unique") == 0 ? "UNIQUE " : "",
-                      a->relation, cols);
+                      relation, cols);
     int rc = sql ? run(pq, sql, err) : sp_fail(err, SP_ENOMEM, "out of memory");
     free(sql);
     free(cols);
@@ -634,7 +644,35 @@ static int create_indexes(pga_accel *a, PGconn *pq, const pga_load *l, sp_error 
   return SP_OK;
 }
 
-/* Full refresh: staging table, COPY FREEZE, drop, rename, indexes, checkpoint — one transaction. */
+static int table_exists(pga_accel *a, PGconn *pq, int *exists, sp_error *err) {
+  const char *args[1] = {a->relation};
+  PGresult *r = NULL;
+  SP_TRY(run_params(pq, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, args, &r, err));
+  *exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+  PQclear(r);
+  return SP_OK;
+}
+
+/* The copy's lock for the swap, taken without queueing: a waiting ACCESS EXCLUSIVE request would hold up every
+ * query that arrives behind it for as long as the longest running one takes. NOWAIT attempts for about five
+ * seconds, then a plain wait, so a constant stream of overlapping queries cannot starve the refresh. */
+static int lock_for_swap(pga_accel *a, PGconn *pq, sp_error *err) {
+  int exists = 0;
+  SP_TRY(table_exists(a, pq, &exists, err));
+  for (int attempt = 0; exists && attempt < 100; attempt++) {
+    SP_TRY(run(pq, "SAVEPOINT spice_swap", err));
+    int rc = runf(pq, "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE NOWAIT", a->relation, err);
+    if (rc == SP_OK) return run(pq, "RELEASE SAVEPOINT spice_swap", err);
+    if (rc != SP_EBUSY) return rc;
+    SP_TRY(run(pq, "ROLLBACK TO SAVEPOINT spice_swap", err));
+    struct timespec pause = {0, 50 * 1000 * 1000};
+    nanosleep(&pause, NULL);
+  }
+  return exists ? runf(pq, "LOCK TABLE %s IN ACCESS EXCLUSIVE MODE", a->relation, err) : SP_OK;
+}
+
+/* Full refresh: staging table, COPY FREEZE, indexes, drop, rename, checkpoint — one transaction. Everything but
+ * the drop and the rename happens before the copy's lock is taken. */
 static int write_overwrite(pga_accel *a, PGconn *pq, pga_load *l, const char *position, int64_t *rows, sp_error *err) {
   pga_count count = {.absolute = 1};
   char **keys = NULL;
@@ -646,6 +684,8 @@ static int write_overwrite(pga_accel *a, PGconn *pq, pga_load *l, const char *po
   if (rc == SP_OK) rc = runf(pq, "DROP TABLE IF EXISTS %s", a->staging, err);
   if (rc == SP_OK) rc = run(pq, create, err);
   if (rc == SP_OK) rc = copy_rows(a, pq, l, a->staging, 1, &count.value, err);
+  if (rc == SP_OK) rc = create_indexes(a, pq, l, a->staging, err);
+  if (rc == SP_OK) rc = lock_for_swap(a, pq, err);
   if (rc == SP_OK) rc = runf(pq, "DROP TABLE IF EXISTS %s", a->relation, err);
   if (rc == SP_OK) {
     size_t n = strlen(a->staging) + strlen(a->table_name) + 32;
@@ -654,7 +694,6 @@ static int write_overwrite(pga_accel *a, PGconn *pq, pga_load *l, const char *po
     rc = sql ? run(pq, sql, err) : sp_fail(err, SP_ENOMEM, "out of memory");
     free(sql);
   }
-  if (rc == SP_OK) rc = create_indexes(a, pq, l, err);
   if (rc == SP_OK) rc = write_checkpoint(a, pq, position, count, rows, err);
   if (rc == SP_OK) rc = run(pq, "COMMIT", err);
   free(create);
@@ -758,15 +797,6 @@ static int write_changes(pga_accel *a, PGconn *pq, sp_data_update *u, pga_load *
   free(match);
   free(del);
   return rc;
-}
-
-static int table_exists(pga_accel *a, PGconn *pq, int *exists, sp_error *err) {
-  const char *args[1] = {a->relation};
-  PGresult *r = NULL;
-  SP_TRY(run_params(pq, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, args, &r, err));
-  *exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-  PQclear(r);
-  return SP_OK;
 }
 
 /* One write on the write connection, in its own transaction. Caller holds write_lock. */
