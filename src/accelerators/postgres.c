@@ -448,14 +448,16 @@ static int pga_open(sp_accelerator *self, sp_accel_state *state, sp_error *err) 
   int rc = names_init(a, err);
   PGconn *pq = NULL;
   if (rc == SP_OK) rc = writer_get(a, &pq, err);
-  if (rc == SP_ECONNECT) {
-    sp_log_warn("%s; the dataset loads once the server answers", err ? err->msg : "postgres accelerator unreachable");
-    return SP_OK;
-  }
   if (rc == SP_OK) rc = ensure_checkpoint(a, pq, err);
   a->prepared = rc == SP_OK;
   if (rc == SP_OK) rc = read_state(a, pq, state, err);
   if (rc == SP_OK && state->has_data) rc = reader_refresh(a, err);
+  if (rc == SP_ECONNECT) { /* also when the server went away half-way */
+    sp_log_warn("%s; the dataset loads once the server answers", err ? err->msg : "postgres accelerator unreachable");
+    memset(state, 0, sizeof *state);
+    state->rows = state->last_refresh_ms = -1;
+    return SP_OK;
+  }
   if (rc != SP_OK) {
     sp_error_prefix(err, "postgres accelerator of dataset \"%s\"", ds_name(a));
     pga_close(self);
