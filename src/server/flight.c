@@ -18,6 +18,7 @@
  * event loop keeps running until the shutdown tag arrived and no worker is left, then drains the queue.
  */
 #include "server/flight_int.h"
+#include "server/http_int.h" /* sp__http_config: the TLS files the HTTP server serves with */
 
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -507,7 +508,25 @@ static int load_settings(sp_flight_server *s, sp_error *err) {
   SP_TRY(sp_http_config_load(sp_runtime_pod(s->rt), &s->cfg, err));
   if (s->cfg.cache_enabled) SP_TRY(sp_rcache_create(s->cfg.cache_max_bytes, s->cfg.cache_ttl_ms, &s->cache, err));
   if (s->cfg.auth_enabled) sp_log_info("Arrow Flight requires an API key (%zu configured)", s->cfg.n_api_keys);
-  if (s->cfg.tls_enabled) sp_log_info("Arrow Flight uses TLS (runtime.tls)");
+  return SP_OK;
+}
+
+/* TLS as the HTTP server serves it: runtime.tls, or the --tls-certificate-file/--tls-key-file of the command
+ * line, which take its place for both servers. */
+static int tls_from_http(sp_flight_server *s, sp_http_server *http, sp_error *err) {
+  const sp_http_config *h = http ? sp__http_config(http) : NULL;
+  if (h == NULL || !h->tls_enabled || h->tls_cert_pem == NULL || h->tls_key_pem == NULL) return SP_OK;
+  char *cert = strdup(h->tls_cert_pem), *key = strdup(h->tls_key_pem);
+  if (cert == NULL || key == NULL) {
+    free(cert);
+    free(key);
+    return sp_fail(err, SP_ENOMEM, "flight server: out of memory");
+  }
+  free(s->cfg.tls_cert_pem);
+  free(s->cfg.tls_key_pem);
+  s->cfg.tls_cert_pem = cert;
+  s->cfg.tls_key_pem = key;
+  s->cfg.tls_enabled = true;
   return SP_OK;
 }
 
@@ -550,11 +569,13 @@ int sp_flight_start(sp_runtime *rt, sp_http_server *http, const char *addr, sp_f
   sp_flight_server *s = server_new(rt);
   if (s == NULL) return sp_fail(err, SP_ENOMEM, "flight server: out of memory");
   int rc = load_settings(s, err);
+  if (rc == SP_OK) rc = tls_from_http(s, http, err);
   if (rc != SP_OK) {
     destroy(s);
     return rc;
   }
   bool tls = s->cfg.tls_enabled;
+  if (tls) sp_log_info("Arrow Flight uses TLS");
   int port = bind_port(s, addr);
   if (port == 0) {
     destroy(s);

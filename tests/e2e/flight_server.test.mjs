@@ -182,6 +182,26 @@ test('SIGTERM lets a call in flight finish, then spiced exits cleanly', async ()
   assert.deepEqual(await rt.exited, { code: 0, signal: null });
 });
 
+test('TLS from --tls-certificate-file/--tls-key-file covers Flight as well as HTTP', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'flight-tls-flags-'));
+  const cert = join(dir, 'cert.pem'), key = join(dir, 'key.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], { stdio: 'ignore' });
+  const tls = await startSpiced({ spicepod: SPICEPOD, files: { 'nums.csv': 'n\n1\n2\n3\n' }, ready: false,
+    args: ['--tls-certificate-file', cert, '--tls-key-file', key] });
+  try {
+    const sdk = new SpiceClient({ httpUrl: `https://${tls.httpAddr}`, flightUrl: tls.flightAddr, flightOnly: true,
+      flightTlsEnabled: true, tlsRootCertFile: cert, apiKey: KEY });
+    let t;
+    for (let i = 0; i < 600 && !t; i++) t = await sdk.sql('SELECT CAST(sum(n) AS BIGINT) AS s FROM nums').catch(() => sleep(50).then(() => undefined));
+    assert.equal(t.getChild('s').get(0), 6n);
+    assert.match(tls.log(), /Arrow Flight uses TLS/);
+  } finally {
+    assert.deepEqual(await tls.stop(), { code: 0, signal: null });
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('TLS: the SDK over grpc+tls sends its API key; a wrong key is UNAUTHENTICATED', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'flight-tls-'));
   const cert = join(dir, 'cert.pem'), key = join(dir, 'key.pem');
