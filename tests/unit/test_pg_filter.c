@@ -160,7 +160,7 @@ static void ordered_columns(void **state) {
   sp_error err = {0};
   pgf_ctx cx = {.dataset = "ds", .column = column, .literal = literal, .ordered_column = ordered_column};
   assert_int_equal(pgf_where(json, &cx, &out, &err), SP_OK);
-  assert_string_equal(out, "((\"b\" COLLATE C) < 'x') AND (\"b\" = 'y') AND ('z' >= (\"b\" COLLATE C)) AND "
+  assert_string_equal(out, "(((\"b\" COLLATE C) < 'x') AND (\"b\" = 'y') AND ('z' >= (\"b\" COLLATE C)) AND "
                            "((\"b\" COLLATE C) BETWEEN 'a' AND 'c') AND (\"b\" IN ('q')))");
   free(out);
   free(json);
