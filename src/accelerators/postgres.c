@@ -181,8 +181,14 @@ static int writer_get(pga_accel *a, PGconn **out, sp_error *err) {
 
 /* The schema (when missing) and the checkpoint table, once per database however many replicas start at once. */
 static int ensure_checkpoint(pga_accel *a, PGconn *pq, sp_error *err) {
-  const char *args[1] = {a->schema};
+  const char *args[1] = {a->schema}, *table[1] = {a->checkpoint};
   PGresult *r = NULL;
+  /* Present already: nothing to create, so a replica that only reads needs no CREATE privilege. */
+  SP_TRY(run_params(pq, "SELECT pg_catalog.to_regclass($1) IS NOT NULL", 1, table, &r, err));
+  int present = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+  PQclear(r);
+  r = NULL;
+  if (present) return SP_OK;
   char *q = sqa_ident(a->schema);
   int rc = q ? run(pq, "BEGIN", err) : sp_fail(err, SP_ENOMEM, "out of memory");
   if (rc == SP_OK) rc = run(pq, "SELECT pg_advisory_xact_lock(" PGA_SETUP_LOCK ")", err);

@@ -7,7 +7,8 @@
 // the source file gone, a second spiced sharing the database serves it too (and sees the other's refreshes);
 // append with primary_key + on_conflict upsert updates rows in place; retention deletes in PostgreSQL; a change
 // stream is applied by key and resumed after a restart; a server down at start and a failed refresh leave things
-// consistent; INSERT into a read_write dataset reaches the source and the copy.
+// consistent; INSERT into a read_write dataset reaches the source and the copy; a replica with a read-only role
+// serves the copy across the writer's swaps.
 // Needs SPICED (ctest sets it) and the PostgreSQL server binaries (scripts/deps.sh).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -348,6 +349,43 @@ ${accel('postgres', { params: { ...pg.params, pg_schema: 'copies' } }, '      re
   } finally {
     await rt.stop();
     removeFolder(dir);
+    await pg.stop();
+  }
+});
+
+test('a replica with a read-only role serves the copy, also after the writer swapped in a new table', { timeout: 120000 }, async () => {
+  const pg = await startPostgres();
+  pg.psql(`CREATE ROLE reader LOGIN PASSWORD 'r3ader';
+           GRANT USAGE ON SCHEMA public TO reader;
+           ALTER DEFAULT PRIVILEGES FOR ROLE spice IN SCHEMA public GRANT SELECT ON TABLES TO reader;`);
+  const pod = (params, interval) => `version: v1
+kind: Spicepod
+name: ro
+datasets:
+  - from: file:items.csv
+    name: items
+${accel('postgres', { params }, interval)}`;
+  const writer = makeFolder({ 'items.csv': itemsCsv(400), 'spicepod.yaml': pod(pg.params, '') });
+  const reader = makeFolder({ 'items.csv': itemsCsv(5), 'spicepod.yaml': pod({ ...pg.params, pg_user: 'reader', pg_pass: 'r3ader' }, '') });
+  const rtw = await startSpicedIn(writer);
+  let rtr;
+  try {
+    rtr = await startSpicedIn(reader);
+    assert.deepEqual(await rtr.rows('SELECT count(*) AS n FROM items'), [{ n: 400 }]);
+    writeFileAtomic(join(writer, 'items.csv'), itemsCsv(900));
+    assert.equal((await postRefresh(rtw, 'items')).status, 201);
+    await waitUntil('the reader sees the new table', () => rtr.rows('SELECT count(*) AS n FROM items'), (r) => r[0].n === 900,
+      { timeoutMs: 30000 });
+    // The reader cannot write: its own refresh fails and the copy stays.
+    assert.equal((await postRefresh(rtr, 'items')).status, 201);
+    await waitUntil('the reader\'s refresh refused', async () => rtr.log(), (l) => /could not write dataset "items"|permission denied/.test(l),
+      { timeoutMs: 30000 });
+    assert.deepEqual(await rtr.rows('SELECT count(*) AS n FROM items'), [{ n: 900 }]);
+  } finally {
+    await rtw.stop();
+    if (rtr) await rtr.stop();
+    removeFolder(writer);
+    removeFolder(reader);
     await pg.stop();
   }
 });
