@@ -2,7 +2,7 @@
 //
 // One answer everywhere (issue 4): the same customers/orders data is put into a Parquet file, a DuckDB file, a
 // SQLite file, a real PostgreSQL and a real MariaDB, and one spiced serves it through every accelerator (arrow,
-// duckdb memory/file, sqlite memory/file) and every federated source. Every query of tests/sql/golden.sql
+// duckdb memory/file, sqlite memory/file, postgres) and every federated source. Every query of tests/sql/golden.sql
 // (joins, aggregates, window functions, NULLs, decimals, timestamps, unicode, empty results) must return the
 // same rows on every path as on the federated Parquet file, and a cross-source join (postgres ⋈ mysql ⋈
 // parquet) must equal the same join inside one source.
@@ -100,14 +100,15 @@ function datasets(path, from, { params = null, accel = null } = {}) {
     if (accel) {
       lines.push('    acceleration:', '      enabled: true', `      engine: ${accel.engine}`);
       if (accel.mode) lines.push(`      mode: ${accel.mode}`);
+      if (accel.params) lines.push('      params:', paramsYaml(accel.params, 8));
     }
     return lines.join('\n') + '\n';
   }).join('');
 }
 
 let dir, pg, my, rt;
-const PATHS = ['parquet', 'arrow', 'duckdb_mem', 'duckdb_file', 'sqlite_mem', 'sqlite_file', 'pg', 'pg_arrow', 'mysql',
-               'mysql_duckdb', 'sqlite_src', 'duckdb_src'];
+const PATHS = ['parquet', 'arrow', 'duckdb_mem', 'duckdb_file', 'sqlite_mem', 'sqlite_file', 'postgres_accel', 'pg',
+               'pg_arrow', 'mysql', 'mysql_duckdb', 'sqlite_src', 'duckdb_src'];
 
 before(async () => {
   dir = mkdtempSync(join(tmpdir(), 'spicec-golden-'));
@@ -138,6 +139,7 @@ before(async () => {
     datasets('duckdb_file', file, { accel: { engine: 'duckdb', mode: 'file' } }) +
     datasets('sqlite_mem', file, { accel: { engine: 'sqlite', mode: 'memory' } }) +
     datasets('sqlite_file', file, { accel: { engine: 'sqlite', mode: 'file' } }) +
+    datasets('postgres_accel', file, { accel: { engine: 'postgres', params: pgp } }) +
     datasets('pg', (t) => `postgres:public.${t}`, { params: pgp }) +
     datasets('pg_arrow', (t) => `postgres:public.${t}`, { params: pgp, accel: { engine: 'arrow' } }) +
     datasets('mysql', (t) => `mysql:${t}`, { params: myp }) +
