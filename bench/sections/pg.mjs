@@ -4,8 +4,9 @@
 //   load      spiced's initial load of a lineitem-shaped table (rows/s from its "loaded" log line) ÷ the server's own
 //             `COPY (...) TO '/dev/null' (FORMAT binary)` rows/s — the most the server can hand out;
 //   rss       spiced's peak RSS after that load ÷ the Arrow size of the data it loaded;
-//   queries   two TPC-H-shaped aggregates (Q1, Q6) on the arrow-accelerated copy and on the federated dataset over
-//             HTTP ÷ the same query run directly on PostgreSQL (psql's \timing, same machine).
+//   queries   two TPC-H-shaped aggregates (Q1, Q6) on copies accelerated by arrow, duckdb, sqlite and postgres (in
+//             schema spice_accel of the same server) and on the federated dataset, over HTTP ÷ the same query
+//             run directly on PostgreSQL (psql's \timing, same machine).
 import { startPostgres } from '../../tests/e2e/lib/postgres.mjs';
 import { startSpiced, paramsYaml } from '../../tests/e2e/lib/spiced.mjs';
 import { QUICK, compare, figure, peakRssMiB, writePart } from '../lib.mjs';
@@ -27,7 +28,8 @@ const pg = await startPostgres();
 const ms = (text) => Number((/Time: ([0-9.]+) ms/.exec(text) || [])[1]);
 const timed = (sql) => ms(pg.psql(`\\timing on\n${sql};`, { tuplesOnly: false }));
 
-function pod(accelerated) {
+// engine: an accelerator name, or null for the federated dataset.
+function pod(engine) {
   const p = pg.params;
   return `version: v1
 kind: Spicepod
@@ -40,7 +42,8 @@ datasets:
     name: lineitem
     params:
 ${paramsYaml(p)}
-${accelerated ? '    acceleration:\n      enabled: true\n      engine: arrow\n' : ''}`;
+${engine ? `    acceleration:\n      enabled: true\n      engine: ${engine}\n` : ''}${engine === 'postgres'
+    ? `      params:\n${paramsYaml({ ...p, pg_schema: 'spice_accel' }, 8)}\n` : ''}`;
 }
 
 async function httpMs(rt, sql) {
@@ -67,7 +70,7 @@ try {
   const serverRates = [], loadRates = [], rss = [], arrowMiB = [];
   for (let r = 0; r < REPS; r++) {
     serverRates.push(ROWS / (timed(`COPY (SELECT ${COLS} FROM lineitem) TO '/dev/null' (FORMAT binary)`) / 1000));
-    const rt = await startSpiced({ spicepod: pod(true), readyTimeoutMs: 900000 });
+    const rt = await startSpiced({ spicepod: pod('arrow'), readyTimeoutMs: 900000 });
     try {
       const line = rt.log().split('\n').find((l) => l.includes('dataset "lineitem" loaded'));
       const m = /loaded (\d+) rows \(([0-9.]+) MiB\).*\((\d+) rows\/s/.exec(line || '');
@@ -85,10 +88,12 @@ try {
     compare('peak_rss_mib', 'MiB', rss, arrowMiB, { goal: 1.5 }),
   ];
 
-  // Queries: one spiced with both datasets would share a name, so run the accelerated then the federated one.
-  const direct = { q1: [], q6: [] }, accel = { q1: [], q6: [] }, fed = { q1: [], q6: [] };
-  for (const [accelerated, into] of [[true, accel], [false, fed]]) {
-    const rt = await startSpiced({ spicepod: pod(accelerated), readyTimeoutMs: 900000 });
+  // Queries: one spiced per path (the dataset keeps its name, so the query text is the same everywhere).
+  const PATHS = ['arrow', 'duckdb', 'sqlite', 'postgres', null];
+  const direct = { q1: [], q6: [] }, by = new Map(PATHS.map((e) => [e, { q1: [], q6: [] }]));
+  for (const engine of PATHS) {
+    const into = by.get(engine);
+    const rt = await startSpiced({ spicepod: pod(engine), readyTimeoutMs: 900000 });
     try {
       for (const name of Object.keys(Q)) await httpMs(rt, Q[name]); // warm-up
       for (let r = 0; r < REPS; r++)
@@ -101,8 +106,9 @@ try {
     }
   }
   for (const name of Object.keys(Q)) {
-    measures.push(compare(`${name}_accelerated_ms`, 'ms', accel[name], direct[name], { goal: 1 / 50 }));
-    measures.push(compare(`${name}_federated_ms`, 'ms', fed[name], direct[name], { goal: 1.1 }));
+    for (const engine of PATHS.filter(Boolean))
+      measures.push(compare(`${name}_accelerated_${engine}_ms`, 'ms', by.get(engine)[name], direct[name], { goal: 1 / 50 }));
+    measures.push(compare(`${name}_federated_ms`, 'ms', by.get(null)[name], direct[name], { goal: 1.1 }));
   }
   measures.push(figure('rows', 'rows', ROWS));
   writePart('pg', 'PostgreSQL: load ÷ server-side binary COPY, memory ÷ Arrow size, queries ÷ direct PostgreSQL', measures, [
