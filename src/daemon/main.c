@@ -71,7 +71,8 @@ static void usage(FILE *f) {
 
 int main(int argc, char **argv) {
   int watch_pod = 0;
-  const char *http_addr = "127.0.0.1:8090", *flight_addr = "127.0.0.1:50051", *pod_path = NULL, *data_dir = NULL, *metrics_addr = NULL;
+  /* NULL until a flag sets them: then the spicepod's runtime.http / runtime.flight, then the defaults. */
+  const char *http_addr = NULL, *flight_addr = NULL, *pod_path = NULL, *data_dir = NULL, *metrics_addr = NULL;
   sp_http_options http_opts = {0};
   const char *lvl = getenv("SPICED_LOG");
   if (lvl && sp_log_level_parse(lvl) >= 0) sp_log_set_level((sp_log_level)sp_log_level_parse(lvl));
@@ -111,6 +112,9 @@ int main(int argc, char **argv) {
     sp_log_error("%s", err.msg);
     return 1;
   }
+  const sp_runtime_spec *spec = &sp_runtime_pod(rt)->runtime;
+  if (http_addr == NULL) http_addr = spec->http_addr ? spec->http_addr : "127.0.0.1:8090";
+  if (flight_addr == NULL) flight_addr = spec->flight_addr ? spec->flight_addr : "127.0.0.1:50051";
   sp_http_server *http = NULL;
   if (sp_http_start_opts(rt, http_addr, &http_opts, &http, &err) != SP_OK) {
     sp_log_error("could not start the HTTP server on %s: %s", http_addr, err.msg);

@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 import { SpiceClient } from '@spiceai/spice';
 import * as grpc from '@grpc/grpc-js';
-import { startSpiced, sleep } from './lib/spiced.mjs';
+import { startSpiced, sleep, freePort } from './lib/spiced.mjs';
 
 const KEY = 'flight-key-5d1e';
 const MAX_CALLS = 3;
@@ -180,6 +180,22 @@ test('SIGTERM lets a call in flight finish, then spiced exits cleanly', async ()
   await h.send(); // still served while the server drains
   assert.equal((await h.end()).code, grpc.status.OK);
   assert.deepEqual(await rt.exited, { code: 0, signal: null });
+});
+
+test('runtime.flight in the spicepod sets the Flight address when --flight is not given', async () => {
+  const port = await freePort();
+  // No API key here: over plaintext gRPC the SDK does not send one.
+  const pod = `version: v1\nkind: Spicepod\nname: flight_address\nruntime:\n  flight:\n    address: 127.0.0.1:${port}\n` +
+    'datasets:\n  - from: file:nums.csv\n    name: nums\n    acceleration:\n      enabled: true\n';
+  const rt = await startSpiced({ spicepod: pod, files: { 'nums.csv': 'n\n1\n2\n3\n' }, flightFlag: false });
+  try {
+    assert.match(rt.log(), new RegExp(`Arrow Flight on 127\\.0\\.0\\.1:${port}`));
+    const sdk = new SpiceClient({ httpUrl: rt.url, flightUrl: `127.0.0.1:${port}`, flightOnly: true });
+    const t = await sdk.sql('SELECT CAST(sum(n) AS BIGINT) AS s FROM nums');
+    assert.equal(t.getChild('s').get(0), 6n);
+  } finally {
+    await rt.stop();
+  }
 });
 
 test('TLS from --tls-certificate-file/--tls-key-file covers Flight as well as HTTP', async () => {

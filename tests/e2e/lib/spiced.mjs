@@ -137,7 +137,8 @@ export class Spiced {
 //   env        extra environment variables
 //   podArg     path argument given to spiced (default: none, the folder is the working directory)
 //   ready      wait for /v1/ready (default true)
-export async function startSpiced({ spicepod, files = {}, args = [], env = {}, podArg, ready = true,
+//   flightFlag pass --flight 127.0.0.1:<free port> (default true; false: the spicepod's runtime.flight applies)
+export async function startSpiced({ spicepod, files = {}, args = [], env = {}, podArg, ready = true, flightFlag = true,
                                     readyTimeoutMs = 60000 } = {}) {
   if (!SPICED) throw new Error('set SPICED to the spiced binary (ctest does)');
   const dir = mkdtempSync(join(tmpdir(), 'spicec-e2e-'));
@@ -150,7 +151,7 @@ export async function startSpiced({ spicepod, files = {}, args = [], env = {}, p
   const flightPort = await freePort();
   const logPath = join(dir, 'spiced.log');
   const log = openSync(logPath, 'a');
-  const argv = ['--http', `127.0.0.1:${httpPort}`, '--flight', `127.0.0.1:${flightPort}`, ...args];
+  const argv = ['--http', `127.0.0.1:${httpPort}`, ...(flightFlag ? ['--flight', `127.0.0.1:${flightPort}`] : []), ...args];
   if (podArg) argv.push(podArg);
   // Output goes to a file: a pipe nobody drains could stall spiced.
   const proc = spawn(SPICED, argv, { cwd: dir, env: { ...process.env, ...env }, stdio: ['ignore', log, log] });
