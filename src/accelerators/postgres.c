@@ -69,16 +69,7 @@ typedef struct pga_accel {
 } pga_accel;
 
 static const sp_param_spec pga_params[] = {
-    {"connection_string", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL,
-     "libpq connection string or URI; takes the place of the other pg_ params"},
-    {"host", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "server host name or socket folder"},
-    {"port", SP_PARAM_INT, SP_PARAM_PREFIXED, "5432", NULL, "server port"},
-    {"db", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "database name"},
-    {"user", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL, "user name"},
-    {"pass", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL, "password"},
-    {"sslmode", SP_PARAM_ENUM, SP_PARAM_PREFIXED, NULL, "disable|allow|prefer|require|verify-ca|verify-full",
-     "TLS mode (default: libpq's, prefer)"},
-    {"sslrootcert", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "CA certificate file for verify-ca/verify-full"},
+    SP_PG_CONNECTION_PARAMS
     {"schema", SP_PARAM_STRING, SP_PARAM_PREFIXED, "public", NULL, "schema holding the accelerated tables"},
     {"connection_pool_size", SP_PARAM_INT, 0, "10", NULL, "idle read connections kept for reuse"},
     {NULL, 0, 0, NULL, NULL, NULL},

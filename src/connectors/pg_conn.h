@@ -11,6 +11,20 @@
 #include "spice/connector.h"
 #include "spice/error.h"
 
+/* The connection params (pg_connection_string, pg_host, pg_port, pg_db, pg_user, pg_pass, pg_sslmode,
+ * pg_sslrootcert) as sp_param_spec entries, for the param tables of the connector and of the accelerator. */
+#define SP_PG_CONNECTION_PARAMS                                                                                    \
+  {"connection_string", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL,                          \
+   "libpq connection string or URI; takes the place of the other pg_ params"},                                    \
+      {"host", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "server host name or socket folder"},               \
+      {"port", SP_PARAM_INT, SP_PARAM_PREFIXED, "5432", NULL, "server port"},                                      \
+      {"db", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "database name"},                                     \
+      {"user", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL, "user name"},                     \
+      {"pass", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL, "password"},                      \
+      {"sslmode", SP_PARAM_ENUM, SP_PARAM_PREFIXED, NULL, "disable|allow|prefer|require|verify-ca|verify-full",   \
+       "TLS mode (default: libpq's, prefer)"},                                                                     \
+      {"sslrootcert", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "CA certificate file for verify-ca/verify-full"},
+
 /* A new connection made from proto->params (pg_host, pg_port, pg_db, pg_user, pg_pass, pg_sslmode,
  * pg_sslrootcert, pg_connection_string) as the connector makes its own; proto->dataset names it in messages.
  * proto is borrowed for the call; *out is owned by the caller (PQfinish). SP_ECONNECT when the server cannot be
