@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * Protobuf wire format for the client's Flight messages (wire.h). Wire types read: 0 (varint), 2 (length-
- * delimited); 1 and 5 (fixed 64/32) are skipped in fields we ignore; groups are refused (Flight has none).
+ * Protobuf wire format for the client's Flight messages (wire.h), read with the shared reader (core/pb.h).
  */
 #include "flight/wire.h"
 
@@ -54,59 +53,9 @@ int sp_flw_encode_handshake(uint64_t version, const void *payload, size_t len, s
 
 /* ---- Reading -------------------------------------------------------------------------------------------- */
 
-typedef struct pb_reader {
-  const uint8_t *p, *end;
-} pb_reader;
-
-typedef struct pb_field {
-  uint64_t num;
-  int wire;
-  uint64_t varint;
-  sp_flw_bytes bytes;
-} pb_field;
-
-static int pb_varint(pb_reader *r, uint64_t *v) {
-  uint64_t x = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (r->p >= r->end) return -1;
-    uint8_t b = *r->p++;
-    x |= (uint64_t)(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      *v = x;
-      return 0;
-    }
-  }
-  return -1; /* more than 10 bytes */
-}
-
-static int pb_next(pb_reader *r, pb_field *f) {
-  uint64_t key;
-  if (pb_varint(r, &key) != 0) return -1;
-  f->num = key >> 3;
-  f->wire = (int)(key & 7);
-  if (f->num == 0) return -1;
-  size_t left = (size_t)(r->end - r->p);
-  switch (f->wire) {
-  case 0: return pb_varint(r, &f->varint);
-  case 1:
-  case 5:
-    if (left < (f->wire == 1 ? 8u : 4u)) return -1;
-    r->p += f->wire == 1 ? 8 : 4;
-    return 0;
-  case 2:
-    if (pb_varint(r, &f->varint) != 0) return -1;
-    left = (size_t)(r->end - r->p);
-    if (f->varint > left) return -1;
-    f->bytes.data = r->p;
-    f->bytes.len = (size_t)f->varint;
-    r->p += f->bytes.len;
-    return 0;
-  default: return -1;
-  }
-}
 
 /* A known field with the wrong wire type is malformed; an unknown one is skipped. */
-static int wrong_wire(const char *what, const pb_field *f, sp_error *err) {
+static int wrong_wire(const char *what, const sp_pb_field *f, sp_error *err) {
   return sp_fail(err, SP_EINVAL, "%s: field %u has the wrong wire type", what, (unsigned)f->num);
 }
 
@@ -116,10 +65,10 @@ static int malformed(const char *what, sp_error *err) {
 
 /* Ticket{ticket=1} inside an endpoint. */
 static int decode_ticket(sp_flw_bytes in, sp_flw_bytes *out, sp_error *err) {
-  pb_reader r = {in.data, in.data + in.len};
-  pb_field f;
+  sp_pb_reader r = {in.data, in.data + in.len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return malformed("flight ticket", err);
+    if (sp_pb_next(&r, &f) != 0) return malformed("flight ticket", err);
     if (f.num == 1 && f.wire != 2) return wrong_wire("flight ticket", &f, err);
     if (f.num == 1) *out = f.bytes;
   }
@@ -128,10 +77,10 @@ static int decode_ticket(sp_flw_bytes in, sp_flw_bytes *out, sp_error *err) {
 
 /* FlightEndpoint{ticket=1, location=2, expiration_time=3, app_metadata=4}. */
 static int decode_endpoint(sp_flw_bytes in, sp_flw_info *out, sp_error *err) {
-  pb_reader r = {in.data, in.data + in.len};
-  pb_field f;
+  sp_pb_reader r = {in.data, in.data + in.len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return malformed("flight endpoint", err);
+    if (sp_pb_next(&r, &f) != 0) return malformed("flight endpoint", err);
     if ((f.num == 1 || f.num == 2) && f.wire != 2) return wrong_wire("flight endpoint", &f, err);
     if (f.num == 1) SP_TRY(decode_ticket(f.bytes, &out->ticket, err));
     else if (f.num == 2) out->n_locations++;
@@ -141,10 +90,10 @@ static int decode_endpoint(sp_flw_bytes in, sp_flw_info *out, sp_error *err) {
 
 int sp_flw_decode_info(const uint8_t *data, size_t len, sp_flw_info *out, sp_error *err) {
   sp_flw_info info = {.total_records = -1};
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return malformed("flight info", err);
+    if (sp_pb_next(&r, &f) != 0) return malformed("flight info", err);
     if ((f.num == 1 || f.num == 2 || f.num == 3) && f.wire != 2) return wrong_wire("flight info", &f, err);
     if (f.num == 4 && f.wire != 0) return wrong_wire("flight info", &f, err);
     if (f.num == 1) info.schema = f.bytes;
@@ -157,10 +106,10 @@ int sp_flw_decode_info(const uint8_t *data, size_t len, sp_flw_info *out, sp_err
 
 int sp_flw_decode_schema_result(const uint8_t *data, size_t len, sp_flw_bytes *out, sp_error *err) {
   sp_flw_bytes schema = {0};
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return malformed("flight schema result", err);
+    if (sp_pb_next(&r, &f) != 0) return malformed("flight schema result", err);
     if (f.num == 1 && f.wire != 2) return wrong_wire("flight schema result", &f, err);
     if (f.num == 1) schema = f.bytes;
   }
@@ -171,10 +120,10 @@ int sp_flw_decode_schema_result(const uint8_t *data, size_t len, sp_flw_bytes *o
 int sp_flw_decode_data(const uint8_t *data, size_t len, sp_flw_data *out, sp_error *err) {
   sp_flw_data d;
   memset(&d, 0, sizeof d);
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return malformed("flight data", err);
+    if (sp_pb_next(&r, &f) != 0) return malformed("flight data", err);
     int known = f.num == 1 || f.num == 2 || f.num == 3 || f.num == 1000;
     if (known && f.wire != 2) return wrong_wire("flight data", &f, err);
     if (f.num == 2) d.header = f.bytes;

@@ -14,14 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/pb.h"
 #include "spice/buf.h"
 #include "spice/error.h"
 
 /* A byte range inside some input (borrowed). */
-typedef struct sp_flw_bytes {
-  const uint8_t *data;
-  size_t len;
-} sp_flw_bytes;
+typedef sp_pb_bytes sp_flw_bytes; /* bytes inside a message (borrowed) */
 
 typedef struct sp_flw_info {
   sp_flw_bytes schema;      /* field 1: encapsulated IPC Schema message (may be empty) */

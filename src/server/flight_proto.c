@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
- * Hand-written protobuf wire format for the Flight messages in flight_proto.h. Wire types used: 0 (varint),
- * 2 (length-delimited); 1 and 5 (fixed 64/32) are skipped when they appear in fields we ignore.
+ * Hand-written protobuf wire format for the Flight messages in flight_proto.h, read with the shared reader
+ * (core/pb.h: wire types 0 and 2; 1 and 5 skipped when they appear in fields we ignore).
  */
 #include "server/flight_proto.h"
 
@@ -9,65 +9,12 @@
 
 /* ---- Reading -------------------------------------------------------------------------------------------- */
 
-typedef struct pb_reader {
-  const uint8_t *p, *end;
-} pb_reader;
-
-static int pb_varint(pb_reader *r, uint64_t *v) {
-  uint64_t x = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    if (r->p >= r->end) return -1;
-    uint8_t b = *r->p++;
-    x |= (uint64_t)(b & 0x7f) << shift;
-    if ((b & 0x80) == 0) {
-      *v = x;
-      return 0;
-    }
-  }
-  return -1; /* more than 10 bytes */
-}
-
-/* One field: its number, wire type, and for wire type 0 the value, for 2 the bytes. */
-typedef struct pb_field {
-  uint64_t num;
-  int wire;
-  uint64_t varint;
-  sp_pb_bytes bytes;
-} pb_field;
-
-static int pb_next(pb_reader *r, pb_field *f) {
-  uint64_t key;
-  if (pb_varint(r, &key) != 0) return -1;
-  f->num = key >> 3;
-  f->wire = (int)(key & 7);
-  if (f->num == 0) return -1;
-  size_t left;
-  switch (f->wire) {
-  case 0: return pb_varint(r, &f->varint);
-  case 1:
-  case 5:
-    left = (size_t)(r->end - r->p);
-    if (left < (f->wire == 1 ? 8u : 4u)) return -1;
-    r->p += f->wire == 1 ? 8 : 4;
-    return 0;
-  case 2:
-    if (pb_varint(r, &f->varint) != 0) return -1;
-    left = (size_t)(r->end - r->p);
-    if (f->varint > left) return -1;
-    f->bytes.data = r->p;
-    f->bytes.len = (size_t)f->varint;
-    r->p += f->bytes.len;
-    return 0;
-  default: return -1; /* groups (3, 4) are not used by Flight */
-  }
-}
-
 int sp_flight_decode_descriptor(const uint8_t *data, size_t len, sp_flight_descriptor *out, sp_error *err) {
   memset(out, 0, sizeof *out);
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight descriptor: malformed protobuf");
+    if (sp_pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight descriptor: malformed protobuf");
     if (f.num == 1 && f.wire == 0) out->type = (int)(f.varint & 0x7fffffff);
     else if (f.num == 2 && f.wire == 2) out->cmd = f.bytes;
     else if (f.num == 3 && f.wire == 2) out->n_path++;
@@ -80,10 +27,10 @@ int sp_flight_decode_descriptor(const uint8_t *data, size_t len, sp_flight_descr
 int sp_flight_decode_ticket(const uint8_t *data, size_t len, sp_pb_bytes *out, sp_error *err) {
   out->data = NULL;
   out->len = 0;
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "ticket: malformed protobuf");
+    if (sp_pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "ticket: malformed protobuf");
     if (f.num == 1 && f.wire == 2) *out = f.bytes;
     else if (f.num == 1) return sp_fail(err, SP_EINVAL, "ticket: field 1 has the wrong wire type");
   }
@@ -95,10 +42,10 @@ int sp_flight_decode_handshake(const uint8_t *data, size_t len, uint64_t *versio
   *version = 0;
   payload->data = NULL;
   payload->len = 0;
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "handshake request: malformed protobuf");
+    if (sp_pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "handshake request: malformed protobuf");
     if (f.num == 1 && f.wire == 0) *version = f.varint;
     else if (f.num == 2 && f.wire == 2) *payload = f.bytes;
     else if (f.num <= 2) return sp_fail(err, SP_EINVAL, "handshake request: field %u has the wrong wire type",
@@ -200,10 +147,10 @@ int sp_flight_encode_data_prefix(const uint8_t *header, size_t header_len, size_
 
 int sp_flight_decode_fields(const uint8_t *data, size_t len, sp_pb_msg *out, sp_error *err) {
   memset(out, 0, sizeof *out);
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight message: malformed protobuf");
+    if (sp_pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight message: malformed protobuf");
     if (f.num > SP_PB_MAX_FIELD) continue;
     out->present |= 1u << f.num;
     if (f.wire == 2) out->bytes[f.num] = f.bytes;
@@ -213,10 +160,10 @@ int sp_flight_decode_fields(const uint8_t *data, size_t len, sp_pb_msg *out, sp_
 }
 
 int sp_flight_nth_bytes(const uint8_t *data, size_t len, unsigned num, size_t i, sp_pb_bytes *out) {
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return SP_EINVAL;
+    if (sp_pb_next(&r, &f) != 0) return SP_EINVAL;
     if (f.num == num && f.wire == 2 && i-- == 0) {
       *out = f.bytes;
       return SP_OK;
@@ -228,20 +175,20 @@ int sp_flight_nth_bytes(const uint8_t *data, size_t len, unsigned num, size_t i,
 int sp_flight_varints(const uint8_t *data, size_t len, unsigned num, uint64_t *out, size_t max, size_t *n,
                       sp_error *err) {
   *n = 0;
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight message: malformed protobuf");
+    if (sp_pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight message: malformed protobuf");
     if (f.num != num) continue;
     if (f.wire == 0) {
       if (*n < max) out[(*n)++] = f.varint;
       continue;
     }
     if (f.wire != 2) return sp_fail(err, SP_EINVAL, "flight message: field %u has the wrong wire type", num);
-    pb_reader packed = {f.bytes.data, f.bytes.data + f.bytes.len};
+    sp_pb_reader packed = {f.bytes.data, f.bytes.data + f.bytes.len};
     uint64_t v;
     while (packed.p < packed.end) {
-      if (pb_varint(&packed, &v) != 0) return sp_fail(err, SP_EINVAL, "flight message: malformed packed field");
+      if (sp_pb_varint(&packed, &v) != 0) return sp_fail(err, SP_EINVAL, "flight message: malformed packed field");
       if (*n < max) out[(*n)++] = v;
     }
   }
@@ -264,10 +211,10 @@ int sp_flight_sql_unwrap(const uint8_t *data, size_t len, sp_pb_bytes *name, sp_
 
 int sp_flight_decode_data(const uint8_t *data, size_t len, sp_flight_data *out, sp_error *err) {
   memset(out, 0, sizeof *out);
-  pb_reader r = {data, data + len};
-  pb_field f;
+  sp_pb_reader r = {data, data + len};
+  sp_pb_field f;
   while (r.p < r.end) {
-    if (pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight data: malformed protobuf");
+    if (sp_pb_next(&r, &f) != 0) return sp_fail(err, SP_EINVAL, "flight data: malformed protobuf");
     int ld = f.wire == 2;
     if (f.num == 1 && ld) {
       out->descriptor = f.bytes;

@@ -14,14 +14,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/pb.h" /* sp_pb_bytes */
 #include "spice/buf.h"
 #include "spice/error.h"
 
 /* A byte range inside some input (borrowed). */
-typedef struct sp_pb_bytes {
-  const uint8_t *data;
-  size_t len;
-} sp_pb_bytes;
+
 
 enum { SP_FLIGHT_DESC_UNKNOWN = 0, SP_FLIGHT_DESC_PATH = 1, SP_FLIGHT_DESC_CMD = 2 };
 
