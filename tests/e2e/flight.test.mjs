@@ -142,6 +142,33 @@ test('SDK: plain query returns typed values and NULLs', async () => {
   assert.deepEqual([...t.getChild('d').get(2)], [225, 0, 0, 0]);
 });
 
+test('SDK: every engine type arrives as the expected JS value', async () => {
+  const t = await client.sql(`SELECT -5::TINYINT AS i8, -300::SMALLINT AS i16, -70000::INTEGER AS i32, -5000000000::BIGINT AS i64,
+    200::UTINYINT AS u8, 60000::USMALLINT AS u16, 4000000000::UINTEGER AS u32, 18000000000000000000::UBIGINT AS u64,
+    1.5::FLOAT AS f32, 2.25::DOUBLE AS f64, true AS b, 'héllo' AS s, '\\xAB\\x01'::BLOB AS bin,
+    123456789.0123456789::DECIMAL(38,10) AS dec, DATE '2024-02-29' AS d, TIME '13:14:15.5' AS tm,
+    TIMESTAMP '2024-01-02 03:04:05.123456' AS ts, INTERVAL 3 DAY AS iv, [1, 2, NULL]::INTEGER[] AS li,
+    {'a': 1, 'b': 'x'} AS st, MAP {'k': 1} AS mp, NULL::VARCHAR AS nul`);
+  const v = (name) => t.getChild(name).get(0);
+  assert.deepEqual(t.schema.fields.map((f) => String(f.type)), ['Int8', 'Int16', 'Int32', 'Int64', 'Uint8', 'Uint16',
+    'Uint32', 'Uint64', 'Float32', 'Float64', 'Bool', 'Utf8', 'Binary', 'Decimal[38e+10]', 'Date32<DAY>',
+    'Time64<MICROSECOND>', 'Timestamp<MICROSECOND>', 'Interval<MONTH_DAY_NANO>', 'List<Int32>',
+    'Struct<{a:Int32, b:Utf8}>', 'Map<{key:Utf8, value:Int32}>', 'Utf8']);
+  assert.deepEqual([v('i8'), v('i16'), v('i32'), v('i64')], [-5, -300, -70000, -5000000000n]);
+  assert.deepEqual([v('u8'), v('u16'), v('u32'), v('u64')], [200, 60000, 4000000000, 18000000000000000000n]);
+  assert.deepEqual([v('f32'), v('f64'), v('b'), v('s')], [1.5, 2.25, true, 'héllo']);
+  assert.deepEqual([...v('bin')], [0xab, 0x01]);
+  assert.equal(String(v('dec')), '1234567890123456789'); // the unscaled value; the scale (10) is in the type
+  assert.equal(v('d'), Date.UTC(2024, 1, 29));
+  assert.equal(v('tm'), 47655500000n); // microseconds since midnight
+  assert.equal(v('ts'), Date.UTC(2024, 0, 2, 3, 4, 5) + 123.456);
+  assert.deepEqual([...v('iv')], [0, 3, 0, 0]); // months, days, nanoseconds (two words)
+  assert.deepEqual([...v('li')], [1, 2, null]);
+  assert.deepEqual(v('st').toJSON(), { a: 1, b: 'x' });
+  assert.deepEqual(v('mp').toJSON(), { k: 1 });
+  assert.equal(v('nul'), null);
+});
+
 test('SDK: an empty result keeps its schema', async () => {
   const t = await client.sql('SELECT id, name FROM fruits WHERE id > 100');
   assert.equal(t.numRows, 0);
