@@ -187,6 +187,17 @@ static void slice_release(struct ArrowArray *a) {
   a->release = NULL;
 }
 
+/* The exact null count of a sliced array (offset, length set): DuckDB reads a dictionary column's validity only
+ * when null_count > 0, so "unknown" (-1) would turn its NULLs into the dictionary's first value. */
+static int64_t slice_nulls(const struct ArrowArray *a) {
+  if (a->n_buffers == 0) return a->length; /* the null type */
+  const uint8_t *v = a->buffers[0];
+  if (v == NULL) return 0;
+  int64_t nulls = 0;
+  for (int64_t i = a->offset; i < a->offset + a->length; i++) nulls += !((v[i >> 3] >> (i & 7)) & 1);
+  return nulls;
+}
+
 int sp_engine_emit_slice(sp_engine *e, duckdb_arrow_converted_schema conv, const struct ArrowArray *batch,
                          const idx_t *proj, idx_t nproj, int64_t off, int64_t n, void (*on_release)(void *),
                          void *ctx, duckdb_data_chunk out, sp_error *err) {
@@ -205,7 +216,7 @@ int sp_engine_emit_slice(sp_engine *e, duckdb_arrow_converted_schema conv, const
     kids[k] = *batch->children[proj[k]];
     kids[k].offset += batch->offset + off;
     kids[k].length = n;
-    if (kids[k].null_count != 0) kids[k].null_count = -1;
+    if (kids[k].null_count != 0) kids[k].null_count = slice_nulls(&kids[k]);
     kids[k].release = noop_release;
     s->kidp[k] = &kids[k];
   }
