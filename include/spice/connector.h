@@ -2,10 +2,10 @@
  *
  * Data connectors: the seed's DataConnector as a const method table (DESIGN §2). One instance is opened per
  * dataset, with the dataset's validated params. A NULL method means "not supported"; the core calls modules
- * only through the sp_connector_* wrappers in src/core/module.h.
+ * through the method table.
  *
  * Adding a connector: one file in src/connectors/ exporting `const sp_connector_module sp_connector_<name>`,
- * plus one line in src/runtime/modules.def.
+ * plus one line in src/runtime/modules.def. Instances are made with sp_connector_instance_open (below).
  *
  * Threads: open/close run on the runtime's control path. get_schema/get_all_data/scan may run concurrently
  * on several threads for one instance (a refresh and federated queries at once): keep per-call state local.
@@ -116,5 +116,17 @@ struct sp_connector_module {
   bool (*supports_writes)(sp_connector *self);
   int (*add_data)(sp_connector *self, sp_data_update *update, sp_error *err);
 };
+
+/* Opens an instance of m for dataset `spec` (borrowed; must outlive the instance) with `params` already
+ * validated against m->params (moved into the instance: *params is empty afterwards, on failure too). engine
+ * (borrowed, may be NULL) is the serving engine. On success *out is owned by the caller: close it with
+ * sp_connector_instance_close (NULL-safe), which closes the module and frees the instance. */
+int sp_connector_instance_open(const sp_connector_module *m, const sp_dataset_spec *spec, sp_params *params,
+                               struct sp_engine *engine, sp_connector **out, sp_error *err);
+/* The same from the dataset's params as written (raw, borrowed), validated first against m->params with the
+ * secrets (borrowed, may be NULL) as the runtime does; messages name `dataset "<spec->name>"`. */
+int sp_connector_instance_create(const sp_connector_module *m, const sp_dataset_spec *spec, const sp_params *raw,
+                                 sp_secrets *secrets, struct sp_engine *engine, sp_connector **out, sp_error *err);
+void sp_connector_instance_close(sp_connector *c);
 
 #endif

@@ -199,33 +199,23 @@ static int ensure_checkpoint(pga_accel *a, PGconn *pq, sp_error *err) {
 
 static void reader_unref(pga_reader *r) {
   if (r == NULL || __atomic_sub_fetch(&r->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
-  r->conn->module->close(r->conn);
-  sp_params_free(&r->conn->params);
-  free(r->conn);
+  sp_connector_instance_close(r->conn);
   free(r);
 }
 
 /* A postgres connector instance over the table (which must exist). */
 static int reader_open(pga_accel *a, pga_reader **out, sp_error *err) {
-  const sp_connector_module *m = &sp_connector_postgres;
   pga_reader *r = calloc(1, sizeof *r);
-  sp_connector *c = calloc(1, m->instance_size);
-  if (r == NULL || c == NULL || sp_params_copy(&c->params, &a->base.params) != SP_OK) {
+  sp_params params = {0};
+  if (r == NULL || sp_params_copy(&params, &a->base.params) != SP_OK) {
     free(r);
-    free(c);
     return sp_fail(err, SP_ENOMEM, "out of memory");
   }
-  c->module = m;
-  c->dataset = &a->spec;
-  c->engine = a->base.engine;
-  int rc = m->open(c, err);
+  int rc = sp_connector_instance_open(&sp_connector_postgres, &a->spec, &params, a->base.engine, &r->conn, err);
   if (rc != SP_OK) {
-    sp_params_free(&c->params);
-    free(c);
     free(r);
     return rc;
   }
-  r->conn = c;
   r->refs = 1;
   *out = r;
   return SP_OK;

@@ -98,34 +98,8 @@ static int64_t next_refresh_ms(const sp_dataset *ds, int64_t now) {
 /* ---- Opening modules -------------------------------------------------------------------------------------- */
 
 int sp__open_connector(sp_dataset *ds, sp_error *err) {
-  char what[300];
-  sp_params params = {0};
-  snprintf(what, sizeof what, "dataset \"%s\"", ds->spec->name);
-  SP_TRY(sp_params_validate(ds->cmod->params, ds->cmod->prefix, &ds->spec->params, ds->rt->secrets, what, &params, err));
-  sp_connector *c = calloc(1, ds->cmod->instance_size);
-  if (c == NULL) {
-    sp_params_free(&params);
-    return sp_fail(err, SP_ENOMEM, "out of memory");
-  }
-  c->module = ds->cmod;
-  c->dataset = ds->spec;
-  c->params = params;
-  c->engine = ds->rt->engine;
-  int rc = ds->cmod->open(c, err);
-  if (rc != SP_OK) {
-    sp_params_free(&c->params);
-    free(c);
-    return rc;
-  }
-  ds->conn = c;
-  return SP_OK;
-}
-
-static void close_connector(sp_connector *c) {
-  if (c == NULL) return;
-  c->module->close(c);
-  sp_params_free(&c->params);
-  free(c);
+  return sp_connector_instance_create(ds->cmod, ds->spec, &ds->spec->params, ds->rt->secrets, ds->rt->engine,
+                                      &ds->conn, err);
 }
 
 static int open_accelerator(sp_dataset *ds, sp_accel_state *state, sp_error *err) {
@@ -422,7 +396,7 @@ void sp__dataset_destroy(sp_dataset *ds) {
     free(ds->accel);
   }
   if (ds->conn && ds->rt && ds->rt->engine) sp_engine_unregister_source(ds->rt->engine, ds->spec->name);
-  close_connector(ds->conn);
+  sp_connector_instance_close(ds->conn);
   free(ds->manual_sql);
   free(ds->refresh_sql);
   free(ds->native_sql);

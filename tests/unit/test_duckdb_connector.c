@@ -69,25 +69,13 @@ static int open_duck(opened *o, const char *name, const char *path, const char *
   o->spec.path = (char *)path;
   sp_params raw = {0};
   if (file) sp_params_set(&raw, "duckdb_open", file, 0, 0);
-  sp_connector *c = calloc(1, sp_connector_duckdb.instance_size);
-  c->module = &sp_connector_duckdb;
-  c->dataset = &o->spec;
-  int rc = sp_params_validate(sp_connector_duckdb.params, sp_connector_duckdb.prefix, &raw, NULL, "dataset", &c->params, err);
+  int rc = sp_connector_instance_create(&sp_connector_duckdb, &o->spec, &raw, NULL, NULL, &o->conn, err);
   sp_params_free(&raw);
-  if (rc == SP_OK) rc = sp_connector_duckdb.open(c, err);
-  if (rc != SP_OK) {
-    sp_params_free(&c->params);
-    free(c);
-    return rc;
-  }
-  o->conn = c;
-  return SP_OK;
+  return rc;
 }
 
 static void close_duck(opened *o) {
-  sp_connector_duckdb.close(o->conn);
-  sp_params_free(&o->conn->params);
-  free(o->conn);
+  sp_connector_instance_close(o->conn);
 }
 
 /* Drains a stream: rows, columns, and the sum of the first column (an int64). */

@@ -72,25 +72,13 @@ static int open_file(opened *o, const char *path, const char *const *kv, sp_erro
   o->spec.path = from;
   sp_params raw = {0};
   for (size_t i = 0; kv && kv[i]; i += 2) sp_params_set(&raw, kv[i], kv[i + 1], 0, 0);
-  sp_connector *c = calloc(1, sp_connector_file.instance_size);
-  c->module = &sp_connector_file;
-  c->dataset = &o->spec;
-  int rc = sp_params_validate(sp_connector_file.params, sp_connector_file.prefix, &raw, NULL, "dataset \"ds\"", &c->params, err);
+  int rc = sp_connector_instance_create(&sp_connector_file, &o->spec, &raw, NULL, NULL, &o->conn, err);
   sp_params_free(&raw);
-  if (rc == SP_OK) rc = sp_connector_file.open(c, err);
-  if (rc != SP_OK) {
-    sp_params_free(&c->params);
-    free(c);
-    return rc;
-  }
-  o->conn = c;
-  return SP_OK;
+  return rc;
 }
 
 static void close_file(opened *o) {
-  sp_connector_file.close(o->conn);
-  sp_params_free(&o->conn->params);
-  free(o->conn);
+  sp_connector_instance_close(o->conn);
 }
 
 /* Drains a stream: rows, and the number of columns of its schema. */

@@ -361,25 +361,12 @@ static int open_connector(const sp_connector_module *m, const char *path, const 
   char key[64];
   snprintf(key, sizeof key, "%s_endpoint", m->prefix);
   sp_params_set(&raw, key, ep, 0, 0);
-  box->c = calloc(1, m->instance_size);
-  box->c->module = m;
-  box->c->dataset = &box->spec;
-  int rc = sp_params_validate(m->params, m->prefix, &raw, NULL, "dataset \"remote_items\"", &box->c->params, err);
+  int rc = sp_connector_instance_create(m, &box->spec, &raw, NULL, NULL, &box->c, err);
   sp_params_free(&raw);
-  if (rc == SP_OK) rc = m->open(box->c, err);
-  if (rc != SP_OK) {
-    sp_params_free(&box->c->params);
-    free(box->c);
-    box->c = NULL;
-  }
   return rc;
 }
 
-static void close_connector(conn_box *box) {
-  box->c->module->close(box->c);
-  sp_params_free(&box->c->params);
-  free(box->c);
-}
+static void close_connector(conn_box *box) { sp_connector_instance_close(box->c); }
 
 /* A scan whose filter the remote applies: called directly (no engine to filter again), only matching rows
  * come back, in the projected columns. */

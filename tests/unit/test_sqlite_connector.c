@@ -77,25 +77,13 @@ static int open_table(opened *o, const char *table, sp_dataset_mode mode, const 
     has_file |= strcmp(kv[i], "sqlite_file") == 0;
   }
   if (!has_file) sp_params_set(&raw, "sqlite_file", db_path, 0, 0);
-  sp_connector *c = calloc(1, sp_connector_sqlite.instance_size);
-  c->module = &sp_connector_sqlite;
-  c->dataset = &o->spec;
-  int rc = sp_params_validate(sp_connector_sqlite.params, sp_connector_sqlite.prefix, &raw, NULL, "dataset \"ds\"", &c->params, err);
+  int rc = sp_connector_instance_create(&sp_connector_sqlite, &o->spec, &raw, NULL, NULL, &o->conn, err);
   sp_params_free(&raw);
-  if (rc == SP_OK) rc = sp_connector_sqlite.open(c, err);
-  if (rc != SP_OK) {
-    sp_params_free(&c->params);
-    free(c);
-    return rc;
-  }
-  o->conn = c;
-  return SP_OK;
+  return rc;
 }
 
 static void close_table(opened *o) {
-  sp_connector_sqlite.close(o->conn);
-  sp_params_free(&o->conn->params);
-  free(o->conn);
+  sp_connector_instance_close(o->conn);
 }
 
 /* Drains a stream: rows, batches; the first batch kept in *first (release it) when first is not NULL. */
