@@ -8,7 +8,7 @@ char *sp_buf_grow(sp_buf *b, size_t extra) {
   size_t limit = b->limit ? b->limit : SP_BUF_DEFAULT_LIMIT;
   if (extra > limit || b->len > limit - extra) return NULL;
   size_t need = b->len + extra;
-  if (need > b->cap) {
+  if (need > b->cap || b->data == NULL) { /* an empty buffer gets memory even for 0 bytes: no NULL + 0 */
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < need) cap = cap > limit / 2 ? limit : cap * 2;
     char *p = realloc(b->data, cap);
