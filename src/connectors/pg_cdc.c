@@ -31,6 +31,7 @@
 #include <libpq-fe.h>
 
 #include "connectors/pg_cdc.h"
+#include "connectors/pg_conn.h"
 #include "connectors/pgoutput.h"
 #include "spice/arrow.h"
 #include "spice/log.h"
@@ -71,34 +72,10 @@ static int64_t now_ms(void) {
 
 /* ---- Connections -------------------------------------------------------------------------------------------- */
 
-static void add_kw(cdc *c, size_t *n, const char *k, const char *v) {
-  if (v == NULL || *n >= CDC_MAX_KW) return;
-  c->kw[*n] = k;
-  c->val[*n] = v;
-  (*n)++;
-}
-
 /* The connector's connection parameters (as postgres.c reads them); a replication connection adds
  * replication=database and options in the two slots left after them. */
 static void build_conninfo(cdc *c) {
-  const sp_params *p = &c->conn->params;
-  size_t n = 0;
-  const char *cs = sp_params_get(p, "pg_connection_string");
-  if (cs && *cs) {
-    add_kw(c, &n, "dbname", cs);
-    c->expand = 1;
-  } else {
-    add_kw(c, &n, "host", sp_params_get(p, "pg_host"));
-    add_kw(c, &n, "port", sp_params_get(p, "pg_port"));
-    add_kw(c, &n, "dbname", sp_params_get(p, "pg_db"));
-    add_kw(c, &n, "user", sp_params_get(p, "pg_user"));
-    add_kw(c, &n, "password", sp_params_get(p, "pg_pass"));
-  }
-  add_kw(c, &n, "sslmode", sp_params_get(p, "pg_sslmode"));
-  add_kw(c, &n, "sslrootcert", sp_params_get(p, "pg_sslrootcert"));
-  add_kw(c, &n, "client_encoding", "UTF8");
-  add_kw(c, &n, "application_name", "spicec");
-  add_kw(c, &n, "connect_timeout", "10");
+  size_t n = sp_pg_conninfo(&c->conn->params, c->kw, c->val, CDC_MAX_KW, &c->expand);
   for (size_t i = n; i < CDC_MAX_KW + 3; i++) c->kw[i] = c->val[i] = NULL;
 }
 

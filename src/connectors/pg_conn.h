@@ -25,6 +25,11 @@
        "TLS mode (default: libpq's, prefer)"},                                                                     \
       {"sslrootcert", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "CA certificate file for verify-ca/verify-full"},
 
+/* libpq keywords and values (borrowed from p) for the pg_* params, written into kw/val (at most cap; not
+ * terminated: a caller may add its own before the NULL). Returns how many; *expand is 1 when
+ * pg_connection_string is used (kw[0] is "dbname" holding it), as PQconnectdbParams' expand_dbname wants. */
+size_t sp_pg_conninfo(const sp_params *p, const char **kw, const char **val, size_t cap, int *expand);
+
 /* A new connection made from proto->params (pg_host, pg_port, pg_db, pg_user, pg_pass, pg_sslmode,
  * pg_sslrootcert, pg_connection_string) as the connector makes its own; proto->dataset names it in messages.
  * proto is borrowed for the call; *out is owned by the caller (PQfinish). SP_ECONNECT when the server cannot be

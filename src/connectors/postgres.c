@@ -65,33 +65,42 @@ static const sp_param_spec pg_params[] = {
 
 /* ---- Connections ------------------------------------------------------------------------------------------ */
 
-static void add_kw(pg_conn *c, size_t *n, const char *k, const char *v) {
-  if (v == NULL || *n >= PG_MAX_PARAMS) return;
-  c->kw[*n] = k;
-  c->val[*n] = v;
-  (*n)++;
+typedef struct kw_list {
+  const char **kw, **val;
+  size_t n, cap;
+} kw_list;
+
+static void add_kw(kw_list *l, const char *k, const char *v) {
+  if (v == NULL || l->n >= l->cap) return;
+  l->kw[l->n] = k;
+  l->val[l->n] = v;
+  l->n++;
+}
+
+size_t sp_pg_conninfo(const sp_params *p, const char **kw, const char **val, size_t cap, int *expand) {
+  kw_list l = {kw, val, 0, cap};
+  const char *cs = sp_params_get(p, "pg_connection_string");
+  *expand = cs && *cs;
+  if (*expand) {
+    add_kw(&l, "dbname", cs);
+  } else {
+    add_kw(&l, "host", sp_params_get(p, "pg_host"));
+    add_kw(&l, "port", sp_params_get(p, "pg_port"));
+    add_kw(&l, "dbname", sp_params_get(p, "pg_db"));
+    add_kw(&l, "user", sp_params_get(p, "pg_user"));
+    add_kw(&l, "password", sp_params_get(p, "pg_pass"));
+  }
+  /* Explicit TLS params apply on top of a connection string too. */
+  add_kw(&l, "sslmode", sp_params_get(p, "pg_sslmode"));
+  add_kw(&l, "sslrootcert", sp_params_get(p, "pg_sslrootcert"));
+  add_kw(&l, "client_encoding", "UTF8");
+  add_kw(&l, "application_name", "spicec");
+  add_kw(&l, "connect_timeout", "10");
+  return l.n;
 }
 
 static void build_conninfo(pg_conn *c) {
-  const sp_params *p = &c->base.params;
-  size_t n = 0;
-  const char *cs = sp_params_get(p, "pg_connection_string");
-  if (cs && *cs) {
-    add_kw(c, &n, "dbname", cs);
-    c->expand = 1;
-  } else {
-    add_kw(c, &n, "host", sp_params_get(p, "pg_host"));
-    add_kw(c, &n, "port", sp_params_get(p, "pg_port"));
-    add_kw(c, &n, "dbname", sp_params_get(p, "pg_db"));
-    add_kw(c, &n, "user", sp_params_get(p, "pg_user"));
-    add_kw(c, &n, "password", sp_params_get(p, "pg_pass"));
-  }
-  /* Explicit TLS params apply on top of a connection string too. */
-  add_kw(c, &n, "sslmode", sp_params_get(p, "pg_sslmode"));
-  add_kw(c, &n, "sslrootcert", sp_params_get(p, "pg_sslrootcert"));
-  add_kw(c, &n, "client_encoding", "UTF8");
-  add_kw(c, &n, "application_name", "spicec");
-  add_kw(c, &n, "connect_timeout", "10");
+  size_t n = sp_pg_conninfo(&c->base.params, c->kw, c->val, PG_MAX_PARAMS, &c->expand);
   c->kw[n] = c->val[n] = NULL;
 }
 
