@@ -404,28 +404,39 @@ static int pg_open(sp_connector *self, sp_error *err) {
 
 /* ---- Streams ---------------------------------------------------------------------------------------------- */
 
-/* A load in flight. A producer thread reads the COPY and decodes it into batches while the consumer works on
- * the previous ones (the decoding overlaps the accelerator's work); at most PG_QUEUE batches wait. */
+/* A load in flight. Each worker reads one COPY on its own connection and decodes it into batches on its own
+ * thread while the consumer works on the previous ones (the decoding overlaps the accelerator's work). A load
+ * has one worker, or one per ctid range for a parallel load (below). The workers share one queue of PG_QUEUE
+ * batches per worker, so memory stays bounded by about (PG_QUEUE + 1) batches per worker. */
 #define PG_QUEUE 2
+
+struct pg_stream;
+
+typedef struct pg_worker {
+  struct pg_stream *s;
+  PGconn *pq;        /* NULL once the COPY is over and the connection went back to the pool */
+  pgc_decoder *dec;
+  int in_txn;        /* the COPY runs in a transaction of the load's own, committed after it */
+  int finished;      /* the COPY ended cleanly (worker's) */
+  size_t wire;       /* COPY bytes in the batch being built (worker's) */
+  pthread_t thread;
+  int has_thread;
+} pg_worker;
 
 typedef struct pg_stream {
   pg_conn *c;
-  PGconn *pq;        /* NULL once the COPY is over and the connection went back to the pool */
-  pgc_decoder *dec;
   pgc_type *types;
   const char **names;
   size_t n;
-  int finished;      /* the COPY ended cleanly (producer's) */
-  size_t wire;       /* COPY bytes in the batch being built (producer's) */
-  pthread_t thread;
-  int has_thread;
+  pg_worker *w;
+  size_t n_w;
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  struct ArrowArray queue[PG_QUEUE];
-  int q_head, q_count;
-  int done;          /* the producer has stopped: no more batches after the queued ones */
-  int stop;          /* the consumer released the stream */
-  int failed;        /* errno-style code when the producer failed, else 0 */
+  struct ArrowArray *queue; /* q_cap = PG_QUEUE * n_w slots */
+  size_t q_cap, q_head, q_count;
+  size_t running;    /* workers still producing: the stream ends when none is and the queue is empty */
+  int stop;          /* the consumer released the stream, or a worker failed: every worker stops */
+  int failed;        /* errno-style code of the first worker that failed, else 0 */
   char error[1024];
 } pg_stream;
 
@@ -436,11 +447,12 @@ static int stream_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
   return 0;
 }
 
-/* Ends the COPY: the command's result must be a success, then the connection goes back to the pool. */
-static int finish_copy(pg_stream *s, sp_error *err) {
+/* Ends the COPY: the command's result must be a success (and the load's own transaction commit), then the
+ * connection goes back to the pool. */
+static int finish_copy(pg_worker *w, sp_error *err) {
   PGresult *r;
   int rc = SP_OK;
-  while ((r = PQgetResult(s->pq)) != NULL) {
+  while ((r = PQgetResult(w->pq)) != NULL) {
     if (rc == SP_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
       char msg[600];
       one_line(msg, sizeof msg, PQresultErrorMessage(r));
@@ -448,11 +460,20 @@ static int finish_copy(pg_stream *s, sp_error *err) {
     }
     PQclear(r);
   }
-  if (rc == SP_OK) rc = pgc_end(s->dec, err);
+  if (rc == SP_OK) rc = pgc_end(w->dec, err);
+  if (rc == SP_OK && w->in_txn) {
+    r = PQexec(w->pq, "COMMIT");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+      char msg[600];
+      one_line(msg, sizeof msg, PQerrorMessage(w->pq));
+      rc = sp_fail(err, SP_EIO, "%s", msg);
+    }
+    PQclear(r);
+  }
   if (rc == SP_OK) {
-    pool_put(s->c, s->pq);
-    s->pq = NULL;
-    s->finished = 1;
+    pool_put(w->s->c, w->pq);
+    w->pq = NULL;
+    w->finished = 1;
   }
   return rc;
 }
@@ -465,49 +486,49 @@ static int stopped(pg_stream *s) {
 }
 
 /* Waits up to 100 ms for more COPY data, so that a released stream is noticed. */
-static int wait_data(pg_stream *s, sp_error *err) {
-  struct pollfd pfd = {.fd = PQsocket(s->pq), .events = POLLIN};
+static int wait_data(pg_worker *w, sp_error *err) {
+  struct pollfd pfd = {.fd = PQsocket(w->pq), .events = POLLIN};
   if (poll(&pfd, 1, 100) < 0 && errno != EINTR) return sp_fail(err, SP_EIO, "poll: %s", strerror(errno));
-  if (PQconsumeInput(s->pq) == 0) {
+  if (PQconsumeInput(w->pq) == 0) {
     char msg[600];
-    one_line(msg, sizeof msg, PQerrorMessage(s->pq));
+    one_line(msg, sizeof msg, PQerrorMessage(w->pq));
     return sp_fail(err, SP_ECONNECT, "%s", msg);
   }
   return SP_OK;
 }
 
 /* Reads COPY data until a batch is full or the COPY ends. */
-static int fill(pg_stream *s, sp_error *err) {
+static int fill(pg_worker *w, sp_error *err) {
   /* Batch size by rows, and by the COPY bytes received (a close, O(1) stand-in for the Arrow bytes). */
-  while (!s->finished && pgc_pending_rows(s->dec) < PG_BATCH_ROWS && s->wire < PG_BATCH_BYTES) {
+  while (!w->finished && pgc_pending_rows(w->dec) < PG_BATCH_ROWS && w->wire < PG_BATCH_BYTES) {
     char *buf = NULL;
-    int n = PQgetCopyData(s->pq, &buf, 1);
+    int n = PQgetCopyData(w->pq, &buf, 1);
     if (n > 0) {
-      int rc = pgc_feed(s->dec, (const uint8_t *)buf, (size_t)n, err);
-      s->wire += (size_t)n;
+      int rc = pgc_feed(w->dec, (const uint8_t *)buf, (size_t)n, err);
+      w->wire += (size_t)n;
       PQfreemem(buf);
       SP_TRY(rc);
     } else if (n == 0) {
-      if (stopped(s)) return sp_fail(err, SP_ECANCELED, "canceled");
-      SP_TRY(wait_data(s, err));
+      if (stopped(w->s)) return sp_fail(err, SP_ECANCELED, "canceled");
+      SP_TRY(wait_data(w, err));
     } else if (n == -1) {
-      SP_TRY(finish_copy(s, err));
+      SP_TRY(finish_copy(w, err));
     } else {
       char msg[600];
-      one_line(msg, sizeof msg, PQerrorMessage(s->pq));
-      return sp_fail(err, PQstatus(s->pq) == CONNECTION_BAD ? SP_ECONNECT : SP_EIO, "%s", msg);
+      one_line(msg, sizeof msg, PQerrorMessage(w->pq));
+      return sp_fail(err, PQstatus(w->pq) == CONNECTION_BAD ? SP_ECONNECT : SP_EIO, "%s", msg);
     }
   }
   return SP_OK;
 }
 
-/* Queues a batch, waiting for room; returns 0 when the stream was released meanwhile. */
+/* Queues a batch, waiting for room; returns 0 when the stream was stopped meanwhile. */
 static int enqueue(pg_stream *s, struct ArrowArray *a) {
   pthread_mutex_lock(&s->mu);
-  while (s->q_count == PG_QUEUE && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
+  while (s->q_count == s->q_cap && !s->stop) pthread_cond_wait(&s->cv, &s->mu);
   int ok = !s->stop;
   if (ok) {
-    s->queue[(s->q_head + s->q_count) % PG_QUEUE] = *a;
+    s->queue[(s->q_head + s->q_count) % s->q_cap] = *a;
     s->q_count++;
     pthread_cond_broadcast(&s->cv);
   }
@@ -516,42 +537,50 @@ static int enqueue(pg_stream *s, struct ArrowArray *a) {
   return ok;
 }
 
+/* A worker's end: the first failure is the stream's, and stops the other workers. */
+static void worker_done(pg_worker *w, int rc, const sp_error *err) {
+  pg_stream *s = w->s;
+  pthread_mutex_lock(&s->mu);
+  if (rc != SP_OK && rc != SP_ECANCELED && !s->failed) {
+    snprintf(s->error, sizeof s->error, "could not read postgres table \"%s\" for dataset \"%s\": %s", s->c->display,
+             s->c->base.dataset->name, err->msg);
+    s->failed = rc == SP_ENOMEM ? 12 : 5; /* ENOMEM : EIO */
+    s->stop = 1;
+  }
+  s->running--;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+}
+
 static void *producer(void *arg) {
-  pg_stream *s = arg;
+  pg_worker *w = arg;
   sp_error err = {0};
   int rc = SP_OK;
   while (rc == SP_OK) {
-    rc = fill(s, &err);
-    if (rc != SP_OK || pgc_pending_rows(s->dec) == 0) break;
+    rc = fill(w, &err);
+    if (rc != SP_OK || pgc_pending_rows(w->dec) == 0) break;
     struct ArrowArray a;
-    rc = pgc_finish_batch(s->dec, &a, &err);
-    s->wire = 0;
-    if (rc == SP_OK && !enqueue(s, &a)) break;
+    rc = pgc_finish_batch(w->dec, &a, &err);
+    w->wire = 0;
+    if (rc == SP_OK && !enqueue(w->s, &a)) break;
   }
-  pthread_mutex_lock(&s->mu);
-  if (rc != SP_OK && rc != SP_ECANCELED) {
-    snprintf(s->error, sizeof s->error, "could not read postgres table \"%s\" for dataset \"%s\": %s", s->c->display,
-             s->c->base.dataset->name, err.msg);
-    s->failed = rc == SP_ENOMEM ? 12 : 5; /* ENOMEM : EIO */
-  }
-  s->done = 1;
-  pthread_cond_broadcast(&s->cv);
-  pthread_mutex_unlock(&s->mu);
+  worker_done(w, rc, &err);
   return NULL;
 }
 
+/* A failure is reported at once: the batches still queued would be thrown away with the load. */
 static int stream_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
   pg_stream *s = st->private_data;
   int rc = 0;
   pthread_mutex_lock(&s->mu);
-  while (s->q_count == 0 && !s->done) pthread_cond_wait(&s->cv, &s->mu);
-  if (s->q_count > 0) {
+  while (s->q_count == 0 && s->running > 0 && !s->failed) pthread_cond_wait(&s->cv, &s->mu);
+  if (s->failed) {
+    rc = s->failed;
+  } else if (s->q_count > 0) {
     *out = s->queue[s->q_head];
-    s->q_head = (s->q_head + 1) % PG_QUEUE;
+    s->q_head = (s->q_head + 1) % s->q_cap;
     s->q_count--;
     pthread_cond_broadcast(&s->cv);
-  } else if (s->failed) {
-    rc = s->failed;
   } else {
     memset(out, 0, sizeof *out); /* end of stream */
   }
@@ -568,19 +597,22 @@ static const char *stream_error(struct ArrowArrayStream *st) {
 }
 
 static void stream_free(pg_stream *s) {
-  if (s->has_thread) {
-    pthread_mutex_lock(&s->mu);
-    s->stop = 1;
-    pthread_cond_broadcast(&s->cv);
-    pthread_mutex_unlock(&s->mu);
-    pthread_join(s->thread, NULL);
+  pthread_mutex_lock(&s->mu);
+  s->stop = 1;
+  pthread_cond_broadcast(&s->cv);
+  pthread_mutex_unlock(&s->mu);
+  for (size_t i = 0; i < s->n_w; i++)
+    if (s->w[i].has_thread) pthread_join(s->w[i].thread, NULL);
+  for (size_t i = 0; i < s->q_count; i++) sp_array_release(&s->queue[(s->q_head + i) % s->q_cap]);
+  for (size_t i = 0; i < s->n_w; i++) {
+    /* A COPY left half-read, or a transaction left open: closing the connection makes the server end it. */
+    if (s->w[i].pq) PQfinish(s->w[i].pq);
+    pgc_decoder_free(s->w[i].dec);
   }
-  for (int i = 0; i < s->q_count; i++) sp_array_release(&s->queue[(s->q_head + i) % PG_QUEUE]);
-  /* A COPY left half-read: closing the connection makes the server stop it. */
-  if (s->pq) PQfinish(s->pq);
-  pgc_decoder_free(s->dec);
   pthread_mutex_destroy(&s->mu);
   pthread_cond_destroy(&s->cv);
+  free(s->queue);
+  free(s->w);
   free(s->types);
   free(s->names);
   free(s);
@@ -590,6 +622,68 @@ static void stream_release(struct ArrowArrayStream *st) {
   if (st->release == NULL) return;
   stream_free(st->private_data);
   st->release = NULL;
+}
+
+/* A stream of columns idx[0..n) with n_w workers, each with its decoder and no connection yet; *out is freed
+ * with stream_free. */
+static int stream_new(pg_conn *c, const size_t *idx, size_t n, size_t n_w, pg_stream **out, sp_error *err) {
+  pg_stream *s = calloc(1, sizeof *s);
+  if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  s->c = c;
+  s->n = n;
+  s->n_w = n_w;
+  s->q_cap = PG_QUEUE * n_w;
+  s->types = calloc(n ? n : 1, sizeof *s->types);
+  s->names = calloc(n ? n : 1, sizeof *s->names);
+  s->w = calloc(n_w, sizeof *s->w);
+  s->queue = calloc(s->q_cap, sizeof *s->queue);
+  pthread_mutex_init(&s->mu, NULL);
+  pthread_cond_init(&s->cv, NULL);
+  int rc = s->types && s->names && s->w && s->queue ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+  for (size_t i = 0; rc == SP_OK && i < n; i++) {
+    s->types[i] = c->cols[idx[i]].type;
+    s->names[i] = c->cols[idx[i]].name;
+  }
+  for (size_t i = 0; rc == SP_OK && i < n_w; i++) {
+    s->w[i].s = s;
+    rc = pgc_decoder_new(s->types, n, &s->w[i].dec, err);
+  }
+  if (rc != SP_OK) {
+    if (s->w == NULL) s->n_w = 0;
+    stream_free(s);
+    return rc;
+  }
+  *out = s;
+  return SP_OK;
+}
+
+/* Starts every worker's thread (their COPYs are running) and hands the stream out as *out. Takes s: on a
+ * failure it is freed. */
+static int stream_start(pg_stream *s, struct ArrowArrayStream *out, sp_error *err) {
+  int rc = SP_OK;
+  for (size_t i = 0; rc == SP_OK && i < s->n_w; i++) {
+    pthread_mutex_lock(&s->mu);
+    s->running++;
+    pthread_mutex_unlock(&s->mu);
+    s->w[i].has_thread = pthread_create(&s->w[i].thread, NULL, producer, &s->w[i]) == 0;
+    if (!s->w[i].has_thread) {
+      pthread_mutex_lock(&s->mu);
+      s->running--;
+      pthread_mutex_unlock(&s->mu);
+      rc = sp_fail(err, SP_ENOMEM, "could not start a reader thread for dataset \"%s\"", s->c->base.dataset->name);
+    }
+  }
+  if (rc != SP_OK) {
+    stream_free(s);
+    return rc;
+  }
+  memset(out, 0, sizeof *out);
+  out->get_schema = stream_schema;
+  out->get_next = stream_next;
+  out->get_last_error = stream_error;
+  out->release = stream_release;
+  out->private_data = s;
+  return SP_OK;
 }
 
 /* COPY (SELECT <cols> FROM <relation> [WHERE …] [LIMIT n]) TO STDOUT (FORMAT binary). Owned by the caller. */
@@ -606,68 +700,60 @@ static char *copy_sql(const pg_conn *c, const size_t *idx, size_t n, const char 
   return sql;
 }
 
-/* Starts the COPY on a pooled connection, retrying once on a fresh one if the pooled one had died. */
-static int start_copy(pg_conn *c, const char *sql, PGconn **out, sp_error *err) {
+/* The error of a statement that did not give `want` on pq, naming the table; *dead says whether the
+ * connection is gone. */
+static int read_fail(pg_conn *c, PGconn *pq, int *dead, sp_error *err) {
+  char msg[600];
+  one_line(msg, sizeof msg, PQerrorMessage(pq));
+  *dead = PQstatus(pq) == CONNECTION_BAD;
+  return sp_fail(err, *dead ? SP_ECONNECT : SP_EIO, "could not read postgres table \"%s\" for dataset \"%s\": %s",
+                 c->display, c->base.dataset->name, msg);
+}
+
+/* Runs `sql` on a pooled connection until it gives `want`, retrying once on a fresh connection if the pooled
+ * one had died. On success *out is the connection (the caller's) and *res, when not NULL, the result (the
+ * caller's, PQclear); on a failure the connection is closed. */
+static int pool_exec(pg_conn *c, const char *sql, ExecStatusType want, PGconn **out, PGresult **res, sp_error *err) {
   for (int attempt = 0;; attempt++) {
     PGconn *pq;
-    int pooled;
+    int pooled, dead;
     SP_TRY(pool_get(c, &pq, &pooled, err));
     PGresult *r = PQexec(pq, sql);
-    if (PQresultStatus(r) == PGRES_COPY_OUT) {
-      PQclear(r);
+    if (PQresultStatus(r) == want) {
+      if (res) *res = r;
+      else PQclear(r);
       *out = pq;
       return SP_OK;
     }
-    char msg[600];
-    one_line(msg, sizeof msg, PQerrorMessage(pq));
     PQclear(r);
-    int dead = PQstatus(pq) == CONNECTION_BAD;
+    int rc = read_fail(c, pq, &dead, err);
     PQfinish(pq);
-    if (dead && pooled && attempt == 0) continue;
-    return sp_fail(err, dead ? SP_ECONNECT : SP_EIO, "could not read postgres table \"%s\" for dataset \"%s\": %s", c->display,
-                   c->base.dataset->name, msg);
+    if (!(dead && pooled && attempt == 0)) return rc;
   }
+}
+
+/* Starts the COPY `sql` on a pooled connection (*out, the caller's). */
+static int start_copy(pg_conn *c, const char *sql, PGconn **out, sp_error *err) {
+  return pool_exec(c, sql, PGRES_COPY_OUT, out, NULL, err);
 }
 
 static int open_stream(pg_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit,
                        struct ArrowArrayStream *out, sp_error *err) {
-  pg_stream *s = calloc(1, sizeof *s);
+  pg_stream *s = NULL;
+  SP_TRY(stream_new(c, idx, n, 1, &s, err));
   char *sql = copy_sql(c, idx, n, where, limit);
-  if (s) {
-    s->c = c;
-    s->n = n;
-    s->types = calloc(n, sizeof *s->types);
-    s->names = calloc(n, sizeof *s->names);
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->cv, NULL);
-  }
-  if (s == NULL || sql == NULL || s->types == NULL || s->names == NULL) {
-    free(sql);
-    if (s) stream_free(s);
+  if (sql == NULL) {
+    stream_free(s);
     return sp_fail(err, SP_ENOMEM, "out of memory");
   }
-  for (size_t i = 0; i < n; i++) {
-    s->types[i] = c->cols[idx[i]].type;
-    s->names[i] = c->cols[idx[i]].name;
-  }
   sp_log_debug("dataset \"%s\": %s", c->base.dataset->name, sql);
-  int rc = pgc_decoder_new(s->types, n, &s->dec, err);
-  if (rc == SP_OK) rc = start_copy(c, sql, &s->pq, err);
+  int rc = start_copy(c, sql, &s->w[0].pq, err);
   free(sql);
-  if (rc == SP_OK && pthread_create(&s->thread, NULL, producer, s) != 0)
-    rc = sp_fail(err, SP_ENOMEM, "could not start a reader thread for dataset \"%s\"", c->base.dataset->name);
-  s->has_thread = rc == SP_OK;
   if (rc != SP_OK) {
     stream_free(s);
     return rc;
   }
-  memset(out, 0, sizeof *out);
-  out->get_schema = stream_schema;
-  out->get_next = stream_next;
-  out->get_last_error = stream_error;
-  out->release = stream_release;
-  out->private_data = s;
-  return SP_OK;
+  return stream_start(s, out, err);
 }
 
 /* ---- Methods ---------------------------------------------------------------------------------------------- */
