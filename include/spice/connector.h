@@ -21,6 +21,7 @@
 #include "spice/error.h"
 #include "spice/params.h"
 #include "spice/pod.h"
+#include "spice/sql_dialect.h"
 
 #define SP_CONNECTOR_ABI 1
 
@@ -115,6 +116,13 @@ struct sp_connector_module {
   /* Optional: write-back. add_data consumes update->stream. */
   bool (*supports_writes)(sp_connector *self);
   int (*add_data)(sp_connector *self, sp_data_update *update, sp_error *err);
+
+  /* Optional: whole-query pushdown (spice/sql_dialect.h). remote() fills out->dialect, server, table and
+   * text_collation (strings owned by the instance, valid while it is open; run/ctx are set by the runtime)
+   * or returns SP_ENOTSUP; query() runs a SELECT in that dialect and streams its rows (*out owned by the
+   * caller), failing at once when the server refuses it. */
+  int (*remote)(sp_connector *self, sp_remote_source *out, sp_error *err);
+  int (*query)(sp_connector *self, const char *sql, struct ArrowArrayStream *out, sp_error *err);
 };
 
 /* Opens an instance of m for dataset `spec` (borrowed; must outlive the instance) with `params` already

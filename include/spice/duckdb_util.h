@@ -24,5 +24,7 @@ void sp_duckdb_json_zero_unknown_locations(char *json);
  * process-wide database that only parses. `what` names the text in messages ("the refresh_sql of dataset
  * \"x\""). *out is malloc'd, owned by the caller. Thread-safe. */
 int sp_duckdb_serialize_sql(const char *sql, const char *what, char **out, sp_error *err);
+/* The same keeping empty lists and strings: skipping them loses meaning (ROLLUP's empty grouping set). */
+int sp_duckdb_serialize_sql_full(const char *sql, const char *what, char **out, sp_error *err);
 
 #endif

@@ -14,6 +14,7 @@
 
 #include "spice/arrow_abi.h"
 #include "spice/error.h"
+#include "spice/sql_dialect.h"
 
 typedef struct sp_engine sp_engine;
 typedef struct sp_snapshot sp_snapshot;
@@ -106,6 +107,9 @@ typedef int (*sp_source_open_fn)(void *ctx, const char *const *columns, size_t n
 int sp_engine_register_source(sp_engine *e, const char *name, const struct ArrowSchema *schema, sp_source_open_fn fn,
                               void *ctx, sp_error *err);
 void sp_engine_unregister_source(sp_engine *e, const char *name);
+/* Declares that registered source `name` lives on a server that runs whole queries (spice/sql_dialect.h);
+ * r's strings are copied, r->ctx is borrowed until the source is unregistered. */
+int sp_engine_set_source_remote(sp_engine *e, const char *name, const sp_remote_source *r, sp_error *err);
 
 /* ---- User queries --------------------------------------------------------------------------------------- */
 

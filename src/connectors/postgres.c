@@ -50,6 +50,7 @@ typedef struct pg_conn {
   char *display;  /* schema.table, for messages */
   pg_column *cols;
   size_t n_cols;
+  char *server_id; /* "postgres host:port/db user=…": who runs pushed-down queries (never a password) */
   pthread_mutex_t lock; /* guards the pool */
   PGconn **idle;
   size_t n_idle, pool_size;
@@ -370,6 +371,14 @@ static int read_columns(pg_conn *c, PGconn *pq, sp_error *err) {
   return rc;
 }
 
+static int describe_server(pg_conn *c, PGconn *pq, sp_error *err) {
+  const char *h = PQhost(pq), *p = PQport(pq), *d = PQdb(pq), *u = PQuser(pq);
+  size_t n = strlen(h ? h : "") + strlen(p ? p : "") + strlen(d ? d : "") + strlen(u ? u : "") + 32;
+  if ((c->server_id = malloc(n)) == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  snprintf(c->server_id, n, "postgres %s:%s/%s user=%s", h ? h : "", p ? p : "", d ? d : "", u ? u : "");
+  return SP_OK;
+}
+
 static void pg_close(sp_connector *self) {
   pg_conn *c = (pg_conn *)self;
   for (size_t i = 0; i < c->n_idle; i++) PQfinish(c->idle[i]);
@@ -382,6 +391,7 @@ static void pg_close(sp_connector *self) {
   free(c->cols);
   free(c->relation);
   free(c->display);
+  free(c->server_id);
   if (c->pool_size) pthread_mutex_destroy(&c->lock);
 }
 
@@ -396,6 +406,7 @@ static int pg_open(sp_connector *self, sp_error *err) {
   int pooled, rc = pool_get(c, &pq, &pooled, err);
   if (rc == SP_OK) {
     rc = read_columns(c, pq, err);
+    if (rc == SP_OK) rc = describe_server(c, pq, err);
     pool_put(c, pq);
   }
   if (rc != SP_OK) pg_close(self);
@@ -427,6 +438,7 @@ typedef struct pg_stream {
   pg_conn *c;
   pgc_type *types;
   const char **names;
+  char *name_buf;    /* names of a pushed-down query's columns (owned), or NULL */
   size_t n;
   pg_worker *w;
   size_t n_w;
@@ -615,6 +627,7 @@ static void stream_free(pg_stream *s) {
   free(s->w);
   free(s->types);
   free(s->names);
+  free(s->name_buf);
   free(s);
 }
 
@@ -624,9 +637,11 @@ static void stream_release(struct ArrowArrayStream *st) {
   st->release = NULL;
 }
 
-/* A stream of columns idx[0..n) with n_w workers, each with its decoder and no connection yet; *out is freed
- * with stream_free. */
-static int stream_new(pg_conn *c, const size_t *idx, size_t n, size_t n_w, pg_stream **out, sp_error *err) {
+/* A stream of columns idx[0..n) — or, with idx NULL, of columns typed types[i] and named names[i] (borrowed;
+ * the names must outlive the stream) — with n_w workers, each with its decoder and no connection yet; *out
+ * is freed with stream_free. */
+static int stream_new(pg_conn *c, const size_t *idx, const pgc_type *types, const char *const *names, size_t n,
+                      size_t n_w, pg_stream **out, sp_error *err) {
   pg_stream *s = calloc(1, sizeof *s);
   if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   s->c = c;
@@ -641,8 +656,8 @@ static int stream_new(pg_conn *c, const size_t *idx, size_t n, size_t n_w, pg_st
   pthread_cond_init(&s->cv, NULL);
   int rc = s->types && s->names && s->w && s->queue ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
   for (size_t i = 0; rc == SP_OK && i < n; i++) {
-    s->types[i] = c->cols[idx[i]].type;
-    s->names[i] = c->cols[idx[i]].name;
+    s->types[i] = idx ? c->cols[idx[i]].type : types[i];
+    s->names[i] = idx ? c->cols[idx[i]].name : names[i];
   }
   for (size_t i = 0; rc == SP_OK && i < n_w; i++) {
     s->w[i].s = s;
@@ -740,7 +755,7 @@ static int start_copy(pg_conn *c, const char *sql, PGconn **out, sp_error *err) 
 static int open_stream(pg_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit,
                        struct ArrowArrayStream *out, sp_error *err) {
   pg_stream *s = NULL;
-  SP_TRY(stream_new(c, idx, n, 1, &s, err));
+  SP_TRY(stream_new(c, idx, NULL, NULL, n, 1, &s, err));
   char *sql = copy_sql(c, idx, n, where, limit);
   if (sql == NULL) {
     stream_free(s);
@@ -755,6 +770,7 @@ static int open_stream(pg_conn *c, const size_t *idx, size_t n, const char *wher
   }
   return stream_start(s, out, err);
 }
+
 
 /* ---- Methods ---------------------------------------------------------------------------------------------- */
 
@@ -956,6 +972,74 @@ static int pg_add_data(sp_connector *self, sp_data_update *u, sp_error *err) {
   return rc;
 }
 
+/* ---- Whole-query pushdown ----------------------------------------------------------------------------------- */
+
+static int pg_remote(sp_connector *self, sp_remote_source *out, sp_error *err) {
+  pg_conn *c = (pg_conn *)self;
+  (void)err;
+  *out = (sp_remote_source){.dialect = SP_DIALECT_POSTGRES, .server = c->server_id, .table = c->relation};
+  return SP_OK;
+}
+
+/* The result columns of `sql` as the COPY decoder reads them (described by the server, not run). */
+static int describe_query(pg_conn *c, PGconn *pq, const char *sql, pgc_type **types, size_t *n, sp_error *err) {
+  PGresult *r = PQprepare(pq, "", sql, 0, NULL);
+  int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+  PQclear(r);
+  r = ok ? PQdescribePrepared(pq, "") : NULL;
+  if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+    char msg[600];
+    one_line(msg, sizeof msg, PQerrorMessage(pq));
+    PQclear(r);
+    return sp_fail(err, SP_EINVAL, "postgres refused the query for dataset \"%s\": %s", c->base.dataset->name, msg);
+  }
+  *n = (size_t)PQnfields(r);
+  *types = calloc(*n ? *n : 1, sizeof **types);
+  int rc = *types ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+  for (size_t i = 0; rc == SP_OK && i < *n; i++) {
+    int m = map_type(pq, PQftype(r, (int)i), PQfmod(r, (int)i), 0, &(*types)[i], err);
+    if (m == 0) rc = sp_fail(err, SP_ENOTSUP, "result column %zu has a type spicec cannot read", i + 1);
+    else if (m < 0) rc = -m;
+  }
+  PQclear(r);
+  return rc;
+}
+
+static int pg_query(sp_connector *self, const char *sql, struct ArrowArrayStream *out, sp_error *err) {
+  pg_conn *c = (pg_conn *)self;
+  PGconn *pq;
+  int pooled;
+  pgc_type *types = NULL;
+  size_t n = 0;
+  SP_TRY(pool_get(c, &pq, &pooled, err));
+  int rc = describe_query(c, pq, sql, &types, &n, err);
+  pool_put(c, pq);
+  /* Result columns are matched by position: c1, c2, … */
+  const char **names = rc == SP_OK ? calloc(n ? n : 1, sizeof *names) : NULL;
+  char *buf = rc == SP_OK ? malloc(n * 24 + 1) : NULL, *copy = rc == SP_OK ? malloc(strlen(sql) + 48) : NULL;
+  if (rc == SP_OK && (names == NULL || buf == NULL || copy == NULL)) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  for (size_t i = 0, at = 0; rc == SP_OK && i < n; i++) {
+    names[i] = buf + at;
+    at += (size_t)sprintf(buf + at, "c%zu", i + 1) + 1;
+  }
+  pg_stream *s = NULL;
+  if (rc == SP_OK) rc = stream_new(c, NULL, types, names, n, 1, &s, err);
+  if (rc == SP_OK) {
+    s->name_buf = buf;
+    buf = NULL;
+    sprintf(copy, "COPY (%s) TO STDOUT (FORMAT binary)", sql);
+    sp_log_debug("dataset \"%s\": %s", c->base.dataset->name, copy);
+    rc = start_copy(c, copy, &s->w[0].pq, err);
+    if (rc == SP_OK) rc = stream_start(s, out, err); /* takes s */
+    else stream_free(s);
+  }
+  free(copy);
+  free(buf);
+  free(names);
+  free(types);
+  return rc;
+}
+
 const sp_connector_module sp_connector_postgres = {
     .abi = SP_CONNECTOR_ABI,
     .name = "postgres",
@@ -972,4 +1056,6 @@ const sp_connector_module sp_connector_postgres = {
     .stream_updates = sp_pg_cdc_stream,
     .supports_writes = pg_supports_writes,
     .add_data = pg_add_data,
+    .remote = pg_remote,
+    .query = pg_query,
 };

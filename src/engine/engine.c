@@ -103,6 +103,9 @@ static void slots_free(sp_slot *s) {
     sp_snapshot_unref(s->snap);
     sp_stream_release(&s->stream);
     sp_schema_release(&s->schema);
+    free((char *)s->remote.server);
+    free((char *)s->remote.table);
+    free((char *)s->remote.text_collation);
     free(s);
     s = n;
   }
@@ -601,6 +604,35 @@ void sp_engine_unregister_source(sp_engine *e, const char *name) {
     s->next = NULL;
     slots_free(s);
   }
+}
+
+int sp_engine_set_source_remote(sp_engine *e, const char *name, const sp_remote_source *r, sp_error *err) {
+  if (r->dialect == SP_DIALECT_NONE || r->server == NULL || r->table == NULL || r->run == NULL)
+    return sp_fail(err, SP_EINVAL, "incomplete remote source for \"%s\"", name);
+  char *server = strdup(r->server), *table = strdup(r->table);
+  char *coll = r->text_collation ? strdup(r->text_collation) : NULL;
+  if (!server || !table || (r->text_collation && !coll)) {
+    free(server);
+    free(table);
+    free(coll);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  pthread_mutex_lock(&e->lock);
+  sp_slot **p = slot_find(&e->sources, name), *s = p ? *p : NULL;
+  sp_remote_source old = s ? s->remote : (sp_remote_source){0};
+  if (s) s->remote = (sp_remote_source){.dialect = r->dialect, .server = server, .table = table,
+                                        .text_collation = coll, .run = r->run, .ctx = r->ctx};
+  pthread_mutex_unlock(&e->lock);
+  if (s == NULL) {
+    free(server);
+    free(table);
+    free(coll);
+    return sp_fail(err, SP_ENOTFOUND, "no source named \"%s\"", name);
+  }
+  free((char *)old.server);
+  free((char *)old.table);
+  free((char *)old.text_collation);
+  return SP_OK;
 }
 
 /* Looks a source up: copies its schema into *schema (if not NULL) and returns its callback and ctx. */

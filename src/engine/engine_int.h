@@ -11,6 +11,7 @@
 #include "spice/arrow.h"
 #include "spice/arrow_abi.h"
 #include "spice/engine.h"
+#include "spice/sql_dialect.h"
 #include <duckdb.h>
 
 #define SP_ENGINE_MAX_NAME 256
@@ -24,6 +25,7 @@ typedef struct sp_slot {
   sp_source_open_fn open;            /* sources */
   void *ctx;
   char target[SP_ENGINE_MAX_NAME + 32]; /* fallbacks: the source view's name */
+  sp_remote_source remote;           /* sources: whole-query pushdown (dialect NONE = none); strings owned */
   struct sp_slot *next;
 } sp_slot;
 
@@ -121,6 +123,11 @@ int sp_engine_prune_rewrite(sp_engine *e, duckdb_connection conn, const sp_query
 
 /* on_zero_results: use_source (prune.c). has_fallbacks: the query text may read such a dataset.
  * fallback_rewrite: the query with each such dataset replaced by its source view; 1 when rewritten. */
+/* Whole-query pushdown (remote.c): when every table `req` reads is a remote source of one server, runs the
+ * query there and returns 1 with *out_sql (malloc'd) reading its rows from stream *out_token, which the caller
+ * unregisters if it does not run *out_sql. Returns 0 (and runs nothing) otherwise. */
+int sp_engine_remote_rewrite(sp_engine *e, duckdb_connection conn, const sp_query_request *req, char **out_sql,
+                             uint64_t *out_token);
 int sp_engine_has_fallbacks(sp_engine *e, const char *sql);
 int sp_engine_fallback_rewrite(sp_engine *e, duckdb_connection conn, const char *sql, char **out_sql);
 

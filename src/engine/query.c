@@ -539,8 +539,13 @@ int sp_engine_query(sp_engine *e, const sp_query_request *req, struct ArrowArray
     rc = classify_cached(e, r->session, req->sql, &cls, err);
   }
   char *pruned = NULL;
+  uint64_t remote_token = 0;
   if (rc == SP_OK && cls.kind == SP_SQL_INSERT) {
     rc = run_insert(e, r, req, &cls, err);
+  } else if (rc == SP_OK && cls.kind == SP_SQL_READ && sp_engine_remote_rewrite(e, r->conn, req, &pruned, &remote_token)) {
+    sp_query_request remote = {.sql = pruned};
+    rc = result_open(r, &remote, err);
+    if (rc != SP_OK) sp_engine_stream_unregister(e, remote_token);
   } else if (rc == SP_OK && sp_engine_prune_rewrite(e, r->conn, req, &pruned) && pruned) {
     sp_query_request rewritten = *req;
     rewritten.sql = pruned;

@@ -5,6 +5,7 @@
  * external access), opened on first use.
  */
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,7 +36,7 @@ void sp_duckdb_json_zero_unknown_locations(char *json) {
   }
 }
 
-int sp_duckdb_serialize_sql(const char *sql, const char *what, char **out, sp_error *err) {
+static int serialize(const char *sql, const char *what, bool keep_empty, char **out, sp_error *err) {
   pthread_once(&parser_once, parser_open);
   if (parser_db == NULL) return sp_fail(err, SP_EINTERNAL, "could not open a SQL parser for %s", what);
   duckdb_connection conn;
@@ -43,7 +44,9 @@ int sp_duckdb_serialize_sql(const char *sql, const char *what, char **out, sp_er
   duckdb_result res;
   int rc = SP_EINTERNAL;
   if (duckdb_connect(parser_db, &conn) == DuckDBError) return sp_fail(err, rc, "could not parse %s", what);
-  if (duckdb_prepare(conn, "SELECT json_serialize_sql($1::VARCHAR, skip_null := true, skip_empty := true)", &ps) ==
+  if (duckdb_prepare(conn, keep_empty ? "SELECT json_serialize_sql($1::VARCHAR, skip_null := true)"
+                                      : "SELECT json_serialize_sql($1::VARCHAR, skip_null := true, skip_empty := true)",
+                     &ps) ==
           DuckDBSuccess &&
       duckdb_bind_varchar(ps, 1, sql) == DuckDBSuccess && duckdb_execute_prepared(ps, &res) == DuckDBSuccess) {
     char *v = duckdb_value_varchar(&res, 0, 0);
@@ -58,4 +61,12 @@ int sp_duckdb_serialize_sql(const char *sql, const char *what, char **out, sp_er
   duckdb_destroy_prepare(&ps);
   duckdb_disconnect(&conn);
   return rc;
+}
+
+int sp_duckdb_serialize_sql(const char *sql, const char *what, char **out, sp_error *err) {
+  return serialize(sql, what, false, out, err);
+}
+
+int sp_duckdb_serialize_sql_full(const char *sql, const char *what, char **out, sp_error *err) {
+  return serialize(sql, what, true, out, err);
 }

@@ -152,6 +152,23 @@ static int source_open(void *ctx, const char *const *columns, size_t n_columns, 
   return ds->conn->module->get_all_data(ds->conn, out, err);
 }
 
+static int remote_query(void *ctx, const char *sql, struct ArrowArrayStream *out, sp_error *err) {
+  sp_dataset *ds = ctx;
+  return ds->cmod->query(ds->conn, sql, out, err);
+}
+
+/* Whole-query pushdown for a federated dataset whose connector runs SQL (spice/sql_dialect.h). Optional: a
+ * connector that cannot describe its server leaves the dataset to per-table scans. */
+static void declare_remote(sp_dataset *ds) {
+  sp_remote_source r = {0};
+  sp_error err = {0};
+  if (ds->cmod->remote == NULL || ds->cmod->query == NULL || ds->cmod->remote(ds->conn, &r, &err) != SP_OK) return;
+  r.run = remote_query;
+  r.ctx = ds;
+  if (sp_engine_set_source_remote(ds->rt->engine, ds->spec->name, &r, &err) != SP_OK)
+    sp_log_warn("dataset \"%s\": whole-query pushdown is off: %s", ds->spec->name, err.msg);
+}
+
 /* The table expression that reads the source itself (federated). */
 static int source_table_sql(sp_dataset *ds, char *table_sql, size_t n, sp_error *err) {
   if (ds->native_sql) {
@@ -163,6 +180,7 @@ static int source_table_sql(sp_dataset *ds, char *table_sql, size_t n, sp_error 
   int rc = sp_engine_register_source(ds->rt->engine, ds->spec->name, &schema, source_open, ds, err);
   sp_schema_release(&schema);
   SP_TRY(rc);
+  if (!ds->accelerated) declare_remote(ds);
   char lit[600];
   if (sp_sql_literal(lit, sizeof lit, ds->spec->name) != 0) return sp_fail(err, SP_EINVAL, "dataset name too long");
   snprintf(table_sql, n, "sp_source_scan(%s)", lit);
