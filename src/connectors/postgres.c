@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <libpq-fe.h>
 
@@ -34,6 +35,7 @@
 #define PG_BATCH_ROWS 65536
 #define PG_BATCH_BYTES ((size_t)64 << 20)
 #define PG_MAX_PARAMS 16
+#define PG_MAX_PARTITIONS 64
 
 typedef struct pg_column {
   char *name;
@@ -48,6 +50,9 @@ typedef struct pg_conn {
   int expand; /* kw[0] is a connection string */
   char *relation; /* "schema"."table", quoted */
   char *display;  /* schema.table, for messages */
+  unsigned oid;   /* the relation's */
+  int splittable; /* an ordinary table on PostgreSQL 14 or later: a full load may read ctid ranges in parallel */
+  int64_t partitions; /* pg_load_partitions: 0 automatic, 1 one stream, n ranges */
   pg_column *cols;
   size_t n_cols;
   char *server_id; /* "postgres host:port/db user=…": who runs pushed-down queries (never a password) */
@@ -61,6 +66,8 @@ static const sp_param_spec pg_params[] = {
     {"connection_pool_size", SP_PARAM_INT, 0, "10", NULL, "idle connections kept for reuse"},
     {"unsupported_type_action", SP_PARAM_ENUM, 0, "error", "error|warn|ignore|string",
      "what to do with a column of a type that has no Arrow mapping"},
+    {"load_partitions", SP_PARAM_INT, SP_PARAM_PREFIXED, NULL, NULL,
+     "ctid ranges a full load of a table reads in parallel: 1 = one stream; absent or 0 = automatic"},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -285,7 +292,7 @@ static int find_relation(pg_conn *c, PGconn *pq, char *oid_out, size_t n, sp_err
   const char *path = c->base.dataset->path, *ds = c->base.dataset->name;
   if (path == NULL || *path == '\0') return sp_fail(err, SP_EINVAL, "from: postgres: needs a table name (dataset \"%s\")", ds);
   const char *args[1] = {path};
-  PGresult *r = PQexecParams(pq, "SELECT c.oid, n.nspname, c.relname FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+  PGresult *r = PQexecParams(pq, "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
                                  "ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)",
                              1, NULL, args, NULL, NULL, 0);
   int rc = SP_OK;
@@ -297,6 +304,10 @@ static int find_relation(pg_conn *c, PGconn *pq, char *oid_out, size_t n, sp_err
     rc = sp_fail(err, SP_ENOTFOUND, "postgres table \"%s\" for dataset \"%s\" does not exist", path, ds);
   } else {
     snprintf(oid_out, n, "%s", PQgetvalue(r, 0, 0));
+    c->oid = (unsigned)strtoul(PQgetvalue(r, 0, 0), NULL, 10);
+    /* Views, materialized views (LOCK TABLE refuses them), foreign and partitioned tables have no blocks of
+     * their own to split; servers before 14 have no TID range scan. */
+    c->splittable = PQgetvalue(r, 0, 3)[0] == 'r' && PQserverVersion(pq) >= 140000;
     char *s = quote_ident_dup(pq, PQgetvalue(r, 0, 1)), *t = quote_ident_dup(pq, PQgetvalue(r, 0, 2));
     size_t m = (s ? strlen(s) : 0) + (t ? strlen(t) : 0) + 2;
     c->relation = s && t ? malloc(m) : NULL;
@@ -397,6 +408,10 @@ static void pg_close(sp_connector *self) {
 
 static int pg_open(sp_connector *self, sp_error *err) {
   pg_conn *c = (pg_conn *)self;
+  c->partitions = sp_params_get_int(&self->params, "pg_load_partitions", 0);
+  if (c->partitions < 0 || c->partitions > PG_MAX_PARTITIONS)
+    return sp_fail(err, SP_EINVAL, "pg_load_partitions of dataset \"%s\" must be from 0 (automatic) to %d, not %lld",
+                   self->dataset->name, PG_MAX_PARTITIONS, (long long)c->partitions);
   int64_t pool = sp_params_get_int(&self->params, "connection_pool_size", 10);
   c->pool_size = pool < 1 ? 1 : pool > 1000 ? 1000 : (size_t)pool;
   if ((c->idle = calloc(c->pool_size, sizeof *c->idle)) == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
@@ -771,6 +786,111 @@ static int open_stream(pg_conn *c, const size_t *idx, size_t n, const char *wher
   return stream_start(s, out, err);
 }
 
+/* ---- Parallel loads --------------------------------------------------------------------------------------- */
+
+/* A full load of a large table reads k ranges of its blocks at once, one COPY per connection and a worker
+ * thread each: a single stream is bound by the one server backend that runs its COPY (one core). The ranges
+ * need no key: PostgreSQL 14 and later read `ctid >= '(a,0)' AND ctid < '(b,0)'` with a TID range scan, which
+ * visits only those blocks. All ranges read one snapshot, as pg_dump --jobs does: the first connection begins
+ * a REPEATABLE READ transaction, locks the table (so that nothing rewrites it under the snapshot) and exports
+ * its snapshot, which the others import before their COPY. The first range has no lower bound and the last
+ * none above, so together they cover every block however the table changed since it was measured. */
+#define PG_AUTO_PARTITIONS 4
+#define PG_AUTO_MIN_BLOCKS 8192 /* automatic ranges are at least 64 MB (of 8 kB blocks) each */
+#define PG_BEGIN "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"
+
+/* How many ranges to read: pg_load_partitions, or automatically as many as there are cores to decode them
+ * (at most PG_AUTO_PARTITIONS and connection_pool_size) when each gets PG_AUTO_MIN_BLOCKS. */
+static size_t range_count(const pg_conn *c, int64_t blocks) {
+  int64_t k = c->partitions;
+  if (k == 0) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    k = PG_AUTO_PARTITIONS;
+    if (cores > 0 && cores < k) k = cores;
+    if ((int64_t)c->pool_size < k) k = (int64_t)c->pool_size;
+    if (blocks / PG_AUTO_MIN_BLOCKS < k) k = blocks / PG_AUTO_MIN_BLOCKS;
+  }
+  if (blocks < k) k = blocks;
+  return k < 1 ? 1 : (size_t)k;
+}
+
+/* The table's size in blocks, read on a pooled connection that is kept as *lead (the caller's). */
+static int table_blocks(pg_conn *c, PGconn **lead, int64_t *blocks, sp_error *err) {
+  char sql[160];
+  PGresult *r;
+  snprintf(sql, sizeof sql, "SELECT pg_catalog.pg_relation_size(%u::oid) / pg_catalog.current_setting('block_size')::int8",
+           c->oid);
+  SP_TRY(pool_exec(c, sql, PGRES_TUPLES_OK, lead, &r, err));
+  *blocks = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+  PQclear(r);
+  return SP_OK;
+}
+
+/* Worker 0 (on the lead connection) begins the load's transaction and exports its snapshot; the others begin
+ * theirs on pooled connections with that snapshot. */
+static int share_snapshot(pg_stream *s, sp_error *err) {
+  pg_conn *c = s->c;
+  size_t m = strlen(c->relation) + 160;
+  char *sql = malloc(m), *id = NULL;
+  if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  snprintf(sql, m, PG_BEGIN "; LOCK TABLE %s IN ACCESS SHARE MODE; SELECT pg_catalog.pg_export_snapshot()", c->relation);
+  PGresult *r = PQexec(s->w[0].pq, sql);
+  s->w[0].in_txn = 1;
+  int dead, rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? SP_OK : read_fail(c, s->w[0].pq, &dead, err);
+  if (rc == SP_OK && (id = PQescapeLiteral(s->w[0].pq, PQgetvalue(r, 0, 0), strlen(PQgetvalue(r, 0, 0)))) == NULL)
+    rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  PQclear(r);
+  if (rc == SP_OK) snprintf(sql, m, PG_BEGIN "; SET TRANSACTION SNAPSHOT %s", id);
+  for (size_t i = 1; rc == SP_OK && i < s->n_w; i++) {
+    rc = pool_exec(c, sql, PGRES_COMMAND_OK, &s->w[i].pq, NULL, err);
+    s->w[i].in_txn = 1;
+  }
+  PQfreemem(id);
+  free(sql);
+  return rc;
+}
+
+/* Starts worker i's COPY of range i of k over `blocks` blocks. */
+static int start_range(pg_stream *s, size_t i, int64_t blocks, const size_t *idx, sp_error *err) {
+  int64_t k = (int64_t)s->n_w, lo = blocks * (int64_t)i / k, hi = blocks * ((int64_t)i + 1) / k;
+  char where[128];
+  if (i == 0) snprintf(where, sizeof where, "ctid < '(%lld,0)'::tid", (long long)hi);
+  else if (i + 1 == s->n_w) snprintf(where, sizeof where, "ctid >= '(%lld,0)'::tid", (long long)lo);
+  else snprintf(where, sizeof where, "ctid >= '(%lld,0)'::tid AND ctid < '(%lld,0)'::tid", (long long)lo, (long long)hi);
+  char *sql = copy_sql(s->c, idx, s->n, where, -1);
+  if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  sp_log_debug("dataset \"%s\": %s", s->c->base.dataset->name, sql);
+  PGresult *r = PQexec(s->w[i].pq, sql);
+  int dead, rc = PQresultStatus(r) == PGRES_COPY_OUT ? SP_OK : read_fail(s->c, s->w[i].pq, &dead, err);
+  PQclear(r);
+  free(sql);
+  return rc;
+}
+
+/* The whole table (columns idx[0..n)), in ctid ranges read in parallel when it is large enough (or
+ * pg_load_partitions says so), else in one stream. */
+static int open_parallel(pg_conn *c, const size_t *idx, size_t n, struct ArrowArrayStream *out, sp_error *err) {
+  PGconn *lead;
+  int64_t blocks;
+  SP_TRY(table_blocks(c, &lead, &blocks, err));
+  size_t k = range_count(c, blocks);
+  pg_stream *s = NULL;
+  int rc = k > 1 ? stream_new(c, idx, NULL, NULL, n, k, &s, err) : SP_OK;
+  if (k < 2 || rc != SP_OK) {
+    pool_put(c, lead);
+    return rc == SP_OK ? open_stream(c, idx, n, NULL, -1, out, err) : rc;
+  }
+  s->w[0].pq = lead;
+  rc = share_snapshot(s, err);
+  for (size_t i = 0; rc == SP_OK && i < k; i++) rc = start_range(s, i, blocks, idx, err);
+  if (rc != SP_OK) {
+    stream_free(s);
+    return rc;
+  }
+  sp_log_debug("dataset \"%s\": loading postgres table \"%s\" in %zu ctid ranges of %lld blocks", c->base.dataset->name,
+               c->display, k, (long long)blocks);
+  return stream_start(s, out, err);
+}
 
 /* ---- Methods ---------------------------------------------------------------------------------------------- */
 
@@ -799,7 +919,8 @@ static int pg_get_all_data(sp_connector *self, struct ArrowArrayStream *out, sp_
   pg_conn *c = (pg_conn *)self;
   size_t *idx;
   SP_TRY(all_columns(c, &idx, err));
-  int rc = open_stream(c, idx, c->n_cols, NULL, -1, out, err);
+  int rc = c->splittable && c->partitions != 1 ? open_parallel(c, idx, c->n_cols, out, err)
+                                              : open_stream(c, idx, c->n_cols, NULL, -1, out, err);
   free(idx);
   return rc;
 }

@@ -513,3 +513,131 @@ test('a query whose tables all live in the server runs there whole, with the ans
     pg.psql('DROP TABLE wq_orders; DROP TABLE wq_customers;');
   }
 });
+
+// ---- parallel loads (pg_load_partitions) ------------------------------------------------------------------
+
+const countOf = (text, what) => text.split('\n').filter((l) => l.includes(what)).length;
+const loads = (rt, name) => countOf(rt.log(), `dataset "${name}" loaded`);
+
+async function refreshNow(rt, name) {
+  const r = await fetch(`http://127.0.0.1:${rt.httpPort}/v1/datasets/${name}/acceleration/refresh`, { method: 'POST' });
+  assert.equal(r.status, 201, await r.text());
+}
+
+test('a table loads in parallel ctid ranges: every row exactly once, the same rows as one stream', { timeout: 120000 }, async () => {
+  // Holes (deleted rows) and moved row versions (updated rows) in every range; dead versions must not show.
+  pg.psql(`CREATE TABLE par AS SELECT g AS id, (g % 97)::int8 AS k, md5(g::text) AS s FROM generate_series(1, 60000) g;
+           DELETE FROM par WHERE id % 7 = 0;
+           UPDATE par SET k = k + 1000 WHERE id % 11 = 0;
+           CREATE VIEW par_view AS SELECT * FROM par;`, { user: 'spice' });
+  const blocks = Number(pg.psql("SELECT pg_relation_size('par') / 8192").trim());
+  assert.ok(blocks >= 3, `the table has ${blocks} blocks`);
+  const mark = pg.log().length;
+  const rt = await startSpiced({
+    spicepod: pod([
+      dataset('par3', 'par', pg, { accel: 'arrow', params: { pg_load_partitions: 3 } }),
+      dataset('par1', 'par', pg, { accel: 'duckdb', params: { pg_load_partitions: 1 } }),
+      dataset('par_view', 'par_view', pg, { accel: 'arrow', params: { pg_load_partitions: 3 } }),
+    ]),
+  });
+  try {
+    const want = pg.psql('SELECT count(*), count(DISTINCT id), sum(id), sum(k), max(s) FROM par').trim().split('|');
+    for (const name of ['par3', 'par1', 'par_view']) {
+      const [r] = await sqlRows(rt, `SELECT count(*) AS n, count(DISTINCT id) AS d, sum(id) AS si, sum(k) AS sk, max(s) AS ms FROM ${name}`);
+      assert.deepEqual([num(r.n), num(r.d), num(r.si), num(r.sk), r.ms], want, name);
+    }
+    const [same] = await sqlRows(rt, 'SELECT count(*) AS n FROM par3 JOIN par1 USING (id, k, s)');
+    assert.equal(num(same.n), want[0], 'the parallel load holds the rows of the one-stream load');
+
+    // Three COPYs of block ranges in one snapshot for par3; one plain COPY each for par1 and the view.
+    const log = pg.log().slice(mark);
+    const copies = log.split('\n').filter((l) => l.includes('COPY (SELECT "id", "k", "s" FROM "public"."par'));
+    const ranged = copies.filter((l) => l.includes('ctid'));
+    assert.equal(ranged.length, 3, copies.join('\n'));
+    assert.match(ranged.join('\n'), /WHERE ctid < '\(\d+,0\)'::tid\)/);
+    assert.match(ranged.join('\n'), /WHERE ctid >= '\(\d+,0\)'::tid AND ctid < '\(\d+,0\)'::tid\)/);
+    assert.match(ranged.join('\n'), /WHERE ctid >= '\(\d+,0\)'::tid\)/);
+    assert.equal(countOf(log, 'pg_export_snapshot()'), 1, log);
+    assert.equal(countOf(log, 'SET TRANSACTION SNAPSHOT'), 2, log);
+    assert.equal(copies.filter((l) => !l.includes('ctid')).length, 2, copies.join('\n'));
+  } finally {
+    await rt.stop();
+    pg.psql('DROP VIEW par_view; DROP TABLE par;', { user: 'spice' });
+  }
+});
+
+test('a parallel load reads one snapshot: a transfer committed while its ranges start is in all of them or none', { timeout: 120000 }, async () => {
+  // The policy makes every COPY of acct read `gate` when it starts; with gate locked, the first range's COPY
+  // waits, the others have not started, and the test commits a transfer from row 1 (first block) to row 30000
+  // (last block) meanwhile. Ranges that took their own snapshots would see half of it (or a moved row twice).
+  pg.psql(`CREATE TABLE gate (x int); GRANT SELECT ON gate TO spice;`);
+  pg.psql(`CREATE TABLE acct AS SELECT g AS id, 100::int8 AS bal, md5(g::text) AS pad FROM generate_series(1, 30000) g;
+           ALTER TABLE acct ENABLE ROW LEVEL SECURITY; ALTER TABLE acct FORCE ROW LEVEL SECURITY;
+           CREATE POLICY gated ON acct USING (bal IS NOT NULL OR EXISTS (SELECT FROM gate));`, { user: 'spice' });
+  const rt = await startSpiced({ spicepod: pod([dataset('acct', 'acct', pg, { accel: 'arrow', params: { pg_load_partitions: 3 } })]) });
+  const gate = pg.session();
+  const state = async () => {
+    const [r] = await sqlRows(rt, 'SELECT count(*) AS n, count(DISTINCT id) AS d, sum(bal) AS total, ' +
+                                  'max(CASE WHEN id = 1 THEN bal END) AS first, max(CASE WHEN id = 30000 THEN bal END) AS last FROM acct');
+    return [r.n, r.d, r.total, r.first, r.last].map(num).join(' ');
+  };
+  try {
+    assert.equal(await state(), '30000 30000 3000000 100 100');
+    await gate.query('BEGIN; LOCK TABLE gate IN ACCESS EXCLUSIVE MODE;');
+    const done = loads(rt, 'acct');
+    await refreshNow(rt, 'acct');
+    await waitUntil('a range to wait for the gate', async () =>
+      pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'spicec' AND wait_event_type = 'Lock'").trim(),
+    (n) => n === '1', { intervalMs: 20 });
+    pg.psql('BEGIN; UPDATE acct SET bal = bal - 50 WHERE id = 1; UPDATE acct SET bal = bal + 50 WHERE id = 30000; COMMIT;');
+    await gate.query('COMMIT;');
+    await waitUntil('the refresh', async () => loads(rt, 'acct'), (n) => n > done, { timeoutMs: 60000 });
+    assert.equal(await state(), '30000 30000 3000000 100 100', 'the load read the snapshot exported before the transfer');
+    await refreshNow(rt, 'acct');
+    await waitUntil('the next refresh', state, (v) => v === '30000 30000 3000000 50 150', { timeoutMs: 60000, intervalMs: 100 });
+  } finally {
+    await gate.close();
+    await rt.stop();
+    pg.psql('DROP TABLE acct, gate;');
+  }
+});
+
+test('a range whose backend is terminated fails the refresh cleanly; the last good copy serves', { timeout: 120000 }, async () => {
+  // A row-level security policy stalls two ranges on one row each while stall_ctl.on is set: the test ends one
+  // of those backends mid-COPY; the other range is still running.
+  pg.psql(`CREATE TABLE stall_ctl (on_ bool); INSERT INTO stall_ctl VALUES (false);
+           CREATE TABLE stall AS SELECT g AS id, md5(g::text) AS s FROM generate_series(1, 30000) g;
+           ALTER TABLE stall ENABLE ROW LEVEL SECURITY;
+           CREATE POLICY slow ON stall USING (CASE WHEN id IN (2000, 28000) AND (SELECT on_ FROM stall_ctl)
+                                                   THEN pg_sleep(5) IS NOT NULL ELSE true END);
+           GRANT SELECT ON stall, stall_ctl TO spice;`);
+  const rt = await startSpiced({
+    spicepod: pod([dataset('stall', 'stall', pg, { accel: 'arrow', params: { pg_load_partitions: 3 },
+                                                   extra: '      refresh_retry_enabled: false' })]),
+  });
+  const count = async () => num((await sqlRows(rt, 'SELECT count(*) AS n FROM stall'))[0].n);
+  const spicecBackends = () => pg.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'spicec' AND " +
+                                       "(state = 'idle in transaction' OR query LIKE 'COPY%stall%' AND state = 'active')").trim();
+  try {
+    assert.equal(await count(), '30000');
+    pg.psql('UPDATE stall_ctl SET on_ = true; DELETE FROM stall WHERE id <= 10;');
+    await refreshNow(rt, 'stall');
+    const pids = await waitUntil('two ranges to stall', () =>
+      pg.psql("SELECT pid FROM pg_stat_activity WHERE application_name = 'spicec' AND wait_event = 'PgSleep'").trim().split('\n'),
+    (v) => v.length === 2 && v[0] !== '', { intervalMs: 20 });
+    assert.equal(pg.psql(`SELECT pg_terminate_backend(${pids[0]})`).trim(), 't');
+    await waitUntil('the failed refresh', async () => rt.log(),
+      (l) => /dataset "stall": .*could not read postgres table "public\.stall" for dataset "stall": .*terminating connection/.test(l));
+    assert.equal((await datasetStatuses(rt)).stall, 'Error');
+    assert.equal(await count(), '30000', 'the last good copy keeps serving');
+    // The other ranges were stopped: no COPY of spicec's runs on, no transaction of its stays open.
+    await waitUntil('the other ranges to end', async () => spicecBackends(), (n) => n === '0', { timeoutMs: 30000 });
+    pg.psql('UPDATE stall_ctl SET on_ = false;');
+    await refreshNow(rt, 'stall');
+    await waitUntil('the next refresh', count, (n) => n === '29990', { timeoutMs: 30000, intervalMs: 100 });
+    assert.equal((await datasetStatuses(rt)).stall, 'Ready');
+  } finally {
+    await rt.stop();
+    pg.psql('DROP TABLE stall, stall_ctl;');
+  }
+});
