@@ -9,7 +9,8 @@
 #   tpch     the 22 TPC-H queries through spiced over HTTP and over Flight (arrow, duckdb, sqlite accelerators) ÷
 #            embedded DuckDB (bench_sql)
 #   http     cached and uncached point queries/s with wrk ÷ an empty handler (bench/sections/http_rps.mjs)
-#   pg       PostgreSQL: load rows/s ÷ the server's own binary COPY, accelerated and federated query time ÷ the
+#   pg       PostgreSQL (a --rows table): load rows/s, one stream and parallel ctid ranges, ÷ the server's own binary
+#            COPY (one session, and the same ranges at once), accelerated and federated query time ÷ the
 #            same query on PostgreSQL, peak RSS ÷ Arrow size during a full refresh (bench/sections/pg.mjs)
 #   mysql    MariaDB load rows/s ÷ `mariadb --batch --quick` (bench/sections/mysql.mjs)
 #   flight   DoGet GB/s and HTTP JSON GB/s ÷ loopback TCP GB/s (tools/bench_flight)
@@ -141,7 +142,8 @@ if wants tpch; then
   done
 fi
 
-export SPICED="$BIN/spiced" SPICEC_BUILD="$BUILD" SPICEC_BENCH_QUICK=$QUICK SPICEC_BENCH_PARTS="$PARTS" SPICEC_BENCH_DATA="$PARQUET"
+export SPICED="$BIN/spiced" SPICEC_BUILD="$BUILD" SPICEC_BENCH_QUICK=$QUICK SPICEC_BENCH_PARTS="$PARTS" SPICEC_BENCH_DATA="$PARQUET" \
+  SPICEC_BENCH_ROWS=$ROWS
 if wants http; then
   echo "== http: requests/s with wrk"
   node "$ROOT/bench/sections/http_rps.mjs"
