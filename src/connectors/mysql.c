@@ -53,6 +53,8 @@ typedef struct my_conn {
   char *display;     /* db.table */
   my_column *cols;
   size_t n_cols;
+  char server_id[600];  /* "mysql host:port user=…": who runs pushed-down queries (never a password) */
+  char collation[32];   /* byte-order, no-pad collation of utf8mb4 text on this server */
 } my_conn;
 
 static const sp_param_spec my_params[] = {
@@ -265,12 +267,22 @@ static void my_close(sp_connector *self) {
   myt_url_free(&c->url);
 }
 
+static void describe_server(my_conn *c, MYSQL *m) {
+  char server[300];
+  server_name(c, server, sizeof server);
+  snprintf(c->server_id, sizeof c->server_id, "mysql %s user=%s", server, c->url.user ? c->url.user : "");
+  /* MariaDB's utf8mb4_bin pads with spaces ('a' = 'a '); MySQL 8's byte-order collation is 0900_bin. */
+  const char *info = mysql_get_server_info(m);
+  snprintf(c->collation, sizeof c->collation, "%s", info && strstr(info, "MariaDB") ? "utf8mb4_nopad_bin" : "utf8mb4_0900_bin");
+}
+
 static int my_open(sp_connector *self, sp_error *err) {
   my_conn *c = (my_conn *)self;
   MYSQL *m = NULL;
   int rc = resolve_params(c, err);
   if (rc == SP_OK) rc = connect_new(c, &m, err);
   if (rc == SP_OK) rc = read_columns(c, m, err);
+  if (rc == SP_OK) describe_server(c, m);
   if (m) mysql_close(m);
   if (rc != SP_OK) my_close(self);
   return rc;
@@ -322,15 +334,16 @@ static int schema_node(struct ArrowSchema *s, const char *format, const char *na
   return s->format && (name == NULL || s->name) && (n_kids == 0 || s->children) ? 0 : -1;
 }
 
-/* The struct schema of columns idx[0..n). *out is owned by the caller. */
-static int make_schema(const my_conn *c, const size_t *idx, size_t n, struct ArrowSchema *out, sp_error *err) {
+/* The struct schema of columns cols[idx[0..n)] (cols[0..n) when idx is NULL). *out is owned by the caller. */
+static int make_schema(const my_column *cols, const size_t *idx, size_t n, struct ArrowSchema *out, sp_error *err) {
   int bad = schema_node(out, "+s", "", (int64_t)n);
   out->flags = 0;
   for (size_t i = 0; bad == 0 && i < n; i++) {
     char fmt[32];
-    format_of(&c->cols[idx[i]], fmt, sizeof fmt);
+    const my_column *col = &cols[idx ? idx[i] : i];
+    format_of(col, fmt, sizeof fmt);
     if ((out->children[i] = malloc(sizeof(struct ArrowSchema))) == NULL) bad = -1;
-    else bad = schema_node(out->children[i], fmt, c->cols[idx[i]].name, 0);
+    else bad = schema_node(out->children[i], fmt, col->name, 0);
   }
   if (bad == 0) return SP_OK;
   out->n_children = 0; /* children not made yet are NULL */
@@ -426,6 +439,7 @@ typedef struct my_stream {
   MYSQL *m;
   MYSQL_RES *res;
   size_t *idx, n;
+  my_column *own; /* a pushed-down query's result columns (owned); NULL: the table's columns idx[0..n) */
   my_builder *b;
   size_t *hint; /* var-width bytes of the previous batch, per column */
   int done;     /* every row read */
@@ -434,8 +448,10 @@ typedef struct my_stream {
 
 static int stream_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
   my_stream *s = st->private_data;
-  return make_schema(s->c, s->idx, s->n, out, NULL) == SP_OK ? 0 : 12; /* ENOMEM */
+  return make_schema(s->own ? s->own : s->c->cols, s->own ? NULL : s->idx, s->n, out, NULL) == SP_OK ? 0 : 12; /* ENOMEM */
 }
+
+static const my_column *stream_col(const my_stream *s, size_t i) { return s->own ? &s->own[i] : &s->c->cols[s->idx[i]]; }
 
 static int put_fixed(my_builder *b, int64_t row, const void *v) {
   memcpy(b->data + (size_t)row * (size_t)b->width, v, (size_t)b->width);
@@ -509,7 +525,7 @@ static void put_null(my_builder *b, int64_t row) {
 static int add_row(my_stream *s, int64_t row, MYSQL_ROW r, const unsigned long *len) {
   for (size_t i = 0; i < s->n; i++) {
     my_builder *b = &s->b[i];
-    const my_column *col = &s->c->cols[s->idx[i]];
+    const my_column *col = stream_col(s, i);
     int v = r[i] ? put_value(b, row, col, r[i], len[i]) : 1;
     if (v < 0) {
       snprintf(s->error, sizeof s->error, "could not read mysql table \"%s\" for dataset \"%s\": column \"%s\" (%s) holds "
@@ -526,7 +542,7 @@ static int add_row(my_stream *s, int64_t row, MYSQL_ROW r, const unsigned long *
 /* Fills one batch; rows == 0 means the end. */
 static int read_batch(my_stream *s, int64_t *rows) {
   for (size_t i = 0; i < s->n; i++)
-    if (builder_start(&s->b[i], width_of(s->c->cols[s->idx[i]].kind), s->hint[i]) != 0) return 12;
+    if (builder_start(&s->b[i], width_of(stream_col(s, i)->kind), s->hint[i]) != 0) return 12;
   int64_t row = 0;
   while (!s->done && row < MY_BATCH_ROWS) {
     MYSQL_ROW r = mysql_fetch_row(s->res);
@@ -598,6 +614,8 @@ static void stream_free(my_stream *s) {
   free(s->b);
   free(s->hint);
   free(s->idx);
+  for (size_t i = 0; s->own && i < s->n; i++) free(s->own[i].name);
+  free(s->own);
   free(s);
 }
 
@@ -746,7 +764,7 @@ static int my_get_schema(sp_connector *self, struct ArrowSchema *out, sp_error *
   my_conn *c = (my_conn *)self;
   size_t *idx;
   SP_TRY(all_columns(c, &idx, err));
-  int rc = make_schema(c, idx, c->n_cols, out, err);
+  int rc = make_schema(c->cols, idx, c->n_cols, out, err);
   free(idx);
   return rc;
 }
@@ -817,6 +835,82 @@ static int my_add_data(sp_connector *self, sp_data_update *u, sp_error *err) {
   return rc;
 }
 
+/* ---- Whole-query pushdown ----------------------------------------------------------------------------------- */
+
+static int my_remote(sp_connector *self, sp_remote_source *out, sp_error *err) {
+  my_conn *c = (my_conn *)self;
+  (void)err;
+  *out = (sp_remote_source){.dialect = SP_DIALECT_MYSQL, .server = c->server_id, .table = c->relation,
+                            .text_collation = c->collation};
+  return SP_OK;
+}
+
+/* A result column as the stream reads it, from what the server says of it. */
+static void field_column(const MYSQL_FIELD *f, my_column *col) {
+  int uns = (f->flags & UNSIGNED_FLAG) != 0;
+  switch (f->type) {
+  case MYSQL_TYPE_TINY: col->kind = uns ? MY_U8 : MY_I8; break;
+  case MYSQL_TYPE_SHORT: col->kind = uns ? MY_U16 : MY_I16; break;
+  case MYSQL_TYPE_YEAR: col->kind = MY_I16; break;
+  case MYSQL_TYPE_INT24: case MYSQL_TYPE_LONG: col->kind = uns ? MY_U32 : MY_I32; break;
+  case MYSQL_TYPE_LONGLONG: col->kind = uns ? MY_U64 : MY_I64; break;
+  case MYSQL_TYPE_FLOAT: col->kind = MY_F32; break;
+  case MYSQL_TYPE_DOUBLE: col->kind = MY_F64; break;
+  case MYSQL_TYPE_DATE: case MYSQL_TYPE_NEWDATE: col->kind = MY_DATE; break;
+  case MYSQL_TYPE_DATETIME: col->kind = MY_DATETIME; break;
+  case MYSQL_TYPE_TIMESTAMP: col->kind = MY_TIMESTAMP; break;
+  case MYSQL_TYPE_TIME: col->kind = MY_TIME; break;
+  case MYSQL_TYPE_BIT: col->kind = MY_BIT; break;
+  case MYSQL_TYPE_DECIMAL: case MYSQL_TYPE_NEWDECIMAL: {
+    /* length counts the sign and the point: the precision is what is left. */
+    int p = (int)f->length - (f->decimals > 0) - !uns;
+    col->precision = p;
+    col->scale = (int)f->decimals;
+    col->kind = p >= 1 && p <= 38 && col->scale <= p ? MY_DECIMAL : MY_TEXT;
+    break;
+  }
+  default: col->kind = f->charsetnr == 63 && f->type != MYSQL_TYPE_NULL ? MY_BINARY : MY_TEXT; break;
+  }
+}
+
+static int my_query(sp_connector *self, const char *sql, struct ArrowArrayStream *out, sp_error *err) {
+  my_conn *c = (my_conn *)self;
+  my_stream *s = calloc(1, sizeof *s);
+  if (s == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
+  s->c = c;
+  sp_log_debug("dataset \"%s\": %s", c->base.dataset->name, sql);
+  int rc = connect_new(c, &s->m, err);
+  if (rc == SP_OK && (mysql_query(s->m, sql) != 0 || (s->res = mysql_use_result(s->m)) == NULL))
+    rc = sp_fail(err, SP_EIO, "mysql refused the query for dataset \"%s\": %s", c->base.dataset->name, mysql_error(s->m));
+  if (rc == SP_OK) {
+    s->n = mysql_num_fields(s->res);
+    s->own = calloc(s->n ? s->n : 1, sizeof *s->own);
+    s->b = calloc(s->n ? s->n : 1, sizeof *s->b);
+    s->hint = calloc(s->n ? s->n : 1, sizeof *s->hint);
+    if (s->own == NULL || s->b == NULL || s->hint == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  const MYSQL_FIELD *fields = rc == SP_OK ? mysql_fetch_fields(s->res) : NULL;
+  for (size_t i = 0; rc == SP_OK && i < s->n; i++) {
+    char name[32];
+    snprintf(name, sizeof name, "c%zu", i + 1); /* results are matched by position */
+    field_column(&fields[i], &s->own[i]);
+    s->own[i].mysql_type = (char *)"result column";
+    if ((s->own[i].name = strdup(name)) == NULL) rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  if (rc != SP_OK) {
+    s->done = s->res == NULL;
+    stream_free(s);
+    return rc;
+  }
+  memset(out, 0, sizeof *out);
+  out->get_schema = stream_schema;
+  out->get_next = stream_next;
+  out->get_last_error = stream_error;
+  out->release = stream_release;
+  out->private_data = s;
+  return SP_OK;
+}
+
 const sp_connector_module sp_connector_mysql = {
     .abi = SP_CONNECTOR_ABI,
     .name = "mysql",
@@ -831,4 +925,6 @@ const sp_connector_module sp_connector_mysql = {
     .scan = my_scan,
     .supports_writes = my_supports_writes,
     .add_data = my_add_data,
+    .remote = my_remote,
+    .query = my_query,
 };

@@ -110,8 +110,11 @@ static void ident(up *u, const char *name) {
 }
 
 static void string_lit(up *u, const char *s) {
-  /* MySQL reads backslashes as escapes unless NO_BACKSLASH_ESCAPES is set, which we cannot know. */
-  if (mysql(u) && strchr(s, '\\')) return refuse(u, "a backslash in a MySQL string literal");
+  if (mysql(u)) { /* hex: no escapes to get wrong, whatever NO_BACKSLASH_ESCAPES says */
+    put(u, "_utf8mb4 X'");
+    for (const unsigned char *p = (const unsigned char *)s; *p && !u->failed; p++) putf(u, "%02X", *p);
+    return put(u, "'");
+  }
   put(u, "'");
   for (const char *p = s; *p && !u->failed; p++) put(u, *p == '\'' ? "''" : (char[2]){*p, 0});
   put(u, "'");
@@ -319,7 +322,8 @@ static void like_pattern_glob(up *u, json_t *pattern) {
 static void like(up *u, json_t *e, bool negate, bool ignore_case) {
   json_t *ch = json_object_get(e, "children"), *pattern = json_array_get(ch, 1);
   const char *p = json_string_value(json_object_get(json_object_get(pattern, "value"), "value"));
-  if (p && strchr(p, '\\')) return refuse(u, "a backslash in a LIKE pattern");
+  /* PostgreSQL and MySQL read a backslash in a pattern as an escape; DuckDB does not. */
+  if (p == NULL || strchr(p, '\\')) return refuse(u, p ? "a backslash in a LIKE pattern" : "LIKE with a computed pattern");
   if (ignore_case && !postgres(u)) return refuse(u, "ILIKE");
   put(u, "(");
   expr(u, json_array_get(ch, 0));
@@ -411,12 +415,17 @@ static void aggregate(up *u, json_t *e, const char *name) {
   if (!strcmp(name, "count_star")) return put(u, "COUNT(*)");
   if (json_array_size(ch) != 1) return refuse(u, "%s with %zu arguments", name, json_array_size(ch));
   if (distinct && (!strcmp(name, "min") || !strcmp(name, "max"))) distinct = false;
+  /* avg: DuckDB divides the exact sum by the count as doubles; MySQL's and SQLite's own avg round differently
+   * (MySQL to 4 more decimals), so they are asked for exactly that. */
+  if (!strcmp(name, "avg") && !postgres(u)) {
+    putf(u, "(CAST(SUM(%s", distinct ? "DISTINCT " : "");
+    expr(u, json_array_get(ch, 0));
+    putf(u, ") AS %s) / COUNT(%s", mysql(u) ? "DOUBLE" : "REAL", distinct ? "DISTINCT " : "");
+    expr(u, json_array_get(ch, 0));
+    return put(u, "))");
+  }
   putf(u, "%s(%s", name, distinct ? "DISTINCT " : "");
-  /* avg of integers is an integer in MySQL's DECIMAL arithmetic only to 4 places; as a double it agrees. */
-  bool as_double = !strcmp(name, "avg") && !postgres(u);
-  if (as_double) put(u, "CAST(");
   (!strcmp(name, "min") || !strcmp(name, "max") ? ordered : expr)(u, json_array_get(ch, 0));
-  if (as_double) put(u, mysql(u) ? " AS DOUBLE)" : " AS REAL)");
   put(u, ")");
 }
 

@@ -78,10 +78,10 @@ static void other_dialects(void **state) {
   (void)state;
   expect(SP_DIALECT_MYSQL, "SELECT name, count(*) FROM t WHERE name LIKE 'a%' GROUP BY name ORDER BY name",
          "SELECT (`name` COLLATE utf8mb4_nopad_bin) AS `name`, COUNT(*) FROM `s`.`t` AS `t` WHERE "
-         "((`name` COLLATE utf8mb4_nopad_bin) LIKE 'a%') GROUP BY (`name` COLLATE utf8mb4_nopad_bin) ORDER BY "
+         "((`name` COLLATE utf8mb4_nopad_bin) LIKE _utf8mb4 X'6125') GROUP BY (`name` COLLATE utf8mb4_nopad_bin) ORDER BY "
          "((`name` COLLATE utf8mb4_nopad_bin) IS NULL) ASC, (`name` COLLATE utf8mb4_nopad_bin) ASC");
   expect(SP_DIALECT_MYSQL, "SELECT avg(id), id || 'x' FROM t LIMIT 2 OFFSET 1",
-         "SELECT avg(CAST(`id` AS DOUBLE)), (CONCAT(`id`, 'x')) FROM `s`.`t` AS `t` LIMIT 2 OFFSET 1");
+         "SELECT (CAST(SUM(`id`) AS DOUBLE) / COUNT(`id`)), (CONCAT(`id`, _utf8mb4 X'78')) FROM `s`.`t` AS `t` LIMIT 2 OFFSET 1");
   expect(SP_DIALECT_SQLITE, "SELECT name FROM t WHERE name LIKE 'a_%' ORDER BY 1 DESC",
          "SELECT \"name\" AS \"name\" FROM \"s\".\"t\" AS \"t\" WHERE (\"name\" GLOB 'a?*') ORDER BY \"name\" DESC NULLS LAST");
 }
