@@ -1,0 +1,1 @@
+SELECT t.id, sum(u.id) AS s, count(*) FROM t JOIN u ON t.id = u.id GROUP BY t.id ORDER BY s DESC LIMIT 5

@@ -1,0 +1,1 @@
+SELECT id / 2, d - INTERVAL 3 DAY, 1.50, 2.5e0, 'it''s' FROM t

@@ -1,0 +1,1 @@
+SELECT CASE WHEN id > 1 THEN 'a' ELSE NULL END, coalesce(name, 'x'), extract(year FROM d), substring(name, 1, 2) FROM t

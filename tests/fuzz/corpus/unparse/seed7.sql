@@ -1,0 +1,1 @@
+SELECT DISTINCT name FROM t WHERE name LIKE 'a%' OR name NOT IN ('b', 'c') AND id BETWEEN 1 AND 3

@@ -1,0 +1,1 @@
+SELECT id FROM t GROUP BY ROLLUP (id)
