@@ -122,7 +122,8 @@ struct sp_connector_module {
    * or returns SP_ENOTSUP; query() runs a SELECT in that dialect and streams its rows (*out owned by the
    * caller), failing at once when the server refuses it. */
   int (*remote)(sp_connector *self, sp_remote_source *out, sp_error *err);
-  int (*query)(sp_connector *self, const char *sql, struct ArrowArrayStream *out, sp_error *err);
+  int (*query)(sp_connector *self, const char *sql, const struct ArrowSchema *want, struct ArrowArrayStream *out,
+               sp_error *err);
 };
 
 /* Opens an instance of m for dataset `spec` (borrowed; must outlive the instance) with `params` already

@@ -20,9 +20,12 @@ typedef enum sp_sql_dialect {
   SP_DIALECT_SQLITE,
 } sp_sql_dialect;
 
-/* Runs `sql` (a SELECT in the server's dialect) and streams its rows; *out is owned by the caller. A failure
- * to start (syntax the server refuses, a function it lacks) lets the engine run the query locally instead. */
-typedef int (*sp_remote_query_fn)(void *ctx, const char *sql, struct ArrowArrayStream *out, sp_error *err);
+/* Runs `sql` (a SELECT in the server's dialect) and streams its rows; *out is owned by the caller. `want`
+ * (borrowed) is the schema DuckDB planned for the query: a server without static result types (SQLite) reads
+ * values as those types; others may ignore it (the engine casts the rows anyway). A failure to start (syntax the
+ * server refuses, a function it lacks) lets the engine run the query locally instead. */
+typedef int (*sp_remote_query_fn)(void *ctx, const char *sql, const struct ArrowSchema *want,
+                                  struct ArrowArrayStream *out, sp_error *err);
 
 /* A federated dataset's place on a server that can run whole queries. Strings are copied by the engine. */
 typedef struct sp_remote_source {
@@ -32,6 +35,9 @@ typedef struct sp_remote_source {
   const char *server;
   const char *table;          /* the dataset's table as the server names it, already quoted */
   const char *text_collation; /* SP_DIALECT_MYSQL: a byte-order, no-pad collation for text ("utf8mb4_nopad_bin") */
+  /* Optional (copied): the columns the server stores so that it compares and computes on them exactly as
+   * DuckDB does; a query naming any other column, or `*`, runs locally. NULL: every column. */
+  const struct ArrowSchema *computable;
   sp_remote_query_fn run;
   void *ctx;                  /* borrowed until the source is unregistered */
 } sp_remote_source;

@@ -201,6 +201,7 @@ typedef struct sq_accel {
 static const sp_param_spec sq_params[] = {
     {"file", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "database file for mode: file (default .spice/data/<dataset>.sqlite)"},
     {"busy_timeout", SP_PARAM_DURATION, 0, "5000ms", NULL, "how long a statement waits for a lock"},
+    {"disable_query_push_down", SP_PARAM_BOOL, 0, "false", NULL, "run every query in the engine, never whole in SQLite"},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -340,12 +341,67 @@ static int columns_from_json(sq_accel *a, const char *text, sqa_column **out, si
   return SP_OK;
 }
 
+/* Whole-query pushdown: a query that names only datasets of this file runs in SQLite (docs/federation.md). Values
+ * are read straight into the types DuckDB planned. */
+static int remote_query(void *ctx, const char *sql, const struct ArrowSchema *want, struct ArrowArrayStream *out,
+                        sp_error *err) {
+  sq_accel *a = ctx;
+  size_t n = (size_t)want->n_children;
+  sqa_column *cols = calloc(n ? n : 1, sizeof *cols);
+  int rc = cols ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+  for (size_t i = 0; rc == SP_OK && i < n; i++) {
+    char decl[32];
+    rc = sqa_map_arrow(want->children[i]->format, &cols[i], decl, sizeof decl, err);
+    if (rc == SP_OK && ((cols[i].name = strdup(want->children[i]->name)) == NULL || (cols[i].decl = strdup("")) == NULL))
+      rc = sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  sqlite3 *db = NULL;
+  if (rc == SP_OK) rc = reader_get(a->f, &db, err);
+  if (rc == SP_OK) {
+    sp_log_debug("dataset \"%s\": sqlite accelerator runs the whole query: %s", ds_name(a), sql);
+    pthread_mutex_lock(&files_lock);
+    a->f->refs++; /* dropped by reader_done */
+    pthread_mutex_unlock(&files_lock);
+    sqa_read_opts o = {.dataset = ds_name(a), .table = ds_name(a), .done = reader_done, .ctx = a->f, .rows_read = &a->rows_read};
+    rc = sqa_read(db, sql, cols, n, &o, out, err);
+  }
+  sqa_columns_free(cols, n);
+  return rc;
+}
+
+/* The columns SQLite stores so that it compares and computes on them as DuckDB does: integers, doubles, text
+ * and booleans. Decimals (doubles or text there), dates and timestamps (raw integers) stay with the engine. */
+static bool computable(const sqa_column *c) {
+  return c->pushable && (c->kind == SQA_INT || c->kind == SQA_UINT || c->kind == SQA_FLOAT || c->kind == SQA_TEXT ||
+                         c->kind == SQA_BOOL);
+}
+
+static void declare_remote(sq_accel *a) {
+  if (sp_params_get_bool(&a->base.params, "disable_query_push_down", false)) return;
+  sqa_column *cols = calloc(a->n_cols ? a->n_cols : 1, sizeof *cols);
+  size_t n = 0;
+  for (size_t i = 0; cols && i < a->n_cols; i++)
+    if (computable(&a->cols[i])) cols[n++] = a->cols[i]; /* shallow: only read by sqa_schema below */
+  struct ArrowSchema some = {0};
+  char server[4200];
+  snprintf(server, sizeof server, "sqlite %s", a->f->path);
+  sp_remote_source r = {.dialect = SP_DIALECT_SQLITE, .server = server, .table = a->table,
+                        .computable = n == a->n_cols ? NULL : &some, .run = remote_query, .ctx = a};
+  sp_error err = {0};
+  if (cols == NULL || (n < a->n_cols && sqa_schema(cols, n, &some, &err) != SP_OK) ||
+      sp_engine_set_source_remote(a->base.engine, ds_name(a), &r, &err) != SP_OK)
+    sp_log_warn("dataset \"%s\": whole-query pushdown to sqlite is off: %s", ds_name(a), err.msg[0] ? err.msg : "out of memory");
+  sp_schema_release(&some);
+  free(cols);
+}
+
 static int register_source(sq_accel *a, sp_error *err) {
   struct ArrowSchema s;
   pthread_rwlock_rdlock(&a->lock);
   int rc = sqa_schema(a->cols, a->n_cols, &s, err);
-  pthread_rwlock_unlock(&a->lock);
   if (rc == SP_OK) rc = sp_engine_register_source(a->base.engine, ds_name(a), &s, source_open, a, err);
+  if (rc == SP_OK) declare_remote(a);
+  pthread_rwlock_unlock(&a->lock);
   sp_schema_release(&s);
   if (rc == SP_OK) a->registered = 1;
   return rc;

@@ -1126,8 +1126,10 @@ static int describe_query(pg_conn *c, PGconn *pq, const char *sql, pgc_type **ty
   return rc;
 }
 
-static int pg_query(sp_connector *self, const char *sql, struct ArrowArrayStream *out, sp_error *err) {
+static int pg_query(sp_connector *self, const char *sql, const struct ArrowSchema *want, struct ArrowArrayStream *out,
+                    sp_error *err) {
   pg_conn *c = (pg_conn *)self;
+  (void)want; /* the server types its results; the engine casts them */
   PGconn *pq;
   int pooled;
   pgc_type *types = NULL;

@@ -106,6 +106,7 @@ static void slots_free(sp_slot *s) {
     free((char *)s->remote.server);
     free((char *)s->remote.table);
     free((char *)s->remote.text_collation);
+    sp_schema_release(&s->computable);
     free(s);
     s = n;
   }
@@ -611,7 +612,9 @@ int sp_engine_set_source_remote(sp_engine *e, const char *name, const sp_remote_
     return sp_fail(err, SP_EINVAL, "incomplete remote source for \"%s\"", name);
   char *server = strdup(r->server), *table = strdup(r->table);
   char *coll = r->text_collation ? strdup(r->text_collation) : NULL;
-  if (!server || !table || (r->text_collation && !coll)) {
+  struct ArrowSchema computable = {0};
+  if (!server || !table || (r->text_collation && !coll) ||
+      (r->computable && sp_schema_copy(&computable, r->computable, NULL) != SP_OK)) {
     free(server);
     free(table);
     free(coll);
@@ -620,10 +623,17 @@ int sp_engine_set_source_remote(sp_engine *e, const char *name, const sp_remote_
   pthread_mutex_lock(&e->lock);
   sp_slot **p = slot_find(&e->sources, name), *s = p ? *p : NULL;
   sp_remote_source old = s ? s->remote : (sp_remote_source){0};
-  if (s) s->remote = (sp_remote_source){.dialect = r->dialect, .server = server, .table = table,
-                                        .text_collation = coll, .run = r->run, .ctx = r->ctx};
+  struct ArrowSchema old_computable = s ? s->computable : (struct ArrowSchema){0};
+  if (s) {
+    s->remote = (sp_remote_source){.dialect = r->dialect, .server = server, .table = table, .text_collation = coll,
+                                   .run = r->run, .ctx = r->ctx};
+    s->computable = computable;
+    s->remote.computable = computable.release ? &s->computable : NULL;
+  }
   pthread_mutex_unlock(&e->lock);
+  sp_schema_release(&old_computable);
   if (s == NULL) {
+    sp_schema_release(&computable);
     free(server);
     free(table);
     free(coll);

@@ -26,6 +26,7 @@ typedef struct sp_slot {
   void *ctx;
   char target[SP_ENGINE_MAX_NAME + 32]; /* fallbacks: the source view's name */
   sp_remote_source remote;           /* sources: whole-query pushdown (dialect NONE = none); strings owned */
+  struct ArrowSchema computable;     /* remote.computable's copy (release NULL = none) */
   struct sp_slot *next;
 } sp_slot;
 
@@ -128,6 +129,9 @@ int sp_engine_prune_rewrite(sp_engine *e, duckdb_connection conn, const sp_query
  * unregisters if it does not run *out_sql. Returns 0 (and runs nothing) otherwise. */
 int sp_engine_remote_rewrite(sp_engine *e, duckdb_connection conn, const sp_query_request *req, char **out_sql,
                              uint64_t *out_token);
+/* The Arrow schema of a prepared statement's result (*out owned by the caller); SP_ENOTSUP when a column's type
+ * is only known once parameters are bound. */
+int sp_engine_prepared_schema(duckdb_connection conn, duckdb_prepared_statement ps, struct ArrowSchema *out, sp_error *err);
 int sp_engine_has_fallbacks(sp_engine *e, const char *sql);
 int sp_engine_fallback_rewrite(sp_engine *e, duckdb_connection conn, const char *sql, char **out_sql);
 

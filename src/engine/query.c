@@ -318,7 +318,7 @@ static int zero_results_fallback(sp_engine *e, result_stream *r, const sp_query_
 
 /* The Arrow schema of a prepared statement's result; SP_ENOTSUP when a column's type is only known once
  * parameters are bound. */
-static int prepared_schema(duckdb_connection conn, duckdb_prepared_statement ps, struct ArrowSchema *out, sp_error *err) {
+int sp_engine_prepared_schema(duckdb_connection conn, duckdb_prepared_statement ps, struct ArrowSchema *out, sp_error *err) {
   idx_t n = duckdb_prepared_statement_column_count(ps);
   duckdb_logical_type *types = calloc(n ? n : 1, sizeof *types);
   const char **names = calloc(n ? n : 1, sizeof *names);
@@ -353,7 +353,7 @@ int sp_engine_query_schema(sp_engine *e, const sp_query_request *req, struct Arr
   duckdb_prepared_statement ps = NULL;
   if (rc == SP_OK && duckdb_prepare(s->conn, req->sql, &ps) == DuckDBError)
     rc = sp_fail(err, SP_EINVAL, "%s", duckdb_prepare_error(ps));
-  if (rc == SP_OK) rc = prepared_schema(s->conn, ps, out, err);
+  if (rc == SP_OK) rc = sp_engine_prepared_schema(s->conn, ps, out, err);
   duckdb_destroy_prepare(&ps);
   sp_engine_session_put(e, s);
   return rc;

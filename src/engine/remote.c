@@ -26,11 +26,12 @@
 /* The remote sources a query reads, copied out of the registry (it may change while the query runs). */
 typedef struct remote_plan {
   sp_unparse_table tables[REMOTE_MAX_TABLES];
-  struct ArrowSchema schemas[REMOTE_MAX_TABLES];
+  struct ArrowSchema schemas[REMOTE_MAX_TABLES], alls[REMOTE_MAX_TABLES];
   char *names[REMOTE_MAX_TABLES], *remotes[REMOTE_MAX_TABLES];
   size_t n;
   sp_remote_source src; /* the server's, from the first table (strings owned) */
   int refused;          /* a table is not a remote source, or another server's */
+  int strict;           /* some table computes on only some of its columns */
 } remote_plan;
 
 static const char *jstr(json_t *o, const char *key) {
@@ -41,6 +42,7 @@ static const char *jstr(json_t *o, const char *key) {
 static void plan_free(remote_plan *p) {
   for (size_t i = 0; i < p->n; i++) {
     sp_schema_release(&p->schemas[i]);
+    sp_schema_release(&p->alls[i]);
     free(p->names[i]);
     free(p->remotes[i]);
   }
@@ -85,6 +87,7 @@ static void plan_add(sp_engine *e, remote_plan *p, const char *name) {
     p->src = s->remote;
     p->src.server = strdup(s->remote.server);
     p->src.text_collation = s->remote.text_collation ? strdup(s->remote.text_collation) : NULL;
+    p->src.computable = NULL; /* the slot's; the plan keeps its own copies */
   } else if (p->src.dialect != s->remote.dialect || strcmp(p->src.server ? p->src.server : "", s->remote.server)) {
     p->refused = 1;
     return;
@@ -92,13 +95,18 @@ static void plan_add(sp_engine *e, remote_plan *p, const char *name) {
   size_t i = p->n;
   p->names[i] = strdup(name);
   p->remotes[i] = strdup(s->remote.table);
-  if (p->names[i] == NULL || p->remotes[i] == NULL || sp_schema_copy(&p->schemas[i], &s->schema, NULL) != SP_OK) {
+  const struct ArrowSchema *computable = s->remote.computable ? s->remote.computable : &s->schema;
+  if (p->names[i] == NULL || p->remotes[i] == NULL || sp_schema_copy(&p->schemas[i], computable, NULL) != SP_OK ||
+      sp_schema_copy(&p->alls[i], &s->schema, NULL) != SP_OK) {
+    sp_schema_release(&p->schemas[i]);
     free(p->names[i]);
     free(p->remotes[i]);
     p->refused = 1;
     return;
   }
-  p->tables[i] = (sp_unparse_table){.name = p->names[i], .remote = p->remotes[i], .schema = &p->schemas[i]};
+  if (s->remote.computable) p->strict = 1;
+  p->tables[i] = (sp_unparse_table){.name = p->names[i], .remote = p->remotes[i], .schema = &p->schemas[i],
+                                    .all = &p->alls[i]};
   p->n++;
 }
 
@@ -163,7 +171,7 @@ static char *cast_back_sql(duckdb_prepared_statement ps, uint64_t token) {
 /* Prints the query for the plan's server; NULL when it is not printable there. */
 static char *remote_sql(json_t *node, const remote_plan *p) {
   sp_unparse_env env = {.dialect = p->src.dialect, .text_collation = p->src.text_collation, .tables = p->tables,
-                        .n_tables = p->n};
+                        .n_tables = p->n, .strict = p->strict};
   char *sql = NULL;
   sp_error err = {0};
   if (sp_unparse_query(node, &env, &sql, &err) != SP_OK) sp_log_debug("query runs locally (%s)", err.msg);
@@ -228,10 +236,12 @@ static char *run_remote(sp_engine *e, duckdb_connection conn, const sp_query_req
     return NULL; /* the local run reports the error */
   }
   struct ArrowArrayStream rows = {0};
-  struct ArrowSchema schema = {0};
+  struct ArrowSchema schema = {0}, want = {0};
   sp_error err = {0};
   idx_t n = duckdb_prepared_statement_column_count(ps);
-  if (p->src.run(p->src.ctx, sql, &rows, &err) != SP_OK || peek(&rows, &err) != SP_OK) {
+  if (sp_engine_prepared_schema(conn, ps, &want, &err) != SP_OK) {
+    sp_log_debug("query runs locally (%s)", err.msg);
+  } else if (p->src.run(p->src.ctx, sql, &want, &rows, &err) != SP_OK || peek(&rows, &err) != SP_OK) {
     sp_log_warn("query pushed down to %s failed there, running it locally: %s", p->src.server, err.msg);
   } else if (rows.get_schema(&rows, &schema) != 0 || schema.n_children != (int64_t)n) {
     sp_log_warn("query pushed down to %s returned %lld columns, %llu expected; running it locally", p->src.server,
@@ -242,6 +252,7 @@ static char *run_remote(sp_engine *e, duckdb_connection conn, const sp_query_req
     else sp_log_debug("query pushed down to %s: %s", p->src.server, sql);
   }
   sp_schema_release(&schema);
+  sp_schema_release(&want);
   sp_stream_release(&rows);
   duckdb_destroy_prepare(&ps);
   return local;

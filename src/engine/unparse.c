@@ -40,6 +40,9 @@ typedef struct up {
   size_t n_ctes;
   const char *text_aliases[UP_MAX_NAMES]; /* select-list aliases whose values are text */
   size_t n_text_aliases;
+  const char *aliases[UP_MAX_NAMES * 2]; /* every alias the query defines (columns of CTEs, subqueries, selects) */
+  size_t n_aliases;
+  bool too_many_aliases;
   int next_alias;
 } up;
 
@@ -171,21 +174,34 @@ static kind expr_kind(const up *u, json_t *e) {
   return K_OTHER;
 }
 
-/* Before printing: every select-list alias whose value is text, anywhere in the query, so that an outer query
- * sorting or comparing a subquery's text column collates it too. */
-static void collect_text_aliases(up *u, json_t *j) {
+static void add_alias(up *u, const char *a) {
+  if (a == NULL || !a[0]) return;
+  if (u->n_aliases == UP_MAX_NAMES * 2) u->too_many_aliases = true;
+  else u->aliases[u->n_aliases++] = a;
+}
+
+static void add_alias_list(up *u, json_t *names) {
+  for (size_t i = 0; i < json_array_size(names); i++) add_alias(u, json_string_value(json_array_get(names, i)));
+}
+
+/* Before printing: every alias the query defines, and which select-list aliases hold text, anywhere in the
+ * query, so that an outer query sorting or comparing a subquery's text column collates it too. */
+static void collect_aliases(up *u, json_t *j) {
   if (json_is_object(j)) {
     json_t *list = json_object_get(j, "select_list");
     for (size_t i = 0; i < json_array_size(list); i++) {
       json_t *item = json_array_get(list, i);
       const char *a = jstr(item, "alias");
+      add_alias(u, a);
       if (a[0] && expr_kind(u, item) == K_TEXT && u->n_text_aliases < UP_MAX_NAMES) u->text_aliases[u->n_text_aliases++] = a;
     }
+    add_alias_list(u, json_object_get(j, "column_name_alias"));
+    add_alias_list(u, json_object_get(j, "aliases"));
     const char *key;
     json_t *v;
-    json_object_foreach(j, key, v) collect_text_aliases(u, v);
+    json_object_foreach(j, key, v) collect_aliases(u, v);
   } else if (json_is_array(j)) {
-    for (size_t i = 0; i < json_array_size(j); i++) collect_text_aliases(u, json_array_get(j, i));
+    for (size_t i = 0; i < json_array_size(j); i++) collect_aliases(u, json_array_get(j, i));
   }
 }
 
@@ -256,10 +272,28 @@ static void constant(up *u, json_t *e) {
 
 /* ---- Expressions ---------------------------------------------------------------------------------------------- */
 
+static bool schema_has(const struct ArrowSchema *s, const char *name) {
+  for (int64_t i = 0; s && i < s->n_children; i++)
+    if (s->children[i]->name && !strcasecmp(s->children[i]->name, name)) return true;
+  return false;
+}
+
+/* strict: a computable column, or an alias that no stored column of that name could be taken for. */
+static bool is_known_column(const up *u, const char *name) {
+  for (size_t t = 0; t < u->env->n_tables; t++)
+    if (schema_has(u->env->tables[t].schema, name)) return true;
+  for (size_t t = 0; t < u->env->n_tables; t++)
+    if (schema_has(u->env->tables[t].all, name)) return false;
+  for (size_t i = 0; i < u->n_aliases; i++)
+    if (!strcasecmp(u->aliases[i], name)) return true;
+  return false;
+}
+
 static void column_ref(up *u, json_t *e) {
   json_t *names = json_object_get(e, "column_names");
   size_t n = json_array_size(names);
   if (n == 0 || n > 2) return refuse(u, "a column name with %zu parts", n);
+  if (u->env->strict && !is_known_column(u, last_name(e))) return refuse(u, "column %s is stored differently there", last_name(e));
   bool wrap = mysql(u) && column_kind(u, last_name(e)) == K_TEXT && !alias_is_text(u, last_name(e));
   if (wrap) put(u, "(");
   for (size_t i = 0; i < n; i++) {
@@ -448,7 +482,8 @@ static void function(up *u, json_t *e) {
   if (!strcmp(name, "~~*") || !strcmp(name, "!~~*")) return like(u, e, name[0] == '!', true);
   if (!strcmp(name, "date_part") || !strcmp(name, "datepart")) return date_part(u, ch);
   if (!strcmp(name, "substring") || !strcmp(name, "substr")) return substring(u, ch);
-  if ((!strcmp(name, "lower") || !strcmp(name, "upper") || !strcmp(name, "abs")) && json_array_size(ch) == 1) {
+  /* SQLite's lower/upper change ASCII letters only. */
+  if ((!strcmp(name, "abs") || (!sqlite(u) && (!strcmp(name, "lower") || !strcmp(name, "upper")))) && json_array_size(ch) == 1) {
     putf(u, "%s(", name);
     expr(u, json_array_get(ch, 0));
     return put(u, ")");
@@ -671,6 +706,7 @@ static void select_item(up *u, json_t *item) {
   const char *alias = jstr(item, "alias");
   if (is(item, "class", "STAR")) {
     static const char *const keys[] = {"relation_name", "columns", NULL};
+    if (u->env->strict) return refuse(u, "* where some columns are stored differently");
     only_keys(u, item, keys);
     if (json_is_true(json_object_get(item, "columns"))) return refuse(u, "COLUMNS(*)");
     if (jstr(item, "relation_name")[0]) {
@@ -854,7 +890,8 @@ int sp_unparse_query(json_t *node, const sp_unparse_env *env, char **out, sp_err
   up u = {.env = env};
   *out = NULL;
   if (env->dialect == SP_DIALECT_NONE) return sp_fail(err, SP_ENOTSUP, "no SQL dialect");
-  collect_text_aliases(&u, node);
+  collect_aliases(&u, node);
+  if (u.too_many_aliases) refuse(&u, "too many aliases");
   query(&u, node);
   if (!u.failed && sp_buf_cstr(&u.b) == NULL) refuse(&u, "out of memory");
   if (u.failed) {

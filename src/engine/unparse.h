@@ -8,6 +8,8 @@
 #ifndef SPICE_ENGINE_UNPARSE_H
 #define SPICE_ENGINE_UNPARSE_H
 
+#include <stdbool.h>
+
 #include <jansson.h>
 
 #include "spice/arrow_abi.h"
@@ -18,7 +20,8 @@
 typedef struct sp_unparse_table {
   const char *name;                /* the dataset (as the query names it) */
   const char *remote;              /* its table on the server, quoted */
-  const struct ArrowSchema *schema; /* its columns, to know which ones are text */
+  const struct ArrowSchema *schema; /* its columns, to know which ones are text (env->strict: only the computable ones) */
+  const struct ArrowSchema *all;    /* env->strict: every column of the table */
 } sp_unparse_table;
 
 typedef struct sp_unparse_env {
@@ -26,6 +29,9 @@ typedef struct sp_unparse_env {
   const char *text_collation; /* SP_DIALECT_MYSQL */
   const sp_unparse_table *tables;
   size_t n_tables;
+  /* The schemas list only the columns the server may compare and compute on: any other column name (one that
+   * is not an alias of the query either), and `*`, are refused. */
+  bool strict;
 } sp_unparse_env;
 
 /* Prints one statement's "node" (a SELECT or set operation) for env->dialect. Every table it reads must be

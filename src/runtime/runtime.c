@@ -102,6 +102,13 @@ int sp__open_connector(sp_dataset *ds, sp_error *err) {
                                       &ds->conn, err);
 }
 
+/* Whether the engine's param table has `key` (disable_query_push_down goes to engines that push whole queries). */
+static bool engine_reads(const sp_accelerator_module *m, const char *key) {
+  for (const sp_param_spec *p = m->params; p && p->name; p++)
+    if (strcmp(p->name, key) == 0) return true;
+  return false;
+}
+
 static int open_accelerator(sp_dataset *ds, sp_accel_state *state, sp_error *err) {
   const sp_acceleration_spec *a = &ds->spec->acceleration;
   char what[300];
@@ -112,7 +119,8 @@ static int open_accelerator(sp_dataset *ds, sp_accel_state *state, sp_error *err
   for (size_t i = 0; i < a->params.count; i++) {
     const sp_kv *kv = &a->params.items[i];
     if (strcmp(kv->key, "file_watcher") == 0) ds->file_watch = strcasecmp(kv->value, "enabled") == 0 || strcasecmp(kv->value, "true") == 0;
-    else if (strcmp(kv->key, "disable_query_push_down") != 0) sp_params_set(&engine_params, kv->key, kv->value, kv->line, kv->col);
+    else if (strcmp(kv->key, "disable_query_push_down") != 0 || engine_reads(ds->amod, kv->key))
+      sp_params_set(&engine_params, kv->key, kv->value, kv->line, kv->col);
   }
   engine_params.file = a->params.file;
   snprintf(what, sizeof what, "acceleration of dataset \"%s\"", ds->spec->name);
@@ -152,9 +160,10 @@ static int source_open(void *ctx, const char *const *columns, size_t n_columns, 
   return ds->conn->module->get_all_data(ds->conn, out, err);
 }
 
-static int remote_query(void *ctx, const char *sql, struct ArrowArrayStream *out, sp_error *err) {
+static int remote_query(void *ctx, const char *sql, const struct ArrowSchema *want, struct ArrowArrayStream *out,
+                        sp_error *err) {
   sp_dataset *ds = ctx;
-  return ds->cmod->query(ds->conn, sql, out, err);
+  return ds->cmod->query(ds->conn, sql, want, out, err);
 }
 
 /* Whole-query pushdown for a federated dataset whose connector runs SQL (spice/sql_dialect.h). Optional: a

@@ -177,3 +177,49 @@ test('refresh_mode: changes from PostgreSQL into a sqlite file copy, resumed aft
     removeFolder(dir);
   }
 });
+
+test('a query on datasets of one sqlite accelerator file runs in SQLite whole, with the answer the engine gives', { timeout: 60000 }, async () => {
+  const dir = makeFolder({});
+  sqlite(join(dir, 'src.db'), `${itemsSql(3000)}
+    CREATE TABLE groups (grp TEXT PRIMARY KEY, label TEXT, rank INTEGER, weight DOUBLE);
+    INSERT INTO groups VALUES ('g0', 'Zero', 3, 0.5), ('g1', 'one', 1, 1.25), ('g2', 'Two', NULL, 2.0), ('g9', 'nine', 9, NULL);`);
+  const accel = (extra = '') => `    acceleration:\n      engine: sqlite\n      mode: file\n      params:\n        sqlite_file: shared.sqlite\n${extra}`;
+  const ref = '    acceleration:\n      engine: arrow\n';
+  const pod = `version: v1\nkind: Spicepod\nname: sqw\ndatasets:\n${[
+    dataset('items_s', 'items', 'src.db', accel()), dataset('groups_s', 'groups', 'src.db', accel()),
+    dataset('items_a', 'items', 'src.db', ref), dataset('groups_a', 'groups', 'src.db', ref),
+    dataset('groups_off', 'groups', 'src.db', accel('        disable_query_push_down: true\n').replace('shared.sqlite', 'off.sqlite')),
+  ].join('')}`;
+  const rt = await startSpiced({ spicepod: pod, files: { 'src.db': readFileSync(join(dir, 'src.db')) }, env: { SPICED_LOG: 'debug' } });
+  try {
+    const whole = [
+      `SELECT g.label, count(*) AS n, avg(i.id) AS mean, min(i.note) AS lo, sum(g.weight) AS w FROM {i} i JOIN {g} g ON g.grp = i.grp
+         WHERE i.flag AND i.id % 5 <> 0 GROUP BY g.label HAVING count(*) > 10 ORDER BY g.label`,
+      `SELECT grp, label, rank FROM {g} WHERE label < 'o' OR rank IS NULL ORDER BY rank DESC, grp`,
+      `SELECT id, id / 4 AS q, note FROM {i} WHERE note LIKE '%✓ 12_' ORDER BY id LIMIT 3 OFFSET 1`,
+      `SELECT label FROM {g} WHERE grp IN (SELECT grp FROM {i} WHERE id < 3) ORDER BY 1`,
+      `SELECT grp, count(DISTINCT id % 10) AS k FROM {i} LEFT JOIN {g} USING (grp) GROUP BY grp ORDER BY grp NULLS FIRST`,
+    ];
+    for (const q of whole) {
+      const mark = rt.log().length;
+      const got = await rt.rows(q.replaceAll('{i}', 'items_s').replaceAll('{g}', 'groups_s'));
+      assert.deepEqual(got, await rt.rows(q.replaceAll('{i}', 'items_a').replaceAll('{g}', 'groups_a')), q);
+      assert.ok(got.length > 0, q);
+      assert.match(rt.log().slice(mark), /sqlite accelerator runs the whole query: SELECT /, q);
+    }
+    // Decimal and timestamp columns are stored as doubles and integers there: such queries stay in the engine.
+    for (const q of ['SELECT grp, sum(val) AS s FROM {i} GROUP BY grp ORDER BY grp', 'SELECT max(ts) AS t FROM {i}', 'SELECT * FROM {i} WHERE id < 5 ORDER BY id']) {
+      const mark = rt.log().length;
+      assert.deepEqual(await rt.rows(q.replace('{i}', 'items_s').replace('{g}', 'groups_s')),
+                       await rt.rows(q.replace('{i}', 'items_a').replace('{g}', 'groups_a')), q);
+      assert.doesNotMatch(rt.log().slice(mark), /runs the whole query/, q);
+    }
+    // disable_query_push_down: the engine runs it (filters still reach SQLite table by table).
+    const mark = rt.log().length;
+    assert.deepEqual(await rt.rows("SELECT label FROM groups_off WHERE rank = 1"), [{ label: 'one' }]);
+    assert.doesNotMatch(rt.log().slice(mark), /runs the whole query/);
+  } finally {
+    await rt.stop();
+    removeFolder(dir);
+  }
+});

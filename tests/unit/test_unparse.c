@@ -21,12 +21,17 @@ static struct ArrowSchema col_id = {.format = "i", .name = "id"}, col_name = {.f
                           col_d = {.format = "tdD", .name = "d"}, col_v = {.format = "g", .name = "v"};
 static struct ArrowSchema *t_cols[] = {&col_id, &col_name, &col_d}, *u_cols[] = {&col_id, &col_v};
 static struct ArrowSchema t_schema = {.format = "+s", .n_children = 3, .children = t_cols},
-                          u_schema = {.format = "+s", .n_children = 2, .children = u_cols};
+                          u_schema = {.format = "+s", .n_children = 2, .children = u_cols},
+                          t_computable = {.format = "+s", .n_children = 2, .children = t_cols};
 
 static int print(sp_sql_dialect d, const char *sql, char **out, sp_error *err) {
-  static const sp_unparse_table tables[] = {{"t", "\"s\".\"t\"", &t_schema}, {"u", "\"s\".\"u\"", &u_schema}};
-  static const sp_unparse_table tables_mysql[] = {{"t", "`s`.`t`", &t_schema}, {"u", "`s`.`u`", &u_schema}};
-  sp_unparse_env env = {.dialect = d, .text_collation = "utf8mb4_nopad_bin", .tables = d == SP_DIALECT_MYSQL ? tables_mysql : tables, .n_tables = 2};
+  static const sp_unparse_table tables[] = {{"t", "\"s\".\"t\"", &t_schema, NULL}, {"u", "\"s\".\"u\"", &u_schema, NULL}};
+  static const sp_unparse_table tables_mysql[] = {{"t", "`s`.`t`", &t_schema, NULL}, {"u", "`s`.`u`", &u_schema, NULL}};
+  /* SQLite: t's date column is stored as an integer there, so it is not computable. */
+  static const sp_unparse_table tables_sqlite[] = {{"t", "\"t\"", &t_computable, &t_schema}, {"u", "\"u\"", &u_schema, &u_schema}};
+  sp_unparse_env env = {.dialect = d, .text_collation = "utf8mb4_nopad_bin", .tables = d == SP_DIALECT_MYSQL ? tables_mysql : tables,
+                        .n_tables = 2, .strict = d == SP_DIALECT_SQLITE};
+  if (d == SP_DIALECT_SQLITE) env.tables = tables_sqlite;
   char *json = NULL;
   assert_int_equal(sp_duckdb_serialize_sql_full(sql, "test", &json, NULL), SP_OK);
   json_t *ast = json_loads(json, 0, NULL);
@@ -83,7 +88,10 @@ static void other_dialects(void **state) {
   expect(SP_DIALECT_MYSQL, "SELECT avg(id), id || 'x' FROM t LIMIT 2 OFFSET 1",
          "SELECT (CAST(SUM(`id`) AS DOUBLE) / COUNT(`id`)), (CONCAT(`id`, _utf8mb4 X'78')) FROM `s`.`t` AS `t` LIMIT 2 OFFSET 1");
   expect(SP_DIALECT_SQLITE, "SELECT name FROM t WHERE name LIKE 'a_%' ORDER BY 1 DESC",
-         "SELECT \"name\" AS \"name\" FROM \"s\".\"t\" AS \"t\" WHERE (\"name\" GLOB 'a?*') ORDER BY \"name\" DESC NULLS LAST");
+         "SELECT \"name\" AS \"name\" FROM \"t\" AS \"t\" WHERE (\"name\" GLOB 'a?*') ORDER BY \"name\" DESC NULLS LAST");
+  expect(SP_DIALECT_SQLITE, "SELECT t.id AS k, count(*) AS n FROM t JOIN u USING (id) GROUP BY k HAVING avg(v) > 1.5 ORDER BY n",
+         "SELECT \"t\".\"id\" AS \"k\", COUNT(*) AS \"n\" FROM \"t\" AS \"t\" INNER JOIN \"u\" AS \"u\" USING (\"id\") GROUP BY \"k\" "
+         "HAVING ((CAST(SUM(\"v\") AS REAL) / COUNT(\"v\")) > 1.5) ORDER BY COUNT(*) ASC NULLS LAST");
 }
 
 static void refusals(void **state) {
@@ -96,7 +104,11 @@ static void refusals(void **state) {
   refused(SP_DIALECT_POSTGRES, "SELECT * FROM read_csv('x.csv')", "TABLE_FUNCTION");
   refused(SP_DIALECT_MYSQL, "SELECT * FROM t FULL JOIN u ON t.id = u.id", "FULL join");
   refused(SP_DIALECT_MYSQL, "SELECT d + 1 FROM t", "date arithmetic");
-  refused(SP_DIALECT_SQLITE, "SELECT extract(year FROM d) FROM t", "SQLite");
+  refused(SP_DIALECT_SQLITE, "SELECT extract(year FROM d) FROM t", "date_part in SQLite");
+  refused(SP_DIALECT_SQLITE, "SELECT id FROM t WHERE d > 3", "column d is stored differently");
+  refused(SP_DIALECT_SQLITE, "SELECT 1 AS d FROM t WHERE d > 3", "column d is stored differently");
+  refused(SP_DIALECT_SQLITE, "SELECT * FROM u", "* where some columns");
+  refused(SP_DIALECT_SQLITE, "SELECT upper(name) FROM t", "function upper");
   refused(SP_DIALECT_POSTGRES, "SELECT id FROM t GROUP BY ROLLUP (id)", "GROUPING SETS");
   refused(SP_DIALECT_POSTGRES, "SELECT try_cast(name AS INTEGER) FROM t", "TRY_CAST");
 }
