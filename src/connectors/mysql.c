@@ -625,6 +625,17 @@ static void stream_release(struct ArrowArrayStream *st) {
   st->release = NULL;
 }
 
+/* Hands the stream out as *out (which owns it from now on). */
+static int export_stream(my_stream *s, struct ArrowArrayStream *out) {
+  memset(out, 0, sizeof *out);
+  out->get_schema = stream_schema;
+  out->get_next = stream_next;
+  out->get_last_error = stream_error;
+  out->release = stream_release;
+  out->private_data = s;
+  return SP_OK;
+}
+
 /* SELECT <cols> FROM <relation> [WHERE …] [LIMIT n]. Owned by the caller. */
 static char *select_sql(const my_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit) {
   const char **exprs = malloc((n ? n : 1) * sizeof *exprs);
@@ -664,13 +675,7 @@ static int open_stream(my_conn *c, size_t *idx, size_t n, const char *where, int
     stream_free(s);
     return rc;
   }
-  memset(out, 0, sizeof *out);
-  out->get_schema = stream_schema;
-  out->get_next = stream_next;
-  out->get_last_error = stream_error;
-  out->release = stream_release;
-  out->private_data = s;
-  return SP_OK;
+  return export_stream(s, out);
 }
 
 /* ---- Methods ---------------------------------------------------------------------------------------------- */
@@ -904,13 +909,7 @@ static int my_query(sp_connector *self, const char *sql, const struct ArrowSchem
     stream_free(s);
     return rc;
   }
-  memset(out, 0, sizeof *out);
-  out->get_schema = stream_schema;
-  out->get_next = stream_next;
-  out->get_last_error = stream_error;
-  out->release = stream_release;
-  out->private_data = s;
-  return SP_OK;
+  return export_stream(s, out);
 }
 
 const sp_connector_module sp_connector_mysql = {
