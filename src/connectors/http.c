@@ -14,6 +14,7 @@
 #include <strings.h>
 
 #include "connectors/http_util.h"
+#include "connectors/ranged_read.h"
 #include "spice/arrow.h"
 #include "spice/connector.h"
 
@@ -21,7 +22,8 @@ typedef struct http_conn {
   sp_connector base; /* must be first */
   char shown[4096];  /* the URL without credentials or query, for messages */
   char file_name[256];
-  sp_download_cache cache; /* the last download, revalidated by the next read */
+  sp_download_cache cache;  /* the last download, revalidated by the next read */
+  sp_download_cache ranged; /* the ranges federated scans of a Parquet file fetched (ranged_read.h) */
   bool has_cache;
 } http_conn;
 
@@ -76,21 +78,23 @@ static int http_open(sp_connector *self, sp_error *err) {
                    "dataset \"%s\": cannot tell the format of \"%s\" from its extension; set params.file_format "
                    "(parquet, csv, json)", name, c->shown);
   sp__download_cache_init(&c->cache);
+  sp__download_cache_init(&c->ranged);
   c->has_cache = true;
   return SP_OK;
 }
 
 static void http_close(sp_connector *self) {
   http_conn *c = (http_conn *)self;
-  if (c->has_cache) sp__download_cache_destroy(&c->cache);
+  if (c->has_cache) {
+    sp__download_cache_destroy(&c->cache);
+    sp__download_cache_destroy(&c->ranged);
+  }
   c->has_cache = false;
 }
 
-/* GETs the URL into d, revalidating `cur` (the last download, may be NULL). *fresh is false when the server
- * said cur is still current (HTTP 304): d then holds nothing. */
-static int http_fetch(http_conn *c, sp_download *d, const sp_download *cur, bool *fresh, sp_error *err) {
+/* What every GET of the URL shares. */
+static sp_fetch fetch_template(http_conn *c) {
   const sp_params *p = &c->base.params;
-  snprintf(d->path, sizeof d->path, "%s/%s", d->dir, c->file_name);
   sp_fetch f = {
       .url = c->base.dataset->path,
       .shown = c->shown,
@@ -99,10 +103,18 @@ static int http_fetch(http_conn *c, sp_download *d, const sp_download *cur, bool
       .password = sp_params_get(p, "http_password"),
       .timeout_ms = sp_params_get_duration_ms(p, "client_timeout", 30000),
       .port = (long)sp_params_get_int(p, "http_port", 0),
-      .if_none_match = cur && cur->by_etag ? cur->validator : NULL,
-      .if_modified_since = cur && !cur->by_etag ? cur->validator : NULL,
   };
   if (f.username == NULL && f.password != NULL) f.username = "";
+  return f;
+}
+
+/* GETs the URL into d, revalidating `cur` (the last download, may be NULL). *fresh is false when the server
+ * said cur is still current (HTTP 304): d then holds nothing. */
+static int http_fetch(http_conn *c, sp_download *d, const sp_download *cur, bool *fresh, sp_error *err) {
+  snprintf(d->path, sizeof d->path, "%s/%s", d->dir, c->file_name);
+  sp_fetch f = fetch_template(c);
+  f.if_none_match = cur && cur->by_etag ? cur->validator : NULL;
+  f.if_modified_since = cur && !cur->by_etag ? cur->validator : NULL;
   sp_fetch_result res;
   int rc = sp__http_get(&f, d->path, NULL, &res, err);
   sp_buf_free(&res.body_error);
@@ -112,10 +124,23 @@ static int http_fetch(http_conn *c, sp_download *d, const sp_download *cur, bool
   return rc;
 }
 
-/* One read: fetch (or revalidate the last download), then the file connector's scan (or every row when scan
- * is NULL). */
+/* A Parquet file: file_format says so, or (without it) the URL's extension. */
+static bool is_parquet(http_conn *c) {
+  const char *fmt = sp_params_get(&c->base.params, "file_format");
+  size_t n = strlen(c->file_name);
+  return fmt ? strcasecmp(fmt, "parquet") == 0 : n > 8 && strcasecmp(c->file_name + n - 8, ".parquet") == 0;
+}
+
+/* One read: a federated scan of a Parquet file fetches the ranges it needs (a server that cannot serve ranges
+ * gets a whole download); anything else fetches (or revalidates) the last download, then the file connector's
+ * scan (or every row when scan is NULL). */
 static int http_read(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
   http_conn *c = (http_conn *)self;
+  if (scan && scan->query == NULL && is_parquet(c)) {
+    sp_fetch f = fetch_template(c);
+    int rc = sp__ranged_read(self, &c->ranged, &f, c->file_name, scan, c->shown, out, err);
+    if (rc != SP_ENOTSUP) return rc;
+  }
   sp_download *cur = sp__download_cache_get(&c->cache), *d = NULL;
   bool fresh = true;
   int rc = sp__download_new("http", &d, err);

@@ -27,14 +27,45 @@ enum { ERROR_BODY_MAX = 4096 };
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init_once(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+/* Where a body goes: a file (created or truncated), a buffer, or an open file at the object's offsets. */
+typedef struct dest {
+  const char *path;
+  sp_buf *buf;
+  int fd; /* >= 0: pwrite where the bytes lie in the object */
+} dest;
+
 typedef struct sink {
   CURL *h;
   sp_fetch_result *res;
   FILE *file;
   sp_buf *buf;
+  int fd;
   sp_buf *error_body;
   int write_failed; /* errno of a failed write to the file, or ENOMEM */
+  const char *unplaceable; /* fd: why the body cannot be written at its offsets, or NULL */
 } sink;
+
+/* fd: writes a body chunk where it lies in the object. A 206 must say where with Content-Range; a 200 holds
+ * the whole object from offset 0. A compressed body has no usable offsets. */
+static size_t write_at(sink *s, long status, const char *p, size_t len) {
+  sp_fetch_result *r = s->res;
+  if (r->encoded) s->unplaceable = "it came compressed (Content-Encoding)";
+  else if (status == 206 && r->range_start < 0) s->unplaceable = "a partial answer without a Content-Range";
+  else if (status != 206 && status != 200) s->unplaceable = "an unexpected status";
+  if (s->unplaceable) return 0;
+  int64_t at = (status == 206 ? r->range_start : 0) + r->received;
+  for (size_t done = 0; done < len;) {
+    ssize_t w = pwrite(s->fd, p + done, len - done, (off_t)(at + (int64_t)done));
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      s->write_failed = w < 0 ? errno : EIO;
+      return 0;
+    }
+    done += (size_t)w;
+  }
+  r->received += (int64_t)len;
+  return len;
+}
 
 /* Bodies of 2xx answers go to the file or buffer; the start of any other answer is kept for the message. */
 static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
@@ -48,6 +79,8 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
     if (room > 0 && sp_buf_append(s->error_body, p, len < room ? len : room) != SP_OK) return 0;
     return len;
   }
+  if (s->fd >= 0) return write_at(s, status, p, len);
+  s->res->received += (int64_t)len;
   if (s->file) {
     if (fwrite(p, 1, len, s->file) != len) {
       s->write_failed = errno ? errno : EIO;
@@ -62,28 +95,59 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx) {
   return len;
 }
 
-/* Keeps the validators of the last answer (after redirects, the final one's). */
+/* A decimal number of at most 18 digits at *p (advanced), or -1. */
+static int64_t header_number(const char **p, const char *end) {
+  int64_t v = 0;
+  int digits = 0;
+  for (; *p < end && **p >= '0' && **p <= '9' && digits < 18; (*p)++, digits++) v = v * 10 + (**p - '0');
+  return digits == 0 || (*p < end && **p >= '0' && **p <= '9') ? -1 : v;
+}
+
+/* Content-Range: "bytes <first>-<last>/<size>" (a size of "*" is unknown: the range is then unusable). */
+static void parse_content_range(const char *v, const char *end, sp_fetch_result *r) {
+  if (end - v < 6 || strncasecmp(v, "bytes ", 6) != 0) return;
+  v += 6;
+  int64_t first = header_number(&v, end), last = -1, size = -1;
+  if (first >= 0 && v < end && *v == '-' && (++v, last = header_number(&v, end)) >= first && v < end && *v == '/' &&
+      (++v, size = header_number(&v, end)) > last && v == end) {
+    r->range_start = first;
+    r->object_size = size;
+  }
+}
+
+/* Keeps the validators and the placement of the last answer (after redirects, the final one's). */
 static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
   sink *s = ctx;
+  sp_fetch_result *r = s->res;
   size_t len = size * n;
   static const struct { const char *name; size_t off, cap; } keep[] = {
       {"etag:", offsetof(sp_fetch_result, etag), sizeof ((sp_fetch_result *)0)->etag},
       {"last-modified:", offsetof(sp_fetch_result, last_modified), sizeof ((sp_fetch_result *)0)->last_modified},
   };
-  if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) s->res->etag[0] = s->res->last_modified[0] = '\0';
+  if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
+    r->etag[0] = r->last_modified[0] = '\0';
+    r->range_start = r->object_size = -1;
+    r->encoded = false;
+  }
+  const char *colon = memchr(p, ':', len), *end = p + len;
+  if (colon == NULL) return len;
+  const char *v = colon + 1;
+  while (v < end && (*v == ' ' || *v == '\t')) v++;
+  while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
+  size_t name_len = (size_t)(colon + 1 - p), vlen = (size_t)(end - v);
   for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++) {
-    size_t m = strlen(keep[i].name);
-    if (len <= m || strncasecmp(p, keep[i].name, m) != 0) continue;
-    const char *v = p + m, *end = p + len;
-    while (v < end && (*v == ' ' || *v == '\t')) v++;
-    while (end > v && (end[-1] == '\r' || end[-1] == '\n' || end[-1] == ' ')) end--;
-    char *dst = (char *)s->res + keep[i].off;
-    size_t vlen = (size_t)(end - v);
+    if (name_len != strlen(keep[i].name) || strncasecmp(p, keep[i].name, name_len) != 0) continue;
+    char *dst = (char *)r + keep[i].off;
     if (vlen < keep[i].cap) {
       memcpy(dst, v, vlen);
       dst[vlen] = '\0';
     }
   }
+  if (name_len == 14 && strncasecmp(p, "content-range:", 14) == 0) parse_content_range(v, end, r);
+  if (name_len == 15 && strncasecmp(p, "content-length:", 15) == 0 && r->range_start < 0)
+    r->object_size = header_number(&v, end);
+  if (name_len == 17 && strncasecmp(p, "content-encoding:", 17) == 0)
+    r->encoded = !(vlen == 8 && strncasecmp(v, "identity", 8) == 0);
   return len;
 }
 
@@ -123,7 +187,7 @@ static CURL *setup(const sp_fetch *f, sink *s, char *errbuf, struct curl_slist *
   curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(h, CURLOPT_USERAGENT, "spicec");
-  curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
+  if (f->range_len == 0) curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, "");
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(h, CURLOPT_WRITEDATA, s);
@@ -143,7 +207,17 @@ static CURL *setup(const sp_fetch *f, sink *s, char *errbuf, struct curl_slist *
   } else if (f->username) {
     curl_easy_setopt(h, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
   }
+  /* The Range header goes with the others so that SigV4 signs it (CURLOPT_RANGE would add it unsigned). */
+  char range[80];
+  if (f->range_len > 0)
+    snprintf(range, sizeof range, "Range: bytes=%lld-%lld", (long long)f->range_first,
+             (long long)(f->range_first + f->range_len - 1));
+  else if (f->range_len < 0)
+    snprintf(range, sizeof range, "Range: bytes=-%lld", (long long)-f->range_len);
+  if (f->range_len != 0) *headers = curl_slist_append(*headers, range);
   char cond[400];
+  if (f->if_match && *f->if_match && snprintf(cond, sizeof cond, "If-Match: %s", f->if_match) < (int)sizeof cond)
+    *headers = curl_slist_append(*headers, cond);
   if (f->if_none_match && *f->if_none_match && snprintf(cond, sizeof cond, "If-None-Match: %s", f->if_none_match) < (int)sizeof cond)
     *headers = curl_slist_append(*headers, cond);
   else if (f->if_modified_since && *f->if_modified_since &&
@@ -201,23 +275,38 @@ typedef struct transfer {
 } transfer;
 
 /* Opens the destination and prepares the handle (f->reuse, or a new one). */
-static int transfer_begin(transfer *t, const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res,
-                          sp_error *err) {
+static int transfer_begin(transfer *t, const sp_fetch *f, const dest *d, sp_fetch_result *res, sp_error *err) {
   memset(t, 0, sizeof *t);
   memset(res, 0, sizeof *res);
+  res->range_start = res->object_size = -1;
   t->f = f;
   t->res = res;
-  t->s = (sink){.buf = buf, .error_body = &res->body_error, .res = res};
+  t->s = (sink){.buf = d->buf, .fd = d->fd, .error_body = &res->body_error, .res = res};
   pthread_once(&curl_once, curl_init_once);
-  if (path && (t->s.file = fopen(path, "wb")) == NULL)
-    return sp_fail(err, SP_EIO, "could not create \"%s\" for dataset \"%s\": %s", path, f->dataset, strerror(errno));
+  if (d->path && (t->s.file = fopen(d->path, "wb")) == NULL)
+    return sp_fail(err, SP_EIO, "could not create \"%s\" for dataset \"%s\": %s", d->path, f->dataset, strerror(errno));
   t->h = t->s.h = setup(f, &t->s, t->errbuf, &t->headers);
   if (t->h != NULL) return SP_OK;
-  fclose(t->s.file);
+  if (t->s.file) fclose(t->s.file);
   t->s.file = NULL;
   curl_slist_free_all(t->headers);
   t->headers = NULL;
   return sp_fail(err, SP_ENOMEM, "out of memory");
+}
+
+/* A body written at its offsets must be the part asked for: a range answered by a 206 of exactly that range
+ * (or the whole object in a 200), complete. */
+static int check_placed(const transfer *t, sp_error *err) {
+  const sp_fetch *f = t->f;
+  const sp_fetch_result *r = t->res;
+  bool ok = r->status == 200 ? r->object_size < 0 || r->received == r->object_size
+                             : r->range_start >= 0 && r->object_size > 0 &&
+                                   (f->range_len > 0 ? r->range_start == f->range_first && r->received == f->range_len
+                                                     : r->received == r->object_size - r->range_start &&
+                                                           r->received <= -f->range_len);
+  if (ok) return SP_OK;
+  return sp_fail(err, SP_ENOTSUP, "fetching \"%s\" for dataset \"%s\": the server did not answer the range asked for",
+                 f->shown, f->dataset);
 }
 
 /* Judges a finished transfer (code from curl) and frees what transfer_begin made, but f->reuse. */
@@ -226,9 +315,14 @@ static int transfer_end(transfer *t, CURLcode c, sp_error *err) {
   sp_fetch_result *res = t->res;
   int rc = SP_OK;
   curl_easy_getinfo(t->h, CURLINFO_RESPONSE_CODE, &res->status);
-  if (c != CURLE_OK) rc = transport_error(f, c, t->errbuf, &t->s, err);
+  if (c == CURLE_WRITE_ERROR && t->s.unplaceable)
+    rc = sp_fail(err, SP_ENOTSUP, "fetching \"%s\" for dataset \"%s\": the answer cannot be used as a part of the object: %s",
+                 f->shown, f->dataset, t->s.unplaceable);
+  else if (c != CURLE_OK) rc = transport_error(f, c, t->errbuf, &t->s, err);
   else if ((res->status < 200 || res->status >= 300) && !(res->status == 304 && (f->if_none_match || f->if_modified_since)))
     rc = status_error(f, res->status, err);
+  else if (t->s.fd >= 0 && res->status != 304)
+    rc = check_placed(t, err);
   if (t->s.file && fclose(t->s.file) != 0 && rc == SP_OK)
     rc = sp_fail(err, SP_EIO, "could not store the download of \"%s\" for dataset \"%s\": %s", f->shown, f->dataset,
                  strerror(errno));
@@ -242,7 +336,8 @@ static int transfer_end(transfer *t, CURLcode c, sp_error *err) {
 
 int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_result *res, sp_error *err) {
   transfer t;
-  SP_TRY(transfer_begin(&t, f, path, buf, res, err));
+  dest d = {.path = path, .buf = buf, .fd = -1};
+  SP_TRY(transfer_begin(&t, f, &d, res, err));
   return transfer_end(&t, curl_easy_perform(t.h), err);
 }
 
@@ -252,7 +347,7 @@ typedef struct multi {
   CURLM *m;
   transfer *slots;
   sp_fetch *fetches;       /* one per slot: the job's fetch, with the slot's handle to reuse */
-  sp_fetch_result *results;
+  sp_fetch_result *results; /* one per slot, when the caller keeps none per job */
   void **handles;          /* one reusable handle per slot (keeps its connections) */
   size_t n_slots;
 } multi;
@@ -289,12 +384,12 @@ static int multi_init(multi *mu, size_t n_slots, sp_error *err) {
   return sp_fail(err, SP_ENOMEM, "out of memory");
 }
 
-/* Starts job j in free slot i. */
-static int multi_start(multi *mu, size_t i, const sp_fetch *job, const char *path, sp_error *err) {
+/* Starts a job in free slot i, its answer going to res (the slot's own when NULL). */
+static int multi_start(multi *mu, size_t i, const sp_fetch *job, const dest *d, sp_fetch_result *res, sp_error *err) {
   mu->fetches[i] = *job;
   mu->fetches[i].reuse = mu->handles[i];
   sp_buf_free(&mu->results[i].body_error);
-  SP_TRY(transfer_begin(&mu->slots[i], &mu->fetches[i], path, NULL, &mu->results[i], err));
+  SP_TRY(transfer_begin(&mu->slots[i], &mu->fetches[i], d, res ? res : &mu->results[i], err));
   if (curl_multi_add_handle(mu->m, mu->slots[i].h) == CURLM_OK) return SP_OK;
   transfer_end(&mu->slots[i], CURLE_OK, NULL);
   return sp_fail(err, SP_ENOMEM, "out of memory");
@@ -309,11 +404,12 @@ static int multi_reap(multi *mu, size_t *active, sp_fetch_result *failed, sp_err
     for (size_t i = 0; i < mu->n_slots; i++) {
       if (mu->slots[i].h != msg->easy_handle) continue;
       CURLcode c = msg->data.result;
+      sp_fetch_result *res = mu->slots[i].res;
       curl_multi_remove_handle(mu->m, mu->slots[i].h);
       (*active)--;
       int rc = transfer_end(&mu->slots[i], c, err);
       if (rc != SP_OK) {
-        if (failed) {
+        if (failed && res == &mu->results[i]) {
           *failed = mu->results[i];
           memset(&mu->results[i].body_error, 0, sizeof mu->results[i].body_error);
         }
@@ -325,8 +421,9 @@ static int multi_reap(multi *mu, size_t *active, sp_fetch_result *failed, sp_err
   return SP_OK;
 }
 
-int sp__http_get_many(const sp_fetch *jobs, const char *const *paths, size_t n, size_t parallel,
-                      sp_fetch_result *failed, sp_error *err) {
+/* The GETs of sp__http_get_many (paths) or sp__http_get_into (fd, results). */
+static int get_many(const sp_fetch *jobs, const char *const *paths, int fd, size_t n, size_t parallel,
+                    sp_fetch_result *results, sp_fetch_result *failed, sp_error *err) {
   multi mu;
   if (failed) memset(failed, 0, sizeof *failed);
   if (n == 0) return SP_OK;
@@ -334,11 +431,14 @@ int sp__http_get_many(const sp_fetch *jobs, const char *const *paths, size_t n, 
   size_t next = 0, active = 0;
   int rc = SP_OK;
   while (rc == SP_OK && (next < n || active > 0)) {
-    for (size_t i = 0; rc == SP_OK && i < mu.n_slots && next < n; i++)
-      if (mu.slots[i].h == NULL && (rc = multi_start(&mu, i, &jobs[next], paths[next], err)) == SP_OK) {
+    for (size_t i = 0; rc == SP_OK && i < mu.n_slots && next < n; i++) {
+      dest d = {.path = paths ? paths[next] : NULL, .fd = paths ? -1 : fd};
+      if (mu.slots[i].h == NULL &&
+          (rc = multi_start(&mu, i, &jobs[next], &d, results ? &results[next] : NULL, err)) == SP_OK) {
         next++;
         active++;
       }
+    }
     int running = 0;
     if (rc == SP_OK && curl_multi_perform(mu.m, &running) != CURLM_OK) rc = sp_fail(err, SP_EIO, "curl multi failed");
     if (rc == SP_OK) rc = multi_reap(&mu, &active, failed, err);
@@ -346,6 +446,17 @@ int sp__http_get_many(const sp_fetch *jobs, const char *const *paths, size_t n, 
   }
   multi_free(&mu);
   return rc;
+}
+
+int sp__http_get_many(const sp_fetch *jobs, const char *const *paths, size_t n, size_t parallel,
+                      sp_fetch_result *failed, sp_error *err) {
+  return get_many(jobs, paths, -1, n, parallel, NULL, failed, err);
+}
+
+int sp__http_get_into(const sp_fetch *jobs, size_t n, int fd, size_t parallel, sp_fetch_result *results,
+                      sp_error *err) {
+  for (size_t i = 0; i < n; i++) memset(&results[i], 0, sizeof results[i]);
+  return get_many(jobs, NULL, fd, n, parallel, results, NULL, err);
 }
 
 void sp__url_shown(const char *url, char *out, size_t n) {
@@ -492,6 +603,14 @@ void sp__download_cache_put(sp_download_cache *c, sp_download *d) {
   pthread_mutex_lock(&c->lock);
   sp_download *old = c->current;
   c->current = sp__download_ref(d);
+  pthread_mutex_unlock(&c->lock);
+  sp__download_unref(old);
+}
+
+void sp__download_cache_drop(sp_download_cache *c, const sp_download *d) {
+  pthread_mutex_lock(&c->lock);
+  sp_download *old = c->current == d ? c->current : NULL;
+  if (old) c->current = NULL;
   pthread_mutex_unlock(&c->lock);
   sp__download_unref(old);
 }

@@ -47,6 +47,11 @@ typedef struct sp_fetch {
   void *reuse;            /* a CURL handle from sp__http_handle to reuse (keeps connections); NULL: a new one */
   const char *if_none_match;     /* revalidation: the ETag of the copy we have (a 304 is then a success) */
   const char *if_modified_since; /* or its Last-Modified, when it had no ETag */
+  /* A part of the object: range_len > 0 asks for range_len bytes from range_first, range_len < 0 for its last
+   * -range_len bytes, 0 for all of it. The Range header is sent among the signed headers (SigV4), and no
+   * compression is asked for (a compressed body has no usable byte offsets). */
+  int64_t range_first, range_len;
+  const char *if_match; /* the ETag the object must still have (HTTP 412 otherwise); NULL: any */
 } sp_fetch;
 
 /* What a GET answered. body_error holds the start (<= 4 KiB) of a non-2xx answer's body, for messages; the
@@ -56,6 +61,10 @@ typedef struct sp_fetch_result {
   sp_buf body_error;
   char etag[256];          /* the answer's validators ("" when absent or too long) */
   char last_modified[128];
+  int64_t range_start;     /* 206: where the body starts in the object (Content-Range); -1 otherwise */
+  int64_t object_size;     /* the object's size: Content-Range's for a 206, Content-Length for a 200; -1 unknown */
+  int64_t received;        /* body bytes stored */
+  bool encoded;            /* the body came with a Content-Encoding other than identity */
 } sp_fetch_result;
 
 /* GETs f->url into `path` (created or truncated), or into *buf when path is NULL (appended). Transport
@@ -70,6 +79,14 @@ int sp__http_get(const sp_fetch *f, const char *path, sp_buf *buf, sp_fetch_resu
  * result (free its body_error). Each job's `reuse` is ignored. */
 int sp__http_get_many(const sp_fetch *jobs, const char *const *paths, size_t n, size_t parallel,
                       sp_fetch_result *failed, sp_error *err);
+
+/* GETs jobs[i] (usually ranges of one object) into the open file fd for every i < n, `parallel` at a time:
+ * each body is written (pwrite) where it lies in the object, from the Content-Range start of a 206 answer or
+ * from 0 for a 200 answer holding the whole object. results[i] (n of them) receives each answer; free their
+ * body_error. Stops at the first failure, with sp__http_get's message; an answer that cannot be placed (a 206
+ * without a Content-Range that matches the request, a compressed body, a short one) fails with SP_ENOTSUP. */
+int sp__http_get_into(const sp_fetch *jobs, size_t n, int fd, size_t parallel, sp_fetch_result *results,
+                      sp_error *err);
 
 /* A handle for sp_fetch.reuse, so that many GETs to one server share connections; NULL when out of memory.
  * Free it with sp__http_handle_free (NULL-safe). */
@@ -117,6 +134,8 @@ void sp__download_cache_destroy(sp_download_cache *c);
 sp_download *sp__download_cache_get(sp_download_cache *c);
 /* Makes d the current download (the cache takes its own reference). */
 void sp__download_cache_put(sp_download_cache *c, sp_download *d);
+/* Forgets d if it is still the current download (it turned out stale). */
+void sp__download_cache_drop(sp_download_cache *c, const sp_download *d);
 
 /* Reads download d with the file connector, with the params and the dataset of `outer`: a scan when `scan`
  * is non-NULL, else every row. Takes over the caller's reference to d (dropped when the returned stream is

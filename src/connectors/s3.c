@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "connectors/http_util.h"
+#include "connectors/ranged_read.h"
 #include "connectors/s3_list.h"
 #include "spice/arrow.h"
 #include "spice/connector.h"
@@ -32,7 +33,9 @@ typedef struct s3_conn {
   char base_url[1024];/* where the bucket's keys start: "<endpoint>/<bucket>/" or "https://<bucket>.s3.<region>…/" */
   char sigv4[128];    /* "aws:amz:<region>:s3", or "" for public access */
   bool is_prefix;
-  sp_download_cache cache; /* the last download, revalidated by the next read */
+  int key_is_folder;  /* atomic: the key named no object but the folder below it (no ranged reads then) */
+  sp_download_cache cache;  /* the last download, revalidated by the next read */
+  sp_download_cache ranged; /* the ranges federated scans of a Parquet object fetched (ranged_read.h) */
   bool has_cache;
 } s3_conn;
 
@@ -100,13 +103,17 @@ static int s3_open(sp_connector *self, sp_error *err) {
   SP_TRY(check_auth(c, err));
   SP_TRY(base_url(c, err));
   sp__download_cache_init(&c->cache);
+  sp__download_cache_init(&c->ranged);
   c->has_cache = true;
   return SP_OK;
 }
 
 static void s3_close(sp_connector *self) {
   s3_conn *c = (s3_conn *)self;
-  if (c->has_cache) sp__download_cache_destroy(&c->cache);
+  if (c->has_cache) {
+    sp__download_cache_destroy(&c->cache);
+    sp__download_cache_destroy(&c->ranged);
+  }
   c->has_cache = false;
 }
 
@@ -482,12 +489,44 @@ static int fetch(s3_read_ctx *x, sp_error *err) {
   snprintf(prefix, sizeof prefix, "%s/", c->key);
   remove(d->path);
   rc = fetch_prefix(x, prefix, err);
+  if (rc == SP_OK) __atomic_store_n(&c->key_is_folder, 1, __ATOMIC_RELAXED);
   if (rc == SP_ENOTFOUND && err) *err = first; /* neither an object nor a folder: say the object is missing */
   return rc;
 }
 
+/* A federated scan of one Parquet object: only the byte ranges it needs (ranged_read.h). SP_ENOTSUP when it
+ * is not for this read; the caller then downloads the object, which also gives failures their S3 message
+ * (<Error> codes) and tries a key that names no object as a folder. */
+static int s3_read_ranged(s3_conn *c, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
+  const char *fmt = sp_params_get(&c->base.params, "file_format"), *f = c->key[0] ? format_of(c->key) : NULL;
+  if (scan == NULL || scan->query || c->is_prefix || __atomic_load_n(&c->key_is_folder, __ATOMIC_RELAXED) ||
+      strcmp(fmt ? fmt : f ? f : "", "parquet") != 0)
+    return SP_ENOTSUP;
+  sp_buf url = {0};
+  char shown[2400], read_shown[2400], name[300];
+  int rc = sp_buf_append_str(&url, c->base_url);
+  if (rc == SP_OK) rc = sp__url_encode(&url, c->key, true);
+  if (rc != SP_OK || sp_buf_cstr(&url) == NULL) {
+    sp_buf_free(&url);
+    return sp_fail(err, SP_ENOMEM, "out of memory");
+  }
+  const char *base = strrchr(c->key, '/');
+  if (!local_path(base ? base + 1 : c->key, name, sizeof name)) snprintf(name, sizeof name, "object.parquet");
+  sp__url_shown(url.data, shown, sizeof shown);
+  sp_fetch t = fetch_template(c);
+  t.url = url.data;
+  t.shown = shown;
+  snprintf(read_shown, sizeof read_shown, "s3://%s/%s", c->bucket, c->key);
+  rc = sp__ranged_read(&c->base, &c->ranged, &t, name, scan, read_shown, out, err);
+  sp_buf_free(&url);
+  /* Only an unreachable server is final here: anything else is tried again by the whole download. */
+  return rc == SP_OK || rc == SP_ECONNECT || rc == SP_ETIMEDOUT ? rc : SP_ENOTSUP;
+}
+
 static int s3_read(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
   s3_conn *c = (s3_conn *)self;
+  int ranged = s3_read_ranged(c, scan, out, err);
+  if (ranged != SP_ENOTSUP) return ranged;
   sp_download *cur = sp__download_cache_get(&c->cache);
   s3_read_ctx x = {.c = c, .cur = cur, .fresh = true};
   int rc = sp__download_new("s3", &x.d, err);
