@@ -5,7 +5,10 @@
 // URL and the status, a slow answer fails after client_timeout, a wrong password is refused without being
 // printed; a server that is down at start leaves the dataset in Error while the rest of the pod serves and
 // is picked up when it comes; a server that fails during a refresh leaves the last good copy serving.
-// Needs SPICED and SPICE_BIN_DIR (gen_tpch writes the Parquet file); ctest sets both.
+// A federated Parquet file is read with ranged GETs: a query fetches only the column chunks (and row groups)
+// it needs, answers as the whole file does, and a server without Range support still serves it whole; an
+// object rewritten between queries, or during one (HTTP 412 to If-Match), is read again from its new footer.
+// Needs SPICED and SPICE_BIN_DIR (gen_tpch and duckdb_exec write the Parquet files); ctest sets both.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -28,6 +31,8 @@ let base;
 const state = { trips: 'id,name,fare\n1,a,1.5\n2,b,2.5\n3,c,3.5\n', failing: false, nationEtag: '"n1"', notModified: 0,
                 fullNation: 0 };
 const requests = [];
+// Parquet objects served with byte counts: ranges (206, Content-Range) when `ranges`, validators when `etag`.
+const objects = {};
 
 function csvOf(n) {
   const lines = ['id,name,fare'];
@@ -74,6 +79,7 @@ function handle(req, res) {
     }
     return send('text/csv', csvOf(10));
   }
+  if (objects[req.url]) return serveObject(req, res, objects[req.url]);
   if (req.url === '/slow/trips.csv') {
     const t = setTimeout(() => send('text/csv', csvOf(2)), 8000);
     res.on('close', () => clearTimeout(t));
@@ -81,6 +87,47 @@ function handle(req, res) {
   }
   res.writeHead(404);
   return res.end('not here');
+}
+
+// GET of an object: 304 to a matching If-None-Match, 412 to a failing If-Match, one `bytes=a-b` or `bytes=-n`
+// range when the object serves ranges (else the whole body, as a server without Range support does).
+// o.afterNext runs once the next request was answered.
+function serveObject(req, res, o) {
+  o.gets++;
+  const after = o.afterNext;
+  o.afterNext = null;
+  if (after) res.on('finish', () => after(o));
+  if (o.etag && req.headers['if-none-match'] === o.etag) {
+    res.writeHead(304, { ETag: o.etag });
+    return res.end();
+  }
+  if (req.headers['if-match'] && req.headers['if-match'] !== o.etag) {
+    o.preconditionFailed++;
+    res.writeHead(412);
+    return res.end();
+  }
+  const headers = { 'Content-Type': 'application/octet-stream', ...(o.etag ? { ETag: o.etag } : {}) };
+  const m = o.ranges ? /^bytes=(\d*)-(\d*)$/.exec(req.headers.range || '') : null;
+  let body = o.body;
+  if (m) {
+    const size = o.body.length;
+    const first = m[1] === '' ? Math.max(0, size - Number(m[2])) : Number(m[1]);
+    const last = m[1] === '' || m[2] === '' ? size - 1 : Math.min(Number(m[2]), size - 1);
+    body = o.body.subarray(first, last + 1);
+    res.writeHead(206, { ...headers, 'Content-Range': `bytes ${first}-${last}/${size}` });
+  } else {
+    res.writeHead(200, headers);
+  }
+  o.bytes += body.length;
+  return res.end(body);
+}
+
+// What serving `o` took while fn ran: body bytes and requests.
+async function served(o, fn) {
+  const bytes = o.bytes;
+  const gets = o.gets;
+  const result = await fn();
+  return { result, bytes: o.bytes - bytes, gets: o.gets - gets };
 }
 
 function listen(srv, port = 0) {
@@ -99,6 +146,8 @@ before(async () => {
   data = mkdtempSync(join(tmpdir(), 'spicec-http-'));
   execFileSync(join(BIN, 'gen_tpch'), ['--sf', '0.01', data]);
   nationParquet = readFileSync(join(data, 'nation.parquet'));
+  for (const [name, offset] of [['big', 0], ['big2', 1000000], ['big3', 2000000]])
+    execFileSync(join(BIN, 'duckdb_exec'), [bigParquetSql(offset, join(data, `${name}.parquet`))]);
   server = http.createServer(handle);
   base = `http://127.0.0.1:${await listen(server)}`;
 });
@@ -117,6 +166,21 @@ function dataset(name, url, { accel, params = {}, extra = '' } = {}) {
   if (accel) lines.push('    acceleration:', '      enabled: true', `      engine: ${accel}`);
   if (extra) lines.push(extra);
   return lines.join('\n') + '\n';
+}
+
+// 100000 rows in 5 row groups; `note` (random hex) makes most of the bytes. Ids start at `offset`.
+function bigParquetSql(offset, path) {
+  return `COPY (SELECT i + ${offset} AS id, (i * 1.5)::DOUBLE AS fare, 'name' || (i % 100) AS name, (i % 7)::INTEGER AS k,
+    DATE '2020-01-01' + (i // 1000)::INTEGER AS d, md5(i::VARCHAR) || md5((i + 1)::VARCHAR) AS note
+    FROM range(100000) t(i)) TO '${path}' (FORMAT parquet, ROW_GROUP_SIZE 20000)`;
+}
+const BIG_SUM = (100000 * 99999) / 2;
+
+// The compressed size of a column chunk, as DuckDB reads the file's metadata.
+function chunkSize(path, rowGroup, column) {
+  const out = execFileSync(join(BIN, 'duckdb_exec'), [`SELECT total_compressed_size FROM parquet_metadata('${path}')
+    WHERE row_group_id = ${rowGroup} AND path_in_schema = '${column}'`]);
+  return Number(out.toString().trim());
 }
 
 const pod = (datasets) => `version: v1\nkind: Spicepod\nname: httptest\ndatasets:\n${datasets.join('')}`;
@@ -238,5 +302,80 @@ test('a server down at start: Error, the rest serves, then it loads; a failing r
   } finally {
     await rt.stop();
     await close(late);
+  }
+});
+
+// The same queries on the dataset and on the local file: the answers must be equal.
+const BIG_QUERIES = [
+  'SELECT sum(id) AS s, count(*) AS n FROM {t}',
+  'SELECT name, count(*) AS n, sum(k) AS k FROM {t} GROUP BY name ORDER BY name LIMIT 5',
+  'SELECT id, fare, name, note FROM {t} WHERE id BETWEEN 50000 AND 50004 ORDER BY id',
+  "SELECT count(*) AS n, min(id) AS lo FROM {t} WHERE name = 'name42'",
+  "SELECT min(d) AS lo, max(d) AS hi, count(*) AS n FROM {t} WHERE d >= DATE '2020-03-01'",
+  'SELECT k, avg(fare) AS f FROM {t} WHERE id < 30000 AND k IN (1, 3) GROUP BY k ORDER BY k',
+  'SELECT * FROM {t} WHERE id > 99990 ORDER BY id',
+  'SELECT count(*) AS n FROM {t} WHERE id > 100000 OR fare < 0',
+  'SELECT note FROM {t} ORDER BY id DESC LIMIT 3',
+  'SELECT count(*) AS n FROM {t} WHERE note IS NULL',
+];
+
+async function sameAnswers(rt, name, tag) {
+  for (const q of BIG_QUERIES) {
+    const got = await rows(rt, `${q.replaceAll('{t}', name)} -- ${tag}`);
+    assert.deepEqual(got, await rows(rt, `${q.replaceAll('{t}', 'local')} -- ${tag}`), q);
+  }
+}
+
+test('federated Parquet: ranged GETs fetch only what a query needs and answer as the whole file does', { timeout: 90000 }, async () => {
+  const big = readFileSync(join(data, 'big.parquet'));
+  const o = objects['/ranged/big.parquet'] = { body: big, etag: '"b1"', ranges: true, bytes: 0, gets: 0, preconditionFailed: 0 };
+  const w = objects['/whole/big.parquet'] = { body: big, ranges: false, bytes: 0, gets: 0, preconditionFailed: 0 };
+  const rt = await startSpiced({
+    spicepod: pod([
+      dataset('big', `${base}/ranged/big.parquet`),
+      dataset('whole', `${base}/whole/big.parquet`),
+      dataset('local', `file:${join(data, 'big.parquet')}`),
+    ]),
+  });
+  try {
+    // One column of five row groups: its chunks, not the other columns.
+    const one = await served(o, () => rows(rt, 'SELECT sum(id) AS s FROM big'));
+    assert.deepEqual(one.result, [{ s: BIG_SUM }]);
+    assert.ok(one.bytes > 0 && one.bytes < big.length / 3, `one column took ${one.bytes} of ${big.length} bytes`);
+    // The same column again: the kept ranges serve it; one request (the footer's revalidation, a 304).
+    const again = await served(o, () => rows(rt, 'SELECT max(id) AS m FROM big'));
+    assert.deepEqual(again.result, [{ m: 99999 }]);
+    assert.deepEqual([again.bytes, again.gets], [0, 1]);
+    // Conditions that the statistics rule out: no data pages, even of a column not fetched yet.
+    const none = await served(o, () => rows(rt, "SELECT count(*) AS n FROM big WHERE id > 100000 AND note = 'x'"));
+    assert.deepEqual(none.result, [{ n: 0 }]);
+    assert.deepEqual([none.bytes, none.gets], [0, 1]);
+    // A range of ids: the row group that holds them, not the other four.
+    const note = await served(o, () => rows(rt, 'SELECT count(note) AS n FROM big WHERE id BETWEEN 50000 AND 50009'));
+    assert.deepEqual(note.result, [{ n: 10 }]);
+    assert.equal(note.bytes, chunkSize(join(data, 'big.parquet'), 2, 'note'), 'the note chunk of row group 2, only');
+
+    await sameAnswers(rt, 'big', 'ranged');
+    // A server without Range support (and without validators): each query downloads the file whole.
+    const whole = await served(w, () => rows(rt, 'SELECT sum(id) AS w FROM whole'));
+    assert.deepEqual(whole.result, [{ w: BIG_SUM }]);
+    assert.deepEqual([whole.bytes, whole.gets], [big.length, 1]);
+    await sameAnswers(rt, 'whole', 'whole');
+
+    // A new version between two queries: the next one reads its footer and its ranges.
+    o.body = readFileSync(join(data, 'big2.parquet'));
+    o.etag = '"b2"';
+    assert.deepEqual(await rows(rt, 'SELECT sum(id) AS s2 FROM big'), [{ s2: BIG_SUM + 1000000 * 100000 }]);
+    // A new version while a query reads (after the footer's revalidation): its ranges fail If-Match (412) and
+    // the read starts over once.
+    o.afterNext = (obj) => {
+      obj.body = readFileSync(join(data, 'big3.parquet'));
+      obj.etag = '"b3"';
+    };
+    const changed = await served(o, () => rows(rt, 'SELECT sum(id) AS s3, count(fare) AS n3 FROM big'));
+    assert.deepEqual(changed.result, [{ s3: BIG_SUM + 2000000 * 100000, n3: 100000 }]);
+    assert.ok(o.preconditionFailed >= 1, 'the stale ranges were refused');
+  } finally {
+    await rt.stop();
   }
 });
