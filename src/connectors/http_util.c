@@ -111,6 +111,7 @@ static void parse_content_range(const char *v, const char *end, sp_fetch_result 
   if (first >= 0 && v < end && *v == '-' && (++v, last = header_number(&v, end)) >= first && v < end && *v == '/' &&
       (++v, size = header_number(&v, end)) > last && v == end) {
     r->range_start = first;
+    r->range_end = last + 1;
     r->object_size = size;
   }
 }
@@ -126,7 +127,7 @@ static size_t on_header(char *p, size_t size, size_t n, void *ctx) {
   };
   if (len >= 5 && strncmp(p, "HTTP/", 5) == 0) {
     r->etag[0] = r->last_modified[0] = '\0';
-    r->range_start = r->object_size = -1;
+    r->range_start = r->range_end = r->object_size = -1;
     r->encoded = false;
   }
   const char *colon = memchr(p, ':', len), *end = p + len;
@@ -278,7 +279,7 @@ typedef struct transfer {
 static int transfer_begin(transfer *t, const sp_fetch *f, const dest *d, sp_fetch_result *res, sp_error *err) {
   memset(t, 0, sizeof *t);
   memset(res, 0, sizeof *res);
-  res->range_start = res->object_size = -1;
+  res->range_start = res->range_end = res->object_size = -1;
   t->f = f;
   t->res = res;
   t->s = (sink){.buf = d->buf, .fd = d->fd, .error_body = &res->body_error, .res = res};
@@ -294,16 +295,14 @@ static int transfer_begin(transfer *t, const sp_fetch *f, const dest *d, sp_fetc
   return sp_fail(err, SP_ENOMEM, "out of memory");
 }
 
-/* A body written at its offsets must be the part asked for: a range answered by a 206 of exactly that range
- * (or the whole object in a 200), complete. */
+/* A body written at its offsets must be complete, and the part asked for: a 206 of exactly the range (of
+ * whatever part it names, for a suffix range), or the whole object in a 200. */
 static int check_placed(const transfer *t, sp_error *err) {
   const sp_fetch *f = t->f;
   const sp_fetch_result *r = t->res;
   bool ok = r->status == 200 ? r->object_size < 0 || r->received == r->object_size
-                             : r->range_start >= 0 && r->object_size > 0 &&
-                                   (f->range_len > 0 ? r->range_start == f->range_first && r->received == f->range_len
-                                                     : r->received == r->object_size - r->range_start &&
-                                                           r->received <= -f->range_len);
+                             : r->range_start >= 0 && r->received == r->range_end - r->range_start &&
+                                   (f->range_len < 0 || (r->range_start == f->range_first && r->received == f->range_len));
   if (ok) return SP_OK;
   return sp_fail(err, SP_ENOTSUP, "fetching \"%s\" for dataset \"%s\": the server did not answer the range asked for",
                  f->shown, f->dataset);

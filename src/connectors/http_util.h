@@ -61,7 +61,7 @@ typedef struct sp_fetch_result {
   sp_buf body_error;
   char etag[256];          /* the answer's validators ("" when absent or too long) */
   char last_modified[128];
-  int64_t range_start;     /* 206: where the body starts in the object (Content-Range); -1 otherwise */
+  int64_t range_start, range_end; /* 206: the part of the object the body is, [start, end) (Content-Range); -1 */
   int64_t object_size;     /* the object's size: Content-Range's for a 206, Content-Length for a 200; -1 unknown */
   int64_t received;        /* body bytes stored */
   bool encoded;            /* the body came with a Content-Encoding other than identity */
@@ -84,7 +84,8 @@ int sp__http_get_many(const sp_fetch *jobs, const char *const *paths, size_t n, 
  * each body is written (pwrite) where it lies in the object, from the Content-Range start of a 206 answer or
  * from 0 for a 200 answer holding the whole object. results[i] (n of them) receives each answer; free their
  * body_error. Stops at the first failure, with sp__http_get's message; an answer that cannot be placed (a 206
- * without a Content-Range that matches the request, a compressed body, a short one) fails with SP_ENOTSUP. */
+ * without a Content-Range, or another range than the one asked for, a compressed body, a short one) fails with
+ * SP_ENOTSUP. A suffix range (range_len < 0) accepts any part the answer names: some servers answer another. */
 int sp__http_get_into(const sp_fetch *jobs, size_t n, int fd, size_t parallel, sp_fetch_result *results,
                       sp_error *err);
 

@@ -166,14 +166,16 @@ static int read_footer(sp_download *d, const sp_fetch *tmpl, bool *changed, int6
   if (s->size < 12 || pread(s->fd, tail, sizeof tail, s->size - SP_PQ_TAIL) != SP_PQ_TAIL ||
       sp__pq_footer_length(tail, s->size, &flen, &why) != SP_OK)
     return sp_fail(err, SP_ENOTSUP, "%s", why.msg[0] ? why.msg : "no Parquet footer");
-  int64_t start = s->size - SP_PQ_TAIL - flen;
-  if (start < s->have[0].start) {
-    sp_byte_range more = {start, s->have[0].start};
-    SP_TRY(fetch_ranges(d, tmpl, &more, 1, changed, bytes, err));
-  }
+  sp_byte_range footer = {s->size - SP_PQ_TAIL - flen, s->size}, *todo = NULL;
+  size_t n = 0;
+  if (missing(s, &footer, 1, &todo, &n) != SP_OK) return sp_fail(err, SP_ENOMEM, "out of memory");
+  int rc = n ? fetch_ranges(d, tmpl, todo, n, changed, bytes, err) : SP_OK;
+  free(todo);
+  SP_TRY(rc);
+  int64_t start = footer.start;
   uint8_t *buf = malloc(flen);
   if (buf == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
-  int rc = pread(s->fd, buf, flen, start) == (ssize_t)flen ? SP_OK : sp_fail(err, SP_EIO, "could not read \"%s\"", d->path);
+  rc = pread(s->fd, buf, flen, start) == (ssize_t)flen ? SP_OK : sp_fail(err, SP_EIO, "could not read \"%s\"", d->path);
   if (rc == SP_OK && sp__pq_meta_parse(buf, flen, start, &s->meta, &why) != SP_OK)
     rc = sp_fail(err, SP_ENOTSUP, "%s", why.msg);
   free(buf);
@@ -189,9 +191,18 @@ static int start_copy(sp_download *d, const sp_fetch_result *res, const sp_fetch
   snprintf(d->validator, sizeof d->validator, "%s", d->by_etag ? res->etag : res->last_modified);
   int64_t first = res->status == 206 ? res->range_start : 0;
   if (have_add(s, first, first + res->received) != SP_OK) return sp_fail(err, SP_ENOMEM, "out of memory");
-  if (s->n_have == 0 || s->have[s->n_have - 1].end != s->size) return sp_fail(err, SP_ENOTSUP, "no tail received");
   if (ftruncate(s->fd, (off_t)s->size) != 0)
     return sp_fail(err, SP_EIO, "could not size \"%s\": %s", d->path, strerror(errno));
+  /* A server that does not know suffix ranges answers another part (s3rver: the first bytes): the size is
+   * known now, so the tail can be asked for by offsets. */
+  if (s->n_have == 0 || s->have[s->n_have - 1].end != s->size) {
+    sp_byte_range tail = {s->size > TAIL_GUESS ? s->size - TAIL_GUESS : 0, s->size}, *todo = NULL;
+    size_t n = 0;
+    int rc = missing(s, &tail, 1, &todo, &n) == SP_OK ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
+    if (rc == SP_OK && n) rc = fetch_ranges(d, tmpl, todo, n, changed, bytes, err);
+    free(todo);
+    SP_TRY(rc);
+  }
   return read_footer(d, tmpl, changed, bytes, err);
 }
 
