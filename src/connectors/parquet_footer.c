@@ -489,7 +489,7 @@ static int parse_file_meta(rd *r, sp_pq_meta *m, int64_t data_end) {
     } else if (id == 3) {
       m->num_rows_at = (size_t)(r->p - r->base);
       SP_TRY(int_of(r, type, &m->num_rows));
-      if (type != CT_I64 || has_rgs) return bad(r, "a row count that is no i64, or after the row groups");
+      if (type != CT_I64 || has_rgs || m->num_rows < 0) return bad(r, "a row count that is no i64, negative, or after the row groups");
       m->num_rows_end = (size_t)(r->p - r->base);
       has_rows = true;
     } else if (id == 4) {
