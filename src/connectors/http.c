@@ -7,7 +7,8 @@
  * Each read downloads the body with libcurl into a private temporary folder and hands it to the file
  * connector (one reader of every format, with projection, pushed conditions and refresh_sql at the read). The
  * last download is kept (refcounted) and revalidated with If-None-Match / If-Modified-Since by the next read,
- * so an unchanged file is not fetched again.
+ * so an unchanged file is not fetched again. A federated scan of a Parquet file fetches only the byte ranges it
+ * needs (ranged_read.h), or the whole file from a server without Range support.
  */
 #include <stdio.h>
 #include <string.h>

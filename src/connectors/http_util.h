@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0
  *
  * Internal helpers of the connectors that fetch their data over the network (http, https, s3): a libcurl
- * GET (or several at once) into a file or a buffer with errors that name the URL (never a credential),
+ * GET (or several at once) into a file or a buffer, or byte ranges of an object written at their offsets, with
+ * errors that name the URL (never a credential),
  * refcounted downloads in private temporary folders with a one-entry cache for revalidation, and the read of
  * what was downloaded through the file connector itself (one reader of Parquet/CSV/JSON for the runtime). The stream wrapper that runs a clean-up once a stream is released
  * is also used by the duckdb connector.

@@ -319,9 +319,9 @@ static int read_once(sp_connector *outer, sp_download_cache *cache, const sp_fet
   if (rc == SP_OK && n_todo) rc = fetch_ranges(d, tmpl, todo, n_todo, changed, &bytes, err);
   if (rc == SP_OK) rc = reading_copy(d, &plan, file_name, &copy, err);
   if (rc == SP_OK)
-    sp_log_debug("dataset \"%s\": ranged read of \"%s\" (%lld bytes): %zu of %zu row groups, %lld bytes needed, %lld "
-                 "fetched in %zu ranges and the tail", tmpl->dataset, tmpl->shown, (long long)s->size, plan.n_kept,
-                 s->meta->n_rgs, (long long)plan.bytes, (long long)bytes, n_todo);
+    sp_log_debug("dataset \"%s\": ranged read of \"%s\" (%lld bytes): %zu of %zu row groups, %lld bytes needed, "
+                 "%lld bytes received (the tail's check and %zu missing ranges)", tmpl->dataset, tmpl->shown,
+                 (long long)s->size, plan.n_kept, s->meta->n_rgs, (long long)plan.bytes, (long long)bytes, n_todo);
   if (*changed && d) sp__download_cache_drop(cache, d);
   free(todo);
   sp__pq_plan_free(&plan);

@@ -8,8 +8,8 @@
  * A prefix is listed with ListObjectsV2, page by page (s3_list.c parses the XML). The objects are downloaded
  * (8 at a time) into a private temporary folder, keeping their relative keys as paths, and read by the file
  * connector. The last download is kept: an unchanged listing (keys, ETags, sizes) reuses it, a changed one
- * links the unchanged objects and fetches the rest. Whole objects are fetched: no ranged GETs yet
- * (docs/connectors/s3.md lists this as a known limit).
+ * links the unchanged objects and fetches the rest. A federated scan of one Parquet object fetches only the byte
+ * ranges it needs instead (ranged_read.h).
  */
 #include <errno.h>
 #include <stdio.h>
