@@ -113,7 +113,8 @@ static int fetch_ranges(sp_download *d, const sp_fetch *tmpl, const sp_byte_rang
     jobs[i] = *tmpl;
     jobs[i].range_first = r[i].start;
     jobs[i].range_len = r[i].end - r[i].start;
-    jobs[i].if_match = d->by_etag ? d->validator : NULL;
+    /* If-Match compares strongly: a weak ETag never matches, so it is only compared below. */
+    jobs[i].if_match = d->by_etag && strncmp(d->validator, "W/", 2) != 0 ? d->validator : NULL;
   }
   int rc = sp__http_get_into(jobs, n, s->fd, PARALLEL_RANGES, res, err);
   for (size_t i = 0; i < n; i++) {
@@ -338,5 +339,6 @@ int sp__ranged_read(sp_connector *outer, sp_download_cache *cache, const sp_fetc
     changed = false;
     rc = read_once(outer, cache, tmpl, file_name, scan, shown, out, &changed, err);
   }
-  return rc;
+  /* Changing again (or answering with a new validator each time): one whole GET is consistent. */
+  return rc != SP_OK && changed ? SP_ENOTSUP : rc;
 }

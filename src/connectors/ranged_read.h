@@ -12,8 +12,9 @@
  *
  * The copy is kept in the instance's cache while the object is unchanged: the next read revalidates it with a
  * conditional request of the tail (If-None-Match, or If-Modified-Since without an ETag), which a 304 answers,
- * and fetches only the ranges the copy does not hold yet. Ranges are fetched with If-Match, so an object
- * rewritten during a read fails the request; the read then starts over once with the new object.
+ * and fetches only the ranges the copy does not hold yet. Ranges are fetched with If-Match (and each answer's
+ * size and validator compared), so an object rewritten during a read is noticed; the read then starts over
+ * once with the new object, and a second change makes it a whole download.
  */
 #ifndef SPICE_CONNECTORS_RANGED_READ_H
 #define SPICE_CONNECTORS_RANGED_READ_H
@@ -26,8 +27,8 @@
  * extension tells the file connector the format and should be ".parquet"); shown replaces the copy's path in
  * messages. `cache` keeps the copy between reads (the instance's; its downloads carry this module's state).
  * On success *out is owned by the caller. SP_ENOTSUP when the object cannot be read this way (no Parquet footer,
- * an encrypted one, a server whose answers are no usable ranges): the caller then downloads it whole. Other
- * failures are the requests' (sp__http_get's messages). */
+ * an encrypted one, a server whose answers are no usable ranges, an object that keeps changing): the caller
+ * then downloads it whole. Other failures are the requests' (sp__http_get's messages). */
 int sp__ranged_read(sp_connector *outer, sp_download_cache *cache, const sp_fetch *tmpl, const char *file_name,
                     const sp_scan *scan, const char *shown, struct ArrowArrayStream *out, sp_error *err);
 

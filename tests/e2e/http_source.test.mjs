@@ -101,7 +101,7 @@ function serveObject(req, res, o) {
     res.writeHead(304, { ETag: o.etag });
     return res.end();
   }
-  if (req.headers['if-match'] && req.headers['if-match'] !== o.etag) {
+  if (req.headers['if-match'] && (req.headers['if-match'] !== o.etag || o.etag.startsWith('W/'))) { // strong comparison
     o.preconditionFailed++;
     res.writeHead(412);
     return res.end();
@@ -330,10 +330,12 @@ test('federated Parquet: ranged GETs fetch only what a query needs and answer as
   const big = readFileSync(join(data, 'big.parquet'));
   const o = objects['/ranged/big.parquet'] = { body: big, etag: '"b1"', ranges: true, bytes: 0, gets: 0, preconditionFailed: 0 };
   const w = objects['/whole/big.parquet'] = { body: big, ranges: false, bytes: 0, gets: 0, preconditionFailed: 0 };
+  const weak = objects['/weak/big.parquet'] = { body: big, etag: 'W/"w1"', ranges: true, bytes: 0, gets: 0, preconditionFailed: 0 };
   const rt = await startSpiced({
     spicepod: pod([
       dataset('big', `${base}/ranged/big.parquet`),
       dataset('whole', `${base}/whole/big.parquet`),
+      dataset('weak', `${base}/weak/big.parquet`),
       dataset('local', `file:${join(data, 'big.parquet')}`),
     ]),
   });
@@ -363,6 +365,12 @@ test('federated Parquet: ranged GETs fetch only what a query needs and answer as
     assert.deepEqual(whole.result, [{ w: BIG_SUM }]);
     assert.deepEqual([whole.bytes, whole.gets], [big.length, 1]);
     await sameAnswers(rt, 'whole', 'whole');
+    // A weak ETag revalidates the copy (If-None-Match compares weakly) but cannot guard ranges (If-Match is
+    // strong): they go without it, and are still ranges.
+    const w1 = await served(weak, () => rows(rt, 'SELECT sum(id) AS w1 FROM weak'));
+    assert.deepEqual(w1.result, [{ w1: BIG_SUM }]);
+    assert.equal(w1.bytes, idChunks);
+    assert.equal(weak.preconditionFailed, 0);
 
     // A new version between two queries: the next one reads its footer and its ranges.
     o.body = readFileSync(join(data, 'big2.parquet'));
