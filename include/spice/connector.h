@@ -66,6 +66,11 @@ typedef struct sp_scan {
    * connector may apply at the source. Unlike `query` it may be ignored (entirely or not at all): the engine
    * applies the whole WHERE clause again. */
   const char *filter_query;
+  /* Optional (NULL: none): the reader's stop flag, as sp_update_sink.stop, borrowed for the life of the stream.
+   * Once it is nonzero (the federated query timed out, or spiced is shutting down) the stream should fail
+   * soon: a connector waiting on its source looks at it at least every 100 ms and gives up, so that a stalled
+   * source never holds a query past its timeout. */
+  volatile int *stop;
 } sp_scan;
 
 typedef struct sp_connector_module sp_connector_module;

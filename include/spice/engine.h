@@ -23,6 +23,7 @@ typedef struct sp_engine_config {
   int threads;                /* DuckDB worker threads; 0 = number of cores */
   int64_t memory_limit_bytes; /* 0 = DuckDB's default */
   const char *data_dir;       /* absolute folder for file accelerators; stays writable after lock */
+  int64_t query_timeout_ms;   /* runtime.query.timeout: user queries end after this long; 0 = never */
 } sp_engine_config;
 
 int sp_engine_create(const sp_engine_config *cfg, sp_engine **out, sp_error *err);
@@ -98,10 +99,12 @@ sp_snapshot *sp_engine_pin_current(sp_engine *e, const char *name);
 int sp_engine_stream_register(sp_engine *e, struct ArrowArrayStream *stream, uint64_t *out_token, sp_error *err);
 void sp_engine_stream_unregister(sp_engine *e, uint64_t token);
 
-/* A federated source: a callback that opens a fresh stream with only `columns` (NULL = all). */
-/* filter_query (may be NULL): see sp_scan.filter_query. */
+/* A federated source: a callback that opens a fresh stream with only `columns` (NULL = all).
+ * filter_query (may be NULL): see sp_scan.filter_query. stop (may be NULL: an internal query): the query's stop
+ * flag, borrowed for the life of the stream; see sp_scan.stop. */
 typedef int (*sp_source_open_fn)(void *ctx, const char *const *columns, size_t n_columns, int64_t limit,
-                                 const char *filter_query, struct ArrowArrayStream *out, sp_error *err);
+                                 const char *filter_query, volatile int *stop, struct ArrowArrayStream *out,
+                                 sp_error *err);
 /* Registers source `name` (readable as `sp_source_scan('name')`) with its schema (copied). ctx is borrowed
  * until sp_engine_unregister_source. */
 int sp_engine_register_source(sp_engine *e, const char *name, const struct ArrowSchema *schema, sp_source_open_fn fn,
@@ -156,6 +159,11 @@ int sp_engine_query_schema(sp_engine *e, const sp_query_request *req, struct Arr
 
 /* Only the classification step, for tests and for the CLI: SP_OK when the statement would be allowed. */
 int sp_engine_check_sql(sp_engine *e, const char *sql, sp_error *err);
+/* Sets runtime.query.timeout (0 = none) for the user queries that start from now on (a reload). A query past
+ * its timeout — counted from sp_engine_query until its stream's last batch — is interrupted, the reads of its
+ * federated scans are told to stop (sp_scan.stop), and it fails with SP_ETIMEDOUT, "query timed out after
+ * <timeout>" (from sp_engine_query, or from the stream's get_next with ETIMEDOUT). Thread-safe. */
+void sp_engine_set_query_timeout(sp_engine *e, int64_t timeout_ms);
 /* Interrupts every user query running or streaming now (shutdown past its timeout): each fails with DuckDB's
  * "Interrupted" error and gives its session back. Returns how many were interrupted. Thread-safe. */
 int sp_engine_interrupt_all(sp_engine *e);

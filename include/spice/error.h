@@ -57,6 +57,10 @@ const char *sp_status_name(sp_status code);
 /* True for errors worth retrying later (a source that is down or slow). */
 int sp_status_is_retriable(sp_status code);
 
+/* The status of an errno-style code from an Arrow stream's get_schema/get_next: ENOMEM, ETIMEDOUT (a query past
+ * runtime.query.timeout) and ECANCELED keep their meaning, anything else is `fallback`. */
+sp_status sp_status_from_errno(int e, sp_status fallback);
+
 #define SP_TRY(expr)                                                                                        \
   do {                                                                                                      \
     int sp__rc = (expr);                                                                                    \

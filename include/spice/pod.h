@@ -86,6 +86,7 @@ typedef struct sp_runtime_spec {
   char *flight_addr;  /* NULL: default / flags */
   bool results_cache_enabled;
   int64_t shutdown_timeout_ms; /* runtime.shutdown_timeout: how long SIGTERM waits for work in flight (30 s) */
+  int64_t query_timeout_ms;    /* runtime.query.timeout: user queries end after this long; 0 = never (default) */
   sp_params params;   /* runtime.params */
 } sp_runtime_spec;
 

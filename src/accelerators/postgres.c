@@ -262,12 +262,12 @@ static void ps_release(struct ArrowArrayStream *s) {
 
 /* The engine's source callback: the connector's scan, with the projection, the WHERE and the limit pushed. */
 static int source_open(void *ctx, const char *const *columns, size_t n_columns, int64_t limit, const char *filter_query,
-                       struct ArrowArrayStream *out, sp_error *err) {
+                       volatile int *stop, struct ArrowArrayStream *out, sp_error *err) {
   pga_accel *a = ctx;
   pga_reader *r = reader_pin(a);
   if (r == NULL) return sp_fail(err, SP_ENOTFOUND, "dataset \"%s\" has no postgres copy yet", ds_name(a));
   pga_stream *p = calloc(1, sizeof *p);
-  sp_scan scan = {.columns = columns, .n_columns = n_columns, .limit = limit, .filter_query = filter_query};
+  sp_scan scan = {.columns = columns, .n_columns = n_columns, .limit = limit, .filter_query = filter_query, .stop = stop};
   int rc = p ? r->conn->module->scan(r->conn, &scan, &p->inner, err) : sp_fail(err, SP_ENOMEM, "out of memory");
   if (rc != SP_OK) {
     free(p);

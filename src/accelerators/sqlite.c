@@ -261,7 +261,8 @@ static int open_read(sq_accel *a, const sqa_column *cols, size_t n, const char *
 
 /* The engine's source callback: SELECT <columns> FROM <table> [WHERE <pushed conditions>] [LIMIT n]. */
 static int source_open(void *ctx, const char *const *columns, size_t n_columns, int64_t limit, const char *filter_query,
-                       struct ArrowArrayStream *out, sp_error *err) {
+                       volatile int *stop, struct ArrowArrayStream *out, sp_error *err) {
+  (void)stop; /* a local file: nothing to wait on */
   sq_accel *a = ctx;
   sqa_column *cols = NULL;
   size_t n = 0;

@@ -1,4 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -46,6 +47,15 @@ const char *sp_status_name(sp_status code) {
       [SP_EINTERNAL] = "EINTERNAL",
   };
   return (unsigned)code < SP_STATUS_COUNT ? names[code] : "EUNKNOWN";
+}
+
+sp_status sp_status_from_errno(int e, sp_status fallback) {
+  switch (e) {
+  case ENOMEM: return SP_ENOMEM;
+  case ETIMEDOUT: return SP_ETIMEDOUT;
+  case ECANCELED: return SP_ECANCELED;
+  default: return fallback;
+  }
 }
 
 int sp_status_is_retriable(sp_status code) {

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/classify.h"
@@ -59,6 +60,11 @@ int sp_engine_create(const sp_engine_config *cfg, sp_engine **out, sp_error *err
   sp_engine *e = calloc(1, sizeof *e);
   if (e == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   pthread_mutex_init(&e->lock, NULL);
+  pthread_condattr_t ca;
+  pthread_condattr_init(&ca);
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* deadlines are monotonic (timeout.c) */
+  pthread_cond_init(&e->watchdog_cv, &ca);
+  pthread_condattr_destroy(&ca);
   e->threads = cfg && cfg->threads > 0 ? cfg->threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
   if (e->threads < 1) e->threads = 1;
   if (cfg && cfg->data_dir) snprintf(e->data_dir, sizeof e->data_dir, "%s", cfg->data_dir);
@@ -93,6 +99,7 @@ int sp_engine_create(const sp_engine_config *cfg, sp_engine **out, sp_error *err
     sp_engine_destroy(e);
     return err ? err->code : SP_EINTERNAL;
   }
+  if (cfg && cfg->query_timeout_ms > 0) sp_engine_set_query_timeout(e, cfg->query_timeout_ms);
   *out = e;
   return SP_OK;
 }
@@ -114,6 +121,7 @@ static void slots_free(sp_slot *s) {
 
 void sp_engine_destroy(sp_engine *e) {
   if (e == NULL) return;
+  sp_engine_watchdog_stop(e);
   for (size_t i = 0; i < e->n_idle; i++) duckdb_disconnect(&e->idle[i]);
   free(e->idle);
   for (size_t i = 0; i < e->n_sessions; i++) sp_engine_session_free(e->idle_sessions[i]);
@@ -129,6 +137,7 @@ void sp_engine_destroy(sp_engine *e) {
   free(e->writable);
   free(e->allowed_sql);
   free(e->allowed_paths_sql);
+  pthread_cond_destroy(&e->watchdog_cv);
   pthread_mutex_destroy(&e->lock);
   free(e);
 }
@@ -191,6 +200,10 @@ static int session_open(sp_engine *e, sp_session **out, sp_error *err) {
     free(s);
     return sp_fail(err, SP_EINTERNAL, "could not open an engine connection");
   }
+  duckdb_client_context cc = NULL;
+  duckdb_connection_get_client_context(s->conn, &cc);
+  s->conn_id = cc ? duckdb_client_context_get_connection_id(cc) : (idx_t)-1;
+  duckdb_destroy_client_context(&cc);
   if (sp_sql_classifier_create(s->conn, &s->cls, err) != SP_OK) {
     duckdb_disconnect(&s->conn);
     free(s);
@@ -208,6 +221,7 @@ int sp_engine_session_get(sp_engine *e, sp_session **out, sp_error *err) {
   if (s == NULL) SP_TRY(session_open(e, &s, err));
   pthread_mutex_lock(&e->lock);
   busy_link(e, s);
+  sp_engine_session_arm(e, s);
   pthread_mutex_unlock(&e->lock);
   *out = s;
   return SP_OK;
@@ -234,7 +248,10 @@ void sp_engine_session_put(sp_engine *e, sp_session *s) {
 int sp_engine_interrupt_all(sp_engine *e) {
   int n = 0;
   pthread_mutex_lock(&e->lock);
-  for (sp_session *s = e->busy; s != NULL; s = s->next_busy, n++) duckdb_interrupt(s->conn);
+  for (sp_session *s = e->busy; s != NULL; s = s->next_busy, n++) {
+    __atomic_store_n(&s->stop, 1, __ATOMIC_RELEASE); /* and the connector reads it waits on */
+    duckdb_interrupt(s->conn);
+  }
   pthread_mutex_unlock(&e->lock);
   return n;
 }

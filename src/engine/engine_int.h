@@ -64,6 +64,11 @@ struct sp_engine {
   uint64_t pruned_batches;           /* atomic */
   uint64_t zero_results_fallbacks;   /* atomic */
   sp_slot *fallbacks;                /* on_zero_results: use_source: dataset name -> slot.target (its source view) */
+  /* runtime.query.timeout (timeout.c), guarded by lock: */
+  int64_t query_timeout_ms;          /* 0 = none */
+  pthread_t watchdog;                /* ends user queries past their deadline; started with the first timeout */
+  int has_watchdog, closing;
+  pthread_cond_t watchdog_cv;        /* wakes the watchdog: a deadline was set, or the engine is closing */
 };
 
 /* While on, sp_unavailable() binds on this thread (so its placeholder view can be created). */
@@ -98,12 +103,32 @@ int sp_engine_fail_error_data(sp_error *err, sp_status code, duckdb_error_data e
 /* A user-query session: a connection with its statement classifier kept prepared. */
 typedef struct sp_session {
   duckdb_connection conn;
+  idx_t conn_id;                 /* DuckDB's id of conn: a scan bound on it finds the session (sp_engine_session_stop) */
   struct sp_sql_classifier *cls;
   struct sp_session *prev_busy, *next_busy; /* on the engine's busy list while checked out (for interrupts) */
+  /* The query in progress (reset by sp_engine_session_get): */
+  volatile int stop;             /* atomic; nonzero once the query is being ended (timeout, shutdown): connector
+                                  * reads of its federated scans watch it, since interrupting DuckDB cannot
+                                  * unblock a thread waiting on a source */
+  int64_t deadline_ms;           /* under e->lock; monotonic ms, 0 = none */
+  int64_t timeout_ms;            /* under e->lock; the timeout the deadline came from, for the message */
+  int timed_out;                 /* under e->lock; the watchdog ended the query at its deadline */
 } sp_session;
+/* Checks a session out (on the busy list, its deadline armed from runtime.query.timeout) or in. */
 int sp_engine_session_get(sp_engine *e, sp_session **out, sp_error *err);
 void sp_engine_session_put(sp_engine *e, sp_session *s);
 void sp_engine_session_free(sp_session *s);
+
+/* ---- Query timeout (timeout.c) ---- */
+/* Arms s's deadline from e->query_timeout_ms and clears its stop state; e->lock held. */
+void sp_engine_session_arm(sp_engine *e, sp_session *s);
+/* The stop flag of the busy session whose connection has DuckDB id conn_id, or NULL (internal connections).
+ * Borrowed: valid while that session's query runs, which is as long as a scan bound in it can live. */
+volatile int *sp_engine_session_stop(sp_engine *e, idx_t conn_id);
+/* 1 when the watchdog ended s's query at its deadline; then msg holds "query timed out after …". */
+int sp_engine_session_timed_out(sp_engine *e, sp_session *s, char *msg, size_t n);
+/* Ends the watchdog thread (sp_engine_destroy). */
+void sp_engine_watchdog_stop(sp_engine *e);
 
 int sp_engine_conn_get(sp_engine *e, duckdb_connection *out, sp_error *err);
 void sp_engine_conn_put(sp_engine *e, duckdb_connection c);

@@ -4,6 +4,7 @@
  * result as an Arrow C stream. The stream owns the connection until it is released, so a large answer is
  * produced chunk by chunk as the client reads it, never held whole.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,12 +56,16 @@ static int result_get_schema(struct ArrowArrayStream *st, struct ArrowSchema *ou
   return rc;
 }
 
-/* A failed execution: interrupted queries (shutdown past its timeout) are SP_ECANCELED, the rest are the
- * query's own fault. */
-static int fail_result(duckdb_result *res, sp_error *err) {
-  if (duckdb_result_error_type(res) == DUCKDB_ERROR_INTERRUPT)
+/* A failed execution: a query ended at runtime.query.timeout is SP_ETIMEDOUT, whatever DuckDB or a source
+ * reported as it stopped; other interrupted queries (shutdown past its timeout) are SP_ECANCELED; the rest are
+ * the query's own fault. */
+static int fail_result(result_stream *r, sp_error *err) {
+  char msg[128];
+  if (r->session && sp_engine_session_timed_out(r->done_ctx, r->session, msg, sizeof msg))
+    return sp_fail(err, SP_ETIMEDOUT, "%s", msg);
+  if (duckdb_result_error_type(&r->result) == DUCKDB_ERROR_INTERRUPT)
     return sp_fail(err, SP_ECANCELED, "query interrupted: spiced is shutting down");
-  return sp_fail(err, SP_EINVAL, "%s", duckdb_result_error(res));
+  return sp_fail(err, SP_EINVAL, "%s", duckdb_result_error(&r->result));
 }
 
 static int result_get_next(struct ArrowArrayStream *st, struct ArrowArray *out) {
@@ -70,6 +75,8 @@ static int result_get_next(struct ArrowArrayStream *st, struct ArrowArray *out) 
   r->first = NULL;
   if (chunk == NULL) {
     const char *m = duckdb_result_error(&r->result);
+    if (m != NULL && *m && r->session && sp_engine_session_timed_out(r->done_ctx, r->session, r->error, sizeof r->error))
+      return ETIMEDOUT;
     if (m != NULL && *m) {
       snprintf(r->error, sizeof r->error, "%s", m);
       return 5;
@@ -213,7 +220,7 @@ static int result_open(result_stream *r, const sp_query_request *req, sp_error *
     } else {
       r->has_result = 1;
       if (duckdb_execute_pending(pending, &r->result) == DuckDBError)
-        rc = fail_result(&r->result, err);
+        rc = fail_result(r, err);
     }
     duckdb_destroy_pending(&pending);
   }

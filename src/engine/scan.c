@@ -258,6 +258,7 @@ typedef struct scan_bind {
   scan_hint *hints;
   size_t n_hints;
   char *filter_query; /* sp_source_scan_filter: conditions the source may apply */
+  volatile int *stop; /* SCAN_SOURCE in a user query: its session's stop flag (borrowed), else NULL */
 } scan_bind;
 
 static void scan_bind_free(void *p) {
@@ -278,6 +279,15 @@ static int same_schema(const struct ArrowSchema *a, const struct ArrowSchema *b)
 }
 
 static size_t parse_hints(const char *text, const struct ArrowSchema *schema, scan_hint **out);
+
+/* The stop flag of the user query binding this scan (found by its connection), for the connector's reads. */
+static volatile int *query_stop(sp_engine *e, duckdb_bind_info info) {
+  duckdb_client_context cc = NULL;
+  duckdb_table_function_get_client_context(info, &cc);
+  volatile int *stop = cc ? sp_engine_session_stop(e, duckdb_client_context_get_connection_id(cc)) : NULL;
+  duckdb_destroy_client_context(&cc);
+  return stop;
+}
 
 static void scan_bind_common(duckdb_bind_info info, scan_kind kind, const char *hints, const char *filter_query) {
   sp_engine *e = duckdb_bind_get_extra_info(info);
@@ -311,6 +321,7 @@ static void scan_bind_common(duckdb_bind_info info, scan_kind kind, const char *
     sp_source_open_fn fn;
     void *ctx;
     rc = sp_engine_find_source(e, b->name, &b->schema, &fn, &ctx, &err);
+    b->stop = query_stop(e, info);
   }
   duckdb_logical_type *types = NULL;
   if (rc == SP_OK) rc = sp_engine_arrow_types(e, &b->schema, &types, &err);
@@ -522,7 +533,7 @@ static void scan_init(duckdb_init_info info) {
     const char **cols = calloc(g->nproj ? g->nproj : 1, sizeof *cols);
     rc = cols ? sp_engine_find_source(b->e, b->name, NULL, &fn, &ctx, &err) : sp_fail(&err, SP_ENOMEM, "out of memory");
     for (idx_t i = 0; rc == SP_OK && i < g->nproj; i++) cols[i] = schema->children[g->proj[i]]->name;
-    if (rc == SP_OK) rc = fn(ctx, cols, g->nproj, -1, b->filter_query, &g->stream, &err);
+    if (rc == SP_OK) rc = fn(ctx, cols, g->nproj, -1, b->filter_query, b->stop, &g->stream, &err);
     free(cols);
     /* The source returns only the projected columns, in projection order. */
     for (idx_t i = 0; rc == SP_OK && i < g->nproj; i++) g->proj[i] = i;

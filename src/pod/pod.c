@@ -227,6 +227,10 @@ static int rt_shutdown_timeout(pod_ctx *c, void *o, const char *w, yaml_node_t *
   return sp__pod_duration(c, w, k, v, &((rt_build *)o)->rt->shutdown_timeout_ms);
 }
 
+static int q_timeout(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {
+  return sp__pod_duration(c, w, k, v, &((rt_build *)o)->rt->query_timeout_ms);
+}
+
 static int any_int(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {
   int64_t n;
   return sp__pod_int(c, w, k, v, &n);
@@ -282,6 +286,16 @@ static int rt_caching(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_n
   return sub_walk(c, o, w, k, v, keys);
 }
 
+/* runtime.query: `timeout` is spicec's; the others are Spice's DataFusion settings, accepted and unused. */
+static int rt_query(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {
+  static const pod_key keys[] = {{"timeout", q_timeout},
+                                 {"memory_limit", any_scalar},
+                                 {"spill_compression", any_scalar},
+                                 {"temp_directory", any_scalar},
+                                 {NULL, NULL}};
+  return sub_walk(c, o, w, k, v, keys);
+}
+
 static int rt_params(pod_ctx *c, void *o, const char *w, yaml_node_t *k, yaml_node_t *v) {
   return sp__pod_params(c, w, k, v, true, &((rt_build *)o)->rt->params);
 }
@@ -313,7 +327,7 @@ static const pod_key runtime_keys[] = {
     {"task_history", any_map},
     {"telemetry", any_map},
     {"tracing", any_map},
-    {"query", any_map},
+    {"query", rt_query},
     {"num_of_parallel_loading_at_start_up", any_int},
     {"dataset_load_parallelism", any_int},
     {"shutdown_timeout", rt_shutdown_timeout},

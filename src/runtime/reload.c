@@ -153,6 +153,7 @@ int sp_runtime_reload(sp_runtime *rt, int *out_changes, sp_error *err) {
   rt->pod = pod;
   rt->secrets = secrets;
   pthread_rwlock_unlock(&rt->ds_lock);
+  sp_engine_set_query_timeout(rt->engine, pod->runtime.query_timeout_ms);
   sp__define_views(rt);
 
   sp_error e = {0};

@@ -149,12 +149,14 @@ static int open_accelerator(sp_dataset *ds, sp_accel_state *state, sp_error *err
 
 /* ---- Catalog ---------------------------------------------------------------------------------------------- */
 
-/* A federated dataset's scan: the connector's scan (projection pushed) or get_all_data. */
+/* A federated dataset's scan: the connector's scan (projection pushed, the query's stop flag passed) or
+ * get_all_data. */
 static int source_open(void *ctx, const char *const *columns, size_t n_columns, int64_t limit,
-                       const char *filter_query, struct ArrowArrayStream *out, sp_error *err) {
+                       const char *filter_query, volatile int *stop, struct ArrowArrayStream *out, sp_error *err) {
   sp_dataset *ds = ctx;
   if (ds->conn->module->scan) {
-    sp_scan scan = {.columns = columns, .n_columns = n_columns, .limit = limit, .filter_query = filter_query};
+    sp_scan scan = {.columns = columns, .n_columns = n_columns, .limit = limit, .filter_query = filter_query,
+                    .stop = stop};
     return ds->conn->module->scan(ds->conn, &scan, out, err);
   }
   return ds->conn->module->get_all_data(ds->conn, out, err);
@@ -541,7 +543,8 @@ int sp_runtime_create(const sp_runtime_options *opts, sp_runtime **out, sp_error
   if (rc == SP_OK) rc = sp_pod_load(pod_path, rt->secrets, &rt->pod, err);
   if (rc == SP_OK && mkdir_p(rt->data_dir) != 0)
     rc = sp_fail(err, SP_EIO, "could not create data folder \"%s\": %s", rt->data_dir, strerror(errno));
-  sp_engine_config ec = {.threads = opts ? opts->engine_threads : 0, .data_dir = rt->data_dir};
+  sp_engine_config ec = {.threads = opts ? opts->engine_threads : 0, .data_dir = rt->data_dir,
+                         .query_timeout_ms = rt->pod ? rt->pod->runtime.query_timeout_ms : 0};
   if (rc == SP_OK) rc = sp_engine_create(&ec, &rt->engine, err);
   size_t total = rc == SP_OK ? sp__pod_spec_count(rt->pod) : 0;
   if (rc == SP_OK) {

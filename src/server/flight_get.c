@@ -40,7 +40,7 @@ int sp__flight_sql_text(sp_pb_bytes sql, char **out, sp_error *err) {
 
 static int stream_error(struct ArrowArrayStream *st, int rc, sp_error *err) {
   const char *m = st->get_last_error ? st->get_last_error(st) : NULL;
-  return sp_fail(err, SP_EINVAL, "%s", m && *m ? m : strerror(rc));
+  return sp_fail(err, sp_status_from_errno(rc, SP_EINVAL), "%s", m && *m ? m : strerror(rc));
 }
 
 int sp__flight_query_schema(sp_flight_server *s, const sp_query_request *req, struct ArrowSchema *out,

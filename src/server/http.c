@@ -199,7 +199,8 @@ unsigned sp__http_status_for(int code) {
   switch (code) {
   case SP_EINVAL: case SP_EDENIED: case SP_ENOTFOUND: case SP_ENOTSUP: return MHD_HTTP_BAD_REQUEST;
   case SP_EUNAUTH: return MHD_HTTP_UNAUTHORIZED;
-  case SP_EBUSY: case SP_ECONNECT: case SP_ETIMEDOUT: case SP_ECANCELED: return MHD_HTTP_SERVICE_UNAVAILABLE;
+  case SP_EBUSY: case SP_ECONNECT: case SP_ECANCELED: return MHD_HTTP_SERVICE_UNAVAILABLE;
+  case SP_ETIMEDOUT: return MHD_HTTP_GATEWAY_TIMEOUT; /* runtime.query.timeout, or a source's client_timeout */
   default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
   }
 }
@@ -263,7 +264,7 @@ static int next_batch(sql_resp *q, sp_error *err) {
     const char *m = q->stream.get_last_error ? q->stream.get_last_error(&q->stream) : NULL;
     q->stream_errno = rc;
     q->batch.release = NULL;
-    return sp_fail(err, rc == ENOMEM ? SP_ENOMEM : SP_EINVAL, "%s", m && *m ? m : "query failed while producing results");
+    return sp_fail(err, sp_status_from_errno(rc, SP_EINVAL), "%s", m && *m ? m : "query failed while producing results");
   }
   if (q->batch.release == NULL) q->stream_done = true;
   return SP_OK;

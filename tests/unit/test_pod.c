@@ -62,6 +62,7 @@ static void test_full_pod_every_field(void **state) {
   assert_string_equal(pod->runtime.http_addr, "127.0.0.1:18090");
   assert_string_equal(pod->runtime.flight_addr, "127.0.0.1:15051");
   assert_string_equal(sp_params_get(&pod->runtime.params, "parallelism"), "4");
+  assert_int_equal(pod->runtime.query_timeout_ms, 45000);
 
   assert_int_equal(pod->n_datasets, 1);
   const sp_dataset_spec *d = &pod->datasets[0];
@@ -132,6 +133,7 @@ static void test_minimal_pod(void **state) {
   assert_true(pod->runtime.results_cache_enabled);
   assert_null(pod->runtime.http_addr);
   assert_int_equal(pod->runtime.params.count, 0);
+  assert_int_equal(pod->runtime.query_timeout_ms, 0); /* no query timeout unless asked */
   assert_string_equal(pod->json, "{\"version\":\"v1beta1\",\"kind\":\"Spicepod\",\"name\":\"minimal\"}");
   sp_pod_free(pod);
 }
@@ -325,6 +327,8 @@ static void test_broken_strings(void **state) {
       {"runtime:\n  shutdown_timeout: soon\n", "spicepod.yaml:5:3: runtime: invalid duration \"soon\" for "
                                                "\"shutdown_timeout\" (expected e.g. 250ms, 10s, 5m, 1h, "
                                                "2d, 1w or 1h30m)"},
+      {"runtime:\n  query:\n    timeout: soon\n", "spicepod.yaml:6:5: runtime.query: invalid duration \"soon\" for "
+                                                   "\"timeout\" (expected e.g. 250ms, 10s, 5m, 1h, 2d, 1w or 1h30m)"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char yaml[1024];
