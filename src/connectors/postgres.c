@@ -8,6 +8,12 @@
  * and decode it straight into Arrow (pg_copy.c) while the consumer pulls batches: nothing holds the table.
  * scan() pushes the projection and a limit into that SELECT. Connections come from a small pool of idle
  * ones (connection_pool_size); a pooled connection that turns out dead is replaced once.
+ *
+ * A server can stop answering without closing anything (a hung host, a dead network path): libpq would wait
+ * in a blocking read forever. So every exchange here is asynchronous and waits in steps of at most 100 ms,
+ * giving up when the server stayed silent for client_timeout or when the reader's stop flag is set (a
+ * federated query past runtime.query.timeout, sp_scan.stop). A connection given up on is closed, never
+ * pooled: its half-finished exchange would poison the next user.
  */
 #include <errno.h>
 #include <poll.h>
@@ -16,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <libpq-fe.h>
@@ -36,6 +43,9 @@
 #define PG_BATCH_BYTES ((size_t)64 << 20)
 #define PG_MAX_PARAMS 16
 #define PG_MAX_PARTITIONS 64
+#define PG_CONNECT_TIMEOUT_MS 10000 /* a whole connection attempt (libpq's connect_timeout, which only its
+                                     * blocking connect enforces) */
+#define PG_WAIT_STEP_MS 100         /* how often a wait looks at the stop flag */
 
 typedef struct pg_column {
   char *name;
@@ -59,11 +69,14 @@ typedef struct pg_conn {
   pthread_mutex_t lock; /* guards the pool */
   PGconn **idle;
   size_t n_idle, pool_size;
+  int64_t idle_ms; /* client_timeout: the longest silence of the server during an exchange; 0 = none */
 } pg_conn;
 
 static const sp_param_spec pg_params[] = {
     SP_PG_CONNECTION_PARAMS
     {"connection_pool_size", SP_PARAM_INT, 0, "10", NULL, "idle connections kept for reuse"},
+    {"client_timeout", SP_PARAM_DURATION, 0, "2m", NULL,
+     "how long a read waits for the server's next bytes before it fails (a stalled server); 0s: forever"},
     {"unsupported_type_action", SP_PARAM_ENUM, 0, "error", "error|warn|ignore|string",
      "what to do with a column of a type that has no Arrow mapping"},
     {"load_partitions", SP_PARAM_INT, SP_PARAM_PREFIXED, NULL, NULL,
@@ -134,7 +147,102 @@ static void server_name(PGconn *pq, const pg_conn *c, char *buf, size_t n) {
   snprintf(buf, n, "%s:%s", h && *h ? h : "localhost", p && *p ? p : "5432");
 }
 
-static int connect_new(pg_conn *c, PGconn **out, sp_error *err) {
+/* ---- Waiting on the server ------------------------------------------------------------------------------- */
+
+static int64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* One exchange's patience: the server may stay silent for idle_ms at most (0: forever), and the wait ends as
+ * soon as *stop (borrowed, may be NULL) is set. */
+typedef struct pg_wait {
+  volatile int *stop;
+  int64_t idle_ms, silent_until;
+} pg_wait;
+
+static pg_wait wait_begin(const pg_conn *c, volatile int *stop) {
+  return (pg_wait){.stop = stop, .idle_ms = c->idle_ms, .silent_until = mono_ms() + c->idle_ms};
+}
+
+/* The server sent something: its silence starts again. */
+static void wait_heard(pg_wait *w) { w->silent_until = mono_ms() + w->idle_ms; }
+
+/* Waits up to PG_WAIT_STEP_MS for `events` on the connection's socket; the caller then looks at the
+ * connection again. SP_ECANCELED once *stop is set, SP_ETIMEDOUT once the server was silent for idle_ms. */
+static int wait_socket(const pg_conn *c, PGconn *pq, pg_wait *w, short events, sp_error *err) {
+  if (w->stop && __atomic_load_n(w->stop, __ATOMIC_ACQUIRE))
+    return sp_fail(err, SP_ECANCELED, "the read was stopped (query timeout or shutdown)");
+  int64_t left = w->silent_until - mono_ms();
+  if (w->idle_ms > 0 && left <= 0) {
+    char server[512];
+    server_name(pq, c, server, sizeof server);
+    return sp_fail(err, SP_ETIMEDOUT, "postgres server \"%s\" sent nothing for %lld ms (client_timeout)", server,
+                   (long long)w->idle_ms);
+  }
+  struct pollfd pfd = {.fd = PQsocket(pq), .events = events};
+  int n = poll(&pfd, 1, w->idle_ms > 0 && left < PG_WAIT_STEP_MS ? (int)left : PG_WAIT_STEP_MS);
+  if (n < 0 && errno != EINTR) return sp_fail(err, SP_EIO, "poll: %s", strerror(errno));
+  if (n > 0 && (pfd.revents & POLLIN)) wait_heard(w);
+  return SP_OK;
+}
+
+/* Reads until a whole result (or the end of the results) is in, so that PQgetResult does not block. A broken
+ * connection is left for PQgetResult to report. */
+static int await_result(const pg_conn *c, PGconn *pq, pg_wait *w, sp_error *err) {
+  while (PQisBusy(pq)) {
+    SP_TRY(wait_socket(c, pq, w, POLLIN, err));
+    if (PQconsumeInput(pq) == 0) break;
+  }
+  return SP_OK;
+}
+
+/* PQexecParams (PQexec when n is 0) that gives up as wait_socket does. *out is the last result, as PQexec's
+ * (a COPY state ends the results), owned by the caller; NULL only when libpq had no memory. On failure the
+ * connection is mid-exchange: close it (pool_put does). */
+static int exec_wait(const pg_conn *c, PGconn *pq, const char *sql, int n, const char *const *args,
+                     volatile int *stop, PGresult **out, sp_error *err) {
+  int sent = n == 0 ? PQsendQuery(pq, sql) : PQsendQueryParams(pq, sql, n, NULL, args, NULL, NULL, 0);
+  if (!sent) {
+    *out = PQmakeEmptyPGresult(pq, PGRES_FATAL_ERROR); /* PQerrorMessage says why */
+    return SP_OK;
+  }
+  pg_wait w = wait_begin(c, stop);
+  PGresult *last = NULL, *r;
+  for (;;) {
+    int rc = await_result(c, pq, &w, err);
+    if (rc != SP_OK) {
+      PQclear(last);
+      return rc;
+    }
+    if ((r = PQgetResult(pq)) == NULL) break;
+    PQclear(last);
+    last = r;
+    ExecStatusType st = PQresultStatus(r);
+    if (st == PGRES_COPY_OUT || st == PGRES_COPY_IN || st == PGRES_COPY_BOTH) break;
+  }
+  *out = last;
+  return SP_OK;
+}
+
+/* Drives PQconnectPoll until connected, in at most PG_CONNECT_TIMEOUT_MS, stopping early on *stop. */
+static int connect_poll(PGconn *pq, volatile int *stop, sp_error *err) {
+  int64_t until = mono_ms() + PG_CONNECT_TIMEOUT_MS;
+  PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+  while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+    if (stop && __atomic_load_n(stop, __ATOMIC_ACQUIRE)) return sp_fail(err, SP_ECANCELED, "canceled");
+    int64_t left = until - mono_ms();
+    if (left <= 0) return sp_fail(err, SP_ECONNECT, "timeout expired");
+    struct pollfd pfd = {.fd = PQsocket(pq), .events = st == PGRES_POLLING_READING ? POLLIN : POLLOUT};
+    int n = poll(&pfd, 1, left < PG_WAIT_STEP_MS ? (int)left : PG_WAIT_STEP_MS);
+    if (n < 0 && errno != EINTR) return sp_fail(err, SP_EIO, "poll: %s", strerror(errno));
+    if (n > 0) st = PQconnectPoll(pq); /* only when ready: libpq takes a writable socket as connected */
+  }
+  return SP_OK;
+}
+
+static int connect_new(pg_conn *c, volatile int *stop, PGconn **out, sp_error *err) {
   const char *ds = c->base.dataset->name;
   if (c->expand) {
     char *perr = NULL;
@@ -143,14 +251,20 @@ static int connect_new(pg_conn *c, PGconn **out, sp_error *err) {
     if (opts == NULL) return sp_fail(err, SP_EINVAL, "pg_connection_string of dataset \"%s\" is not a valid connection string", ds);
     PQconninfoFree(opts);
   }
-  PGconn *pq = PQconnectdbParams(c->kw, c->val, c->expand);
+  PGconn *pq = PQconnectStartParams(c->kw, c->val, c->expand);
   if (pq == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
-  if (PQstatus(pq) == CONNECTION_OK) {
+  sp_error werr = {0};
+  int rc = PQstatus(pq) == CONNECTION_BAD ? SP_OK : connect_poll(pq, stop, &werr);
+  if (rc == SP_OK && PQstatus(pq) == CONNECTION_OK) {
     *out = pq;
     return SP_OK;
   }
   char server[512], msg[600];
   server_name(pq, c, server, sizeof server);
+  if (rc != SP_OK) {
+    PQfinish(pq);
+    return sp_fail(err, rc, "could not connect to postgres server \"%s\" for dataset \"%s\": %s", server, ds, werr.msg);
+  }
   one_line(msg, sizeof msg, PQerrorMessage(pq));
   int code = strstr(msg, "password authentication failed") || strstr(msg, "no password supplied") ||
                      PQconnectionNeedsPassword(pq)
@@ -165,11 +279,12 @@ int sp_pg_connect(const sp_connector *proto, PGconn **out, sp_error *err) {
   memset(&c, 0, sizeof c);
   c.base = *proto; /* params borrowed: build_conninfo only points at their strings */
   build_conninfo(&c);
-  return connect_new(&c, out, err);
+  return connect_new(&c, NULL, out, err);
 }
 
-/* A connection from the pool, or a new one. *pooled says which (a pooled one may have died meanwhile). */
-static int pool_get(pg_conn *c, PGconn **out, int *pooled, sp_error *err) {
+/* A connection from the pool, or a new one (whose making stops early on *stop, which may be NULL). *pooled
+ * says which (a pooled one may have died meanwhile). */
+static int pool_get(pg_conn *c, volatile int *stop, PGconn **out, int *pooled, sp_error *err) {
   PGconn *pq = NULL;
   pthread_mutex_lock(&c->lock);
   while (pq == NULL && c->n_idle > 0) {
@@ -185,7 +300,7 @@ static int pool_get(pg_conn *c, PGconn **out, int *pooled, sp_error *err) {
     *out = pq;
     return SP_OK;
   }
-  return connect_new(c, out, err);
+  return connect_new(c, stop, out, err);
 }
 
 /* Returns a healthy, idle connection to the pool; closes anything else. */
@@ -242,14 +357,16 @@ static int map_base_oid(Oid oid, int typmod, pgc_type *t) {
 
 /* Maps a type oid: built-in types, domains (to their base), enums (to text), arrays of those (to lists).
  * Returns 1 when mapped, 0 when not, or -(status) on a query failure. */
-static int map_type(PGconn *pq, Oid oid, int typmod, int depth, pgc_type *t, sp_error *err) {
+static int map_type(const pg_conn *c, PGconn *pq, Oid oid, int typmod, int depth, pgc_type *t, sp_error *err) {
   if (map_base_oid(oid, typmod, t)) return 1;
   if (depth > 8) return 0;
   char oid_s[16];
   snprintf(oid_s, sizeof oid_s, "%u", oid);
   const char *args[1] = {oid_s};
-  PGresult *r = PQexecParams(pq, "SELECT typtype, typcategory, typelem, typbasetype, typtypmod FROM pg_catalog.pg_type "
-                                 "WHERE oid = $1::oid", 1, NULL, args, NULL, NULL, 0);
+  PGresult *r;
+  int rc = exec_wait(c, pq, "SELECT typtype, typcategory, typelem, typbasetype, typtypmod FROM pg_catalog.pg_type "
+                            "WHERE oid = $1::oid", 1, args, NULL, &r, err);
+  if (rc != SP_OK) return -rc;
   if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
     char msg[600];
     one_line(msg, sizeof msg, PQerrorMessage(pq));
@@ -260,7 +377,7 @@ static int map_type(PGconn *pq, Oid oid, int typmod, int depth, pgc_type *t, sp_
   Oid elem = (Oid)strtoul(PQgetvalue(r, 0, 2), NULL, 10), base = (Oid)strtoul(PQgetvalue(r, 0, 3), NULL, 10);
   int base_mod = atoi(PQgetvalue(r, 0, 4));
   PQclear(r);
-  if (typtype == 'd') return map_type(pq, base, base_mod, depth + 1, t, err);
+  if (typtype == 'd') return map_type(c, pq, base, base_mod, depth + 1, t, err);
   if (typtype == 'e') {
     memset(t, 0, sizeof *t);
     t->kind = PGC_TEXT;
@@ -268,7 +385,7 @@ static int map_type(PGconn *pq, Oid oid, int typmod, int depth, pgc_type *t, sp_
   }
   if (cat == 'A' && elem != 0 && depth == 0) {
     pgc_type e;
-    int m = map_type(pq, elem, typmod, depth + 1, &e, err);
+    int m = map_type(c, pq, elem, typmod, depth + 1, &e, err);
     if (m <= 0 || e.kind == PGC_LIST) return m;
     memset(t, 0, sizeof *t);
     t->kind = PGC_LIST;
@@ -292,9 +409,10 @@ static int find_relation(pg_conn *c, PGconn *pq, char *oid_out, size_t n, sp_err
   const char *path = c->base.dataset->path, *ds = c->base.dataset->name;
   if (path == NULL || *path == '\0') return sp_fail(err, SP_EINVAL, "from: postgres: needs a table name (dataset \"%s\")", ds);
   const char *args[1] = {path};
-  PGresult *r = PQexecParams(pq, "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
-                                 "ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)",
-                             1, NULL, args, NULL, NULL, 0);
+  PGresult *r;
+  SP_TRY(exec_wait(c, pq, "SELECT c.oid, n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n "
+                          "ON n.oid = c.relnamespace WHERE c.oid = pg_catalog.to_regclass($1)",
+                   1, args, NULL, &r, err));
   int rc = SP_OK;
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     char msg[600];
@@ -328,7 +446,7 @@ static int add_column(pg_conn *c, PGconn *pq, PGresult *r, int i, sp_error *err)
   const char *name = PQgetvalue(r, i, 0), *tname = PQgetvalue(r, i, 3);
   const char *action = sp_params_get(&c->base.params, "unsupported_type_action");
   pg_column *col = &c->cols[c->n_cols];
-  int m = map_type(pq, (Oid)strtoul(PQgetvalue(r, i, 1), NULL, 10), atoi(PQgetvalue(r, i, 2)), 0, &col->type, err);
+  int m = map_type(c, pq, (Oid)strtoul(PQgetvalue(r, i, 1), NULL, 10), atoi(PQgetvalue(r, i, 2)), 0, &col->type, err);
   if (m < 0) return -m;
   int as_text = 0;
   if (m == 0) {
@@ -362,10 +480,11 @@ static int read_columns(pg_conn *c, PGconn *pq, sp_error *err) {
   char oid[32];
   SP_TRY(find_relation(c, pq, oid, sizeof oid, err));
   const char *args[1] = {oid};
-  PGresult *r = PQexecParams(pq, "SELECT a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) "
-                                 "FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 "
-                                 "AND NOT a.attisdropped ORDER BY a.attnum",
-                             1, NULL, args, NULL, NULL, 0);
+  PGresult *r;
+  SP_TRY(exec_wait(c, pq, "SELECT a.attname, a.atttypid, a.atttypmod, pg_catalog.format_type(a.atttypid, a.atttypmod) "
+                          "FROM pg_catalog.pg_attribute a WHERE a.attrelid = $1::oid AND a.attnum > 0 "
+                          "AND NOT a.attisdropped ORDER BY a.attnum",
+                   1, args, NULL, &r, err));
   int rc = SP_OK;
   if (PQresultStatus(r) != PGRES_TUPLES_OK) {
     char msg[600];
@@ -416,9 +535,10 @@ static int pg_open(sp_connector *self, sp_error *err) {
   c->pool_size = pool < 1 ? 1 : pool > 1000 ? 1000 : (size_t)pool;
   if ((c->idle = calloc(c->pool_size, sizeof *c->idle)) == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   pthread_mutex_init(&c->lock, NULL);
+  c->idle_ms = sp_params_get_duration_ms(&self->params, "client_timeout", 120000);
   build_conninfo(c);
   PGconn *pq;
-  int pooled, rc = pool_get(c, &pq, &pooled, err);
+  int pooled, rc = pool_get(c, NULL, &pq, &pooled, err);
   if (rc == SP_OK) {
     rc = read_columns(c, pq, err);
     if (rc == SP_OK) rc = describe_server(c, pq, err);
@@ -445,6 +565,7 @@ typedef struct pg_worker {
   int in_txn;        /* the COPY runs in a transaction of the load's own, committed after it */
   int finished;      /* the COPY ended cleanly (worker's) */
   size_t wire;       /* COPY bytes in the batch being built (worker's) */
+  pg_wait wait;      /* the worker's patience with the server (client_timeout, the reader's stop flag) */
   pthread_t thread;
   int has_thread;
 } pg_worker;
@@ -457,6 +578,7 @@ typedef struct pg_stream {
   size_t n;
   pg_worker *w;
   size_t n_w;
+  volatile int *query_stop; /* sp_scan.stop (borrowed for the life of the stream), or NULL */
   pthread_mutex_t mu;
   pthread_cond_t cv;
   struct ArrowArray *queue; /* q_cap = PG_QUEUE * n_w slots */
@@ -474,29 +596,37 @@ static int stream_schema(struct ArrowArrayStream *st, struct ArrowSchema *out) {
   return 0;
 }
 
+/* Commits the load's own transaction. */
+static int commit_load(pg_worker *w, sp_error *err) {
+  PGresult *r;
+  SP_TRY(exec_wait(w->s->c, w->pq, "COMMIT", 0, NULL, w->wait.stop, &r, err));
+  int rc = SP_OK;
+  if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+    char msg[600];
+    one_line(msg, sizeof msg, PQerrorMessage(w->pq));
+    rc = sp_fail(err, SP_EIO, "%s", msg);
+  }
+  PQclear(r);
+  return rc;
+}
+
 /* Ends the COPY: the command's result must be a success (and the load's own transaction commit), then the
  * connection goes back to the pool. */
 static int finish_copy(pg_worker *w, sp_error *err) {
+  const pg_conn *c = w->s->c;
   PGresult *r;
-  int rc = SP_OK;
-  while ((r = PQgetResult(w->pq)) != NULL) {
-    if (rc == SP_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+  int rc = SP_OK, failed = 0;
+  while (rc == SP_OK && (rc = await_result(c, w->pq, &w->wait, err)) == SP_OK && (r = PQgetResult(w->pq)) != NULL) {
+    if (!failed && PQresultStatus(r) != PGRES_COMMAND_OK) {
       char msg[600];
       one_line(msg, sizeof msg, PQresultErrorMessage(r));
-      rc = sp_fail(err, SP_EIO, "%s", msg);
+      failed = sp_fail(err, SP_EIO, "%s", msg);
     }
     PQclear(r);
   }
+  if (rc == SP_OK) rc = failed;
   if (rc == SP_OK) rc = pgc_end(w->dec, err);
-  if (rc == SP_OK && w->in_txn) {
-    r = PQexec(w->pq, "COMMIT");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-      char msg[600];
-      one_line(msg, sizeof msg, PQerrorMessage(w->pq));
-      rc = sp_fail(err, SP_EIO, "%s", msg);
-    }
-    PQclear(r);
-  }
+  if (rc == SP_OK && w->in_txn) rc = commit_load(w, err);
   if (rc == SP_OK) {
     pool_put(w->s->c, w->pq);
     w->pq = NULL;
@@ -512,10 +642,10 @@ static int stopped(pg_stream *s) {
   return v;
 }
 
-/* Waits up to 100 ms for more COPY data, so that a released stream is noticed. */
+/* Waits up to PG_WAIT_STEP_MS for more COPY data, so that a released stream is noticed; fails when the
+ * server stays silent for client_timeout or the reader stops. */
 static int wait_data(pg_worker *w, sp_error *err) {
-  struct pollfd pfd = {.fd = PQsocket(w->pq), .events = POLLIN};
-  if (poll(&pfd, 1, 100) < 0 && errno != EINTR) return sp_fail(err, SP_EIO, "poll: %s", strerror(errno));
+  SP_TRY(wait_socket(w->s->c, w->pq, &w->wait, POLLIN, err));
   if (PQconsumeInput(w->pq) == 0) {
     char msg[600];
     one_line(msg, sizeof msg, PQerrorMessage(w->pq));
@@ -526,6 +656,7 @@ static int wait_data(pg_worker *w, sp_error *err) {
 
 /* Reads COPY data until a batch is full or the COPY ends. */
 static int fill(pg_worker *w, sp_error *err) {
+  wait_heard(&w->wait); /* the time spent handing over the last batch is not the server's silence */
   /* Batch size by rows, and by the COPY bytes received (a close, O(1) stand-in for the Arrow bytes). */
   while (!w->finished && pgc_pending_rows(w->dec) < PG_BATCH_ROWS && w->wire < PG_BATCH_BYTES) {
     char *buf = NULL;
@@ -568,10 +699,11 @@ static int enqueue(pg_stream *s, struct ArrowArray *a) {
 static void worker_done(pg_worker *w, int rc, const sp_error *err) {
   pg_stream *s = w->s;
   pthread_mutex_lock(&s->mu);
-  if (rc != SP_OK && rc != SP_ECANCELED && !s->failed) {
+  /* A stop of the stream's own (a release, another worker's failure) is no failure; the reader's stop flag is. */
+  if (rc != SP_OK && !(rc == SP_ECANCELED && s->stop) && !s->failed) {
     snprintf(s->error, sizeof s->error, "could not read postgres table \"%s\" for dataset \"%s\": %s", s->c->display,
              s->c->base.dataset->name, err->msg);
-    s->failed = rc == SP_ENOMEM ? 12 : 5; /* ENOMEM : EIO */
+    s->failed = rc == SP_ENOMEM ? ENOMEM : rc == SP_ETIMEDOUT ? ETIMEDOUT : rc == SP_ECANCELED ? ECANCELED : EIO;
     s->stop = 1;
   }
   s->running--;
@@ -692,6 +824,7 @@ static int stream_new(pg_conn *c, const size_t *idx, const pgc_type *types, cons
 static int stream_start(pg_stream *s, struct ArrowArrayStream *out, sp_error *err) {
   int rc = SP_OK;
   for (size_t i = 0; rc == SP_OK && i < s->n_w; i++) {
+    s->w[i].wait = wait_begin(s->c, s->query_stop);
     pthread_mutex_lock(&s->mu);
     s->running++;
     pthread_mutex_unlock(&s->mu);
@@ -742,13 +875,21 @@ static int read_fail(pg_conn *c, PGconn *pq, int *dead, sp_error *err) {
 
 /* Runs `sql` on a pooled connection until it gives `want`, retrying once on a fresh connection if the pooled
  * one had died. On success *out is the connection (the caller's) and *res, when not NULL, the result (the
- * caller's, PQclear); on a failure the connection is closed. */
-static int pool_exec(pg_conn *c, const char *sql, ExecStatusType want, PGconn **out, PGresult **res, sp_error *err) {
+ * caller's, PQclear); on a failure the connection is closed — also when the server did not answer
+ * (client_timeout, *stop, which may be NULL). */
+static int pool_exec(pg_conn *c, const char *sql, ExecStatusType want, volatile int *stop, PGconn **out, PGresult **res,
+                     sp_error *err) {
   for (int attempt = 0;; attempt++) {
     PGconn *pq;
+    PGresult *r;
     int pooled, dead;
-    SP_TRY(pool_get(c, &pq, &pooled, err));
-    PGresult *r = PQexec(pq, sql);
+    sp_error werr = {0};
+    SP_TRY(pool_get(c, stop, &pq, &pooled, err));
+    if (exec_wait(c, pq, sql, 0, NULL, stop, &r, &werr) != SP_OK) {
+      PQfinish(pq);
+      return sp_fail(err, werr.code, "could not read postgres table \"%s\" for dataset \"%s\": %s", c->display,
+                     c->base.dataset->name, werr.msg);
+    }
     if (PQresultStatus(r) == want) {
       if (res) *res = r;
       else PQclear(r);
@@ -763,21 +904,24 @@ static int pool_exec(pg_conn *c, const char *sql, ExecStatusType want, PGconn **
 }
 
 /* Starts the COPY `sql` on a pooled connection (*out, the caller's). */
-static int start_copy(pg_conn *c, const char *sql, PGconn **out, sp_error *err) {
-  return pool_exec(c, sql, PGRES_COPY_OUT, out, NULL, err);
+static int start_copy(pg_conn *c, const char *sql, volatile int *stop, PGconn **out, sp_error *err) {
+  return pool_exec(c, sql, PGRES_COPY_OUT, stop, out, NULL, err);
 }
 
-static int open_stream(pg_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit,
+/* Starts the COPY of columns idx (n of them) [WHERE where] [LIMIT limit] and its reader thread; *stop (borrowed
+ * for the life of the stream, may be NULL) is sp_scan.stop. */
+static int open_stream(pg_conn *c, const size_t *idx, size_t n, const char *where, int64_t limit, volatile int *stop,
                        struct ArrowArrayStream *out, sp_error *err) {
   pg_stream *s = NULL;
   SP_TRY(stream_new(c, idx, NULL, NULL, n, 1, &s, err));
+  s->query_stop = stop;
   char *sql = copy_sql(c, idx, n, where, limit);
   if (sql == NULL) {
     stream_free(s);
     return sp_fail(err, SP_ENOMEM, "out of memory");
   }
   sp_log_debug("dataset \"%s\": %s", c->base.dataset->name, sql);
-  int rc = start_copy(c, sql, &s->w[0].pq, err);
+  int rc = start_copy(c, sql, stop, &s->w[0].pq, err);
   free(sql);
   if (rc != SP_OK) {
     stream_free(s);
@@ -820,9 +964,27 @@ static int table_blocks(pg_conn *c, PGconn **lead, int64_t *blocks, sp_error *er
   PGresult *r;
   snprintf(sql, sizeof sql, "SELECT pg_catalog.pg_relation_size(%u::oid) / pg_catalog.current_setting('block_size')::int8",
            c->oid);
-  SP_TRY(pool_exec(c, sql, PGRES_TUPLES_OK, lead, &r, err));
+  SP_TRY(pool_exec(c, sql, PGRES_TUPLES_OK, NULL, lead, &r, err));
   *blocks = PQntuples(r) == 1 ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
   PQclear(r);
+  return SP_OK;
+}
+
+/* Runs `sql` on worker i's connection until it gives `want`, waiting as exec_wait does; *out (may be NULL) is
+ * the result, the caller's. */
+static int worker_exec(pg_stream *s, size_t i, const char *sql, ExecStatusType want, PGresult **out, sp_error *err) {
+  PGresult *r;
+  sp_error werr = {0};
+  int dead;
+  if (exec_wait(s->c, s->w[i].pq, sql, 0, NULL, NULL, &r, &werr) != SP_OK)
+    return sp_fail(err, werr.code, "could not read postgres table \"%s\" for dataset \"%s\": %s", s->c->display,
+                   s->c->base.dataset->name, werr.msg);
+  if (PQresultStatus(r) != want) {
+    PQclear(r);
+    return read_fail(s->c, s->w[i].pq, &dead, err);
+  }
+  if (out) *out = r;
+  else PQclear(r);
   return SP_OK;
 }
 
@@ -834,15 +996,16 @@ static int share_snapshot(pg_stream *s, sp_error *err) {
   char *sql = malloc(m), *id = NULL;
   if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   snprintf(sql, m, PG_BEGIN "; LOCK TABLE %s IN ACCESS SHARE MODE; SELECT pg_catalog.pg_export_snapshot()", c->relation);
-  PGresult *r = PQexec(s->w[0].pq, sql);
+  PGresult *r = NULL;
   s->w[0].in_txn = 1;
-  int dead, rc = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 ? SP_OK : read_fail(c, s->w[0].pq, &dead, err);
+  int dead, rc = worker_exec(s, 0, sql, PGRES_TUPLES_OK, &r, err);
+  if (rc == SP_OK && PQntuples(r) != 1) rc = read_fail(c, s->w[0].pq, &dead, err);
   if (rc == SP_OK && (id = PQescapeLiteral(s->w[0].pq, PQgetvalue(r, 0, 0), strlen(PQgetvalue(r, 0, 0)))) == NULL)
     rc = sp_fail(err, SP_ENOMEM, "out of memory");
   PQclear(r);
   if (rc == SP_OK) snprintf(sql, m, PG_BEGIN "; SET TRANSACTION SNAPSHOT %s", id);
   for (size_t i = 1; rc == SP_OK && i < s->n_w; i++) {
-    rc = pool_exec(c, sql, PGRES_COMMAND_OK, &s->w[i].pq, NULL, err);
+    rc = pool_exec(c, sql, PGRES_COMMAND_OK, NULL, &s->w[i].pq, NULL, err);
     s->w[i].in_txn = 1;
   }
   PQfreemem(id);
@@ -860,9 +1023,7 @@ static int start_range(pg_stream *s, size_t i, int64_t blocks, const size_t *idx
   char *sql = copy_sql(s->c, idx, s->n, where, -1);
   if (sql == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   sp_log_debug("dataset \"%s\": %s", s->c->base.dataset->name, sql);
-  PGresult *r = PQexec(s->w[i].pq, sql);
-  int dead, rc = PQresultStatus(r) == PGRES_COPY_OUT ? SP_OK : read_fail(s->c, s->w[i].pq, &dead, err);
-  PQclear(r);
+  int rc = worker_exec(s, i, sql, PGRES_COPY_OUT, NULL, err);
   free(sql);
   return rc;
 }
@@ -878,7 +1039,7 @@ static int open_parallel(pg_conn *c, const size_t *idx, size_t n, struct ArrowAr
   int rc = k > 1 ? stream_new(c, idx, NULL, NULL, n, k, &s, err) : SP_OK;
   if (k < 2 || rc != SP_OK) {
     pool_put(c, lead);
-    return rc == SP_OK ? open_stream(c, idx, n, NULL, -1, out, err) : rc;
+    return rc == SP_OK ? open_stream(c, idx, n, NULL, -1, NULL, out, err) : rc;
   }
   s->w[0].pq = lead;
   rc = share_snapshot(s, err);
@@ -920,7 +1081,7 @@ static int pg_get_all_data(sp_connector *self, struct ArrowArrayStream *out, sp_
   size_t *idx;
   SP_TRY(all_columns(c, &idx, err));
   int rc = c->splittable && c->partitions != 1 ? open_parallel(c, idx, c->n_cols, out, err)
-                                              : open_stream(c, idx, c->n_cols, NULL, -1, out, err);
+                                              : open_stream(c, idx, c->n_cols, NULL, -1, NULL, out, err);
   free(idx);
   return rc;
 }
@@ -993,11 +1154,11 @@ static char *quote_typed_literal(void *ctx, const char *type, const char *s) {
 }
 
 /* `SELECT * FROM <dataset> WHERE …` parsed by DuckDB and rebuilt as a PostgreSQL condition (pg_filter.c). */
-static int where_of(pg_conn *c, const char *query, int some, char **where, sp_error *err) {
+static int where_of(pg_conn *c, const char *query, int some, volatile int *stop, char **where, sp_error *err) {
   char *json = NULL;
   SP_TRY(serialize_sql(c, query, &json, err));
   quote_ctx q = {.c = c};
-  int pooled, rc = pool_get(c, &q.pq, &pooled, err);
+  int pooled, rc = pool_get(c, stop, &q.pq, &pooled, err);
   if (rc == SP_OK) {
     pgf_ctx cx = {.dataset = c->base.dataset->name, .column = quote_column, .literal = quote_literal, .ctx = &q,
                   .typed_literal = quote_typed_literal, .ordered_column = quote_ordered_column};
@@ -1009,16 +1170,16 @@ static int where_of(pg_conn *c, const char *query, int some, char **where, sp_er
 }
 
 int sp_pg_where(sp_connector *c, const char *query, char **where, sp_error *err) {
-  return where_of((pg_conn *)c, query, 0, where, err);
+  return where_of((pg_conn *)c, query, 0, NULL, where, err);
 }
 
 /* refresh_sql: it must run at the server, or the refresh fails. */
-static int refresh_query(pg_conn *c, const char *query, struct ArrowArrayStream *out, sp_error *err) {
+static int refresh_query(pg_conn *c, const char *query, volatile int *stop, struct ArrowArrayStream *out, sp_error *err) {
   char *where = NULL;
-  int rc = where_of(c, query, 0, &where, err);
+  int rc = where_of(c, query, 0, stop, &where, err);
   size_t *idx = NULL;
   if (rc == SP_OK) rc = all_columns(c, &idx, err);
-  if (rc == SP_OK) rc = open_stream(c, idx, c->n_cols, where, -1, out, err);
+  if (rc == SP_OK) rc = open_stream(c, idx, c->n_cols, where, -1, stop, out, err);
   free(idx);
   free(where);
   return rc;
@@ -1026,7 +1187,7 @@ static int refresh_query(pg_conn *c, const char *query, struct ArrowArrayStream 
 
 static int pg_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStream *out, sp_error *err) {
   pg_conn *c = (pg_conn *)self;
-  if (scan->query) return refresh_query(c, scan->query, out, err);
+  if (scan->query) return refresh_query(c, scan->query, scan->stop, out, err);
   size_t *idx, n = scan->columns && scan->n_columns ? scan->n_columns : c->n_cols;
   if (scan->columns == NULL || scan->n_columns == 0) {
     SP_TRY(all_columns(c, &idx, err));
@@ -1046,12 +1207,12 @@ static int pg_scan(sp_connector *self, const sp_scan *scan, struct ArrowArrayStr
    * which applies the whole WHERE clause anyway. */
   char *where = NULL;
   sp_error ferr = {0};
-  if (scan->filter_query && where_of(c, scan->filter_query, 1, &where, &ferr) != SP_OK) {
+  if (scan->filter_query && where_of(c, scan->filter_query, 1, scan->stop, &where, &ferr) != SP_OK) {
     sp_log_debug("dataset \"%s\": filter not pushed to the server: %s", self->dataset->name, ferr.msg);
     free(where);
     where = NULL;
   }
-  int rc = open_stream(c, idx, n, where && *where ? where : NULL, scan->limit, out, err);
+  int rc = open_stream(c, idx, n, where && *where ? where : NULL, scan->limit, scan->stop, out, err);
   free(where);
   free(idx);
   return rc;
@@ -1075,7 +1236,7 @@ static int pg_add_data(sp_connector *self, sp_data_update *u, sp_error *err) {
     rc = sp_fail(err, SP_ENOTSUP, "postgres dataset \"%s\" takes appended rows only", self->dataset->name);
   PGconn *pq = NULL;
   int pooled;
-  if (rc == SP_OK) rc = pool_get(c, &pq, &pooled, err);
+  if (rc == SP_OK) rc = pool_get(c, NULL, &pq, &pooled, err);
   for (size_t i = 0; rc == SP_OK && i < c->n_cols; i++) {
     names[i] = c->cols[i].name;
     types[i] = c->cols[i].type;
@@ -1118,7 +1279,7 @@ static int describe_query(pg_conn *c, PGconn *pq, const char *sql, pgc_type **ty
   *types = calloc(*n ? *n : 1, sizeof **types);
   int rc = *types ? SP_OK : sp_fail(err, SP_ENOMEM, "out of memory");
   for (size_t i = 0; rc == SP_OK && i < *n; i++) {
-    int m = map_type(pq, PQftype(r, (int)i), PQfmod(r, (int)i), 0, &(*types)[i], err);
+    int m = map_type(c, pq, PQftype(r, (int)i), PQfmod(r, (int)i), 0, &(*types)[i], err);
     if (m == 0) rc = sp_fail(err, SP_ENOTSUP, "result column %zu has a type spicec cannot read", i + 1);
     else if (m < 0) rc = -m;
   }
@@ -1134,7 +1295,7 @@ static int pg_query(sp_connector *self, const char *sql, const struct ArrowSchem
   int pooled;
   pgc_type *types = NULL;
   size_t n = 0;
-  SP_TRY(pool_get(c, &pq, &pooled, err));
+  SP_TRY(pool_get(c, NULL, &pq, &pooled, err));
   int rc = describe_query(c, pq, sql, &types, &n, err);
   pool_put(c, pq);
   /* Result columns are matched by position: c1, c2, … */
@@ -1152,7 +1313,7 @@ static int pg_query(sp_connector *self, const char *sql, const struct ArrowSchem
     buf = NULL;
     sprintf(copy, "COPY (%s) TO STDOUT (FORMAT binary)", sql);
     sp_log_debug("dataset \"%s\": %s", c->base.dataset->name, copy);
-    rc = start_copy(c, copy, &s->w[0].pq, err);
+    rc = start_copy(c, copy, NULL, &s->w[0].pq, err);
     if (rc == SP_OK) rc = stream_start(s, out, err); /* takes s */
     else stream_free(s);
   }
