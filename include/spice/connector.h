@@ -125,10 +125,11 @@ struct sp_connector_module {
   /* Optional: whole-query pushdown (spice/sql_dialect.h). remote() fills out->dialect, server, table and
    * text_collation (strings owned by the instance, valid while it is open; run/ctx are set by the runtime)
    * or returns SP_ENOTSUP; query() runs a SELECT in that dialect and streams its rows (*out owned by the
-   * caller), failing at once when the server refuses it. */
+   * caller), failing at once when the server refuses it, and soon once *stop (may be NULL) is set, as scan()
+   * does for sp_scan.stop. */
   int (*remote)(sp_connector *self, sp_remote_source *out, sp_error *err);
-  int (*query)(sp_connector *self, const char *sql, const struct ArrowSchema *want, struct ArrowArrayStream *out,
-               sp_error *err);
+  int (*query)(sp_connector *self, const char *sql, const struct ArrowSchema *want, volatile int *stop,
+               struct ArrowArrayStream *out, sp_error *err);
 };
 
 /* Opens an instance of m for dataset `spec` (borrowed; must outlive the instance) with `params` already

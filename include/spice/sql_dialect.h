@@ -23,8 +23,9 @@ typedef enum sp_sql_dialect {
 /* Runs `sql` (a SELECT in the server's dialect) and streams its rows; *out is owned by the caller. `want`
  * (borrowed) is the schema DuckDB planned for the query: a server without static result types (SQLite) reads
  * values as those types; others may ignore it (the engine casts the rows anyway). A failure to start (syntax the
- * server refuses, a function it lacks) lets the engine run the query locally instead. */
-typedef int (*sp_remote_query_fn)(void *ctx, const char *sql, const struct ArrowSchema *want,
+ * server refuses, a function it lacks) lets the engine run the query locally instead. stop (may be NULL): the
+ * user query's stop flag, borrowed for the life of the stream, as sp_scan.stop. */
+typedef int (*sp_remote_query_fn)(void *ctx, const char *sql, const struct ArrowSchema *want, volatile int *stop,
                                   struct ArrowArrayStream *out, sp_error *err);
 
 /* A federated dataset's place on a server that can run whole queries. Strings are copied by the engine. */

@@ -344,8 +344,9 @@ static int columns_from_json(sq_accel *a, const char *text, sqa_column **out, si
 
 /* Whole-query pushdown: a query that names only datasets of this file runs in SQLite (docs/federation.md). Values
  * are read straight into the types DuckDB planned. */
-static int remote_query(void *ctx, const char *sql, const struct ArrowSchema *want, struct ArrowArrayStream *out,
-                        sp_error *err) {
+static int remote_query(void *ctx, const char *sql, const struct ArrowSchema *want, volatile int *stop,
+                        struct ArrowArrayStream *out, sp_error *err) {
+  (void)stop; /* a local file: nothing to wait on */
   sq_accel *a = ctx;
   size_t n = (size_t)want->n_children;
   sqa_column *cols = calloc(n ? n : 1, sizeof *cols);

@@ -878,8 +878,9 @@ static void field_column(const MYSQL_FIELD *f, my_column *col) {
   }
 }
 
-static int my_query(sp_connector *self, const char *sql, const struct ArrowSchema *want, struct ArrowArrayStream *out,
-                    sp_error *err) {
+static int my_query(sp_connector *self, const char *sql, const struct ArrowSchema *want, volatile int *stop,
+                    struct ArrowArrayStream *out, sp_error *err) {
+  (void)stop; /* not yet: libmariadb's reads block until the connection ends (docs/reliability.md) */
   my_conn *c = (my_conn *)self;
   (void)want; /* the server types its results; the engine casts them */
   my_stream *s = calloc(1, sizeof *s);

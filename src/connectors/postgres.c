@@ -198,16 +198,10 @@ static int await_result(const pg_conn *c, PGconn *pq, pg_wait *w, sp_error *err)
   return SP_OK;
 }
 
-/* PQexecParams (PQexec when n is 0) that gives up as wait_socket does. *out is the last result, as PQexec's
- * (a COPY state ends the results), owned by the caller; NULL only when libpq had no memory. On failure the
- * connection is mid-exchange: close it (pool_put does). */
-static int exec_wait(const pg_conn *c, PGconn *pq, const char *sql, int n, const char *const *args,
-                     volatile int *stop, PGresult **out, sp_error *err) {
-  int sent = n == 0 ? PQsendQuery(pq, sql) : PQsendQueryParams(pq, sql, n, NULL, args, NULL, NULL, 0);
-  if (!sent) {
-    *out = PQmakeEmptyPGresult(pq, PGRES_FATAL_ERROR); /* PQerrorMessage says why */
-    return SP_OK;
-  }
+/* After a PQsend…: the last result, as PQexec gives it (a COPY state ends the results), owned by the caller;
+ * NULL only when libpq had no memory. Gives up as wait_socket does; then the connection is mid-exchange:
+ * close it (pool_put does). */
+static int results_wait(const pg_conn *c, PGconn *pq, volatile int *stop, PGresult **out, sp_error *err) {
   pg_wait w = wait_begin(c, stop);
   PGresult *last = NULL, *r;
   for (;;) {
@@ -224,6 +218,17 @@ static int exec_wait(const pg_conn *c, PGconn *pq, const char *sql, int n, const
   }
   *out = last;
   return SP_OK;
+}
+
+/* PQexecParams (PQexec when n is 0) that gives up as wait_socket does; see results_wait. */
+static int exec_wait(const pg_conn *c, PGconn *pq, const char *sql, int n, const char *const *args,
+                     volatile int *stop, PGresult **out, sp_error *err) {
+  int sent = n == 0 ? PQsendQuery(pq, sql) : PQsendQueryParams(pq, sql, n, NULL, args, NULL, NULL, 0);
+  if (!sent) {
+    *out = PQmakeEmptyPGresult(pq, PGRES_FATAL_ERROR); /* PQerrorMessage says why */
+    return SP_OK;
+  }
+  return results_wait(c, pq, stop, out, err);
 }
 
 /* Drives PQconnectPoll until connected, in at most PG_CONNECT_TIMEOUT_MS, stopping early on *stop. */
@@ -1264,11 +1269,14 @@ static int pg_remote(sp_connector *self, sp_remote_source *out, sp_error *err) {
 }
 
 /* The result columns of `sql` as the COPY decoder reads them (described by the server, not run). */
-static int describe_query(pg_conn *c, PGconn *pq, const char *sql, pgc_type **types, size_t *n, sp_error *err) {
-  PGresult *r = PQprepare(pq, "", sql, 0, NULL);
+static int describe_query(pg_conn *c, PGconn *pq, const char *sql, volatile int *stop, pgc_type **types, size_t *n,
+                          sp_error *err) {
+  PGresult *r = NULL;
+  if (PQsendPrepare(pq, "", sql, 0, NULL)) SP_TRY(results_wait(c, pq, stop, &r, err));
   int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
   PQclear(r);
-  r = ok ? PQdescribePrepared(pq, "") : NULL;
+  r = NULL;
+  if (ok && PQsendDescribePrepared(pq, "")) SP_TRY(results_wait(c, pq, stop, &r, err));
   if (r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
     char msg[600];
     one_line(msg, sizeof msg, PQerrorMessage(pq));
@@ -1287,16 +1295,16 @@ static int describe_query(pg_conn *c, PGconn *pq, const char *sql, pgc_type **ty
   return rc;
 }
 
-static int pg_query(sp_connector *self, const char *sql, const struct ArrowSchema *want, struct ArrowArrayStream *out,
-                    sp_error *err) {
+static int pg_query(sp_connector *self, const char *sql, const struct ArrowSchema *want, volatile int *stop,
+                    struct ArrowArrayStream *out, sp_error *err) {
   pg_conn *c = (pg_conn *)self;
   (void)want; /* the server types its results; the engine casts them */
   PGconn *pq;
   int pooled;
   pgc_type *types = NULL;
   size_t n = 0;
-  SP_TRY(pool_get(c, NULL, &pq, &pooled, err));
-  int rc = describe_query(c, pq, sql, &types, &n, err);
+  SP_TRY(pool_get(c, stop, &pq, &pooled, err));
+  int rc = describe_query(c, pq, sql, stop, &types, &n, err);
   pool_put(c, pq);
   /* Result columns are matched by position: c1, c2, … */
   const char **names = rc == SP_OK ? calloc(n ? n : 1, sizeof *names) : NULL;
@@ -1309,11 +1317,12 @@ static int pg_query(sp_connector *self, const char *sql, const struct ArrowSchem
   pg_stream *s = NULL;
   if (rc == SP_OK) rc = stream_new(c, NULL, types, names, n, 1, &s, err);
   if (rc == SP_OK) {
+    s->query_stop = stop;
     s->name_buf = buf;
     buf = NULL;
     sprintf(copy, "COPY (%s) TO STDOUT (FORMAT binary)", sql);
     sp_log_debug("dataset \"%s\": %s", c->base.dataset->name, copy);
-    rc = start_copy(c, copy, NULL, &s->w[0].pq, err);
+    rc = start_copy(c, copy, stop, &s->w[0].pq, err);
     if (rc == SP_OK) rc = stream_start(s, out, err); /* takes s */
     else stream_free(s);
   }

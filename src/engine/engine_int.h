@@ -125,6 +125,8 @@ void sp_engine_session_arm(sp_engine *e, sp_session *s);
 /* The stop flag of the busy session whose connection has DuckDB id conn_id, or NULL (internal connections).
  * Borrowed: valid while that session's query runs, which is as long as a scan bound in it can live. */
 volatile int *sp_engine_session_stop(sp_engine *e, idx_t conn_id);
+/* The same for the busy session whose connection is conn. */
+volatile int *sp_engine_conn_stop(sp_engine *e, duckdb_connection conn);
 /* 1 when the watchdog ended s's query at its deadline; then msg holds "query timed out after …". */
 int sp_engine_session_timed_out(sp_engine *e, sp_session *s, char *msg, size_t n);
 /* Ends the watchdog thread (sp_engine_destroy). */

@@ -241,7 +241,9 @@ static char *run_remote(sp_engine *e, duckdb_connection conn, const sp_query_req
   idx_t n = duckdb_prepared_statement_column_count(ps);
   if (sp_engine_prepared_schema(conn, ps, &want, &err) != SP_OK) {
     sp_log_debug("query runs locally (%s)", err.msg);
-  } else if (p->src.run(p->src.ctx, sql, &want, &rows, &err) != SP_OK || peek(&rows, &err) != SP_OK) {
+  } else if (p->src.run(p->src.ctx, sql, &want, sp_engine_conn_stop(e, conn), &rows, &err) != SP_OK ||
+             peek(&rows, &err) != SP_OK) {
+    /* A stalled server ends here too: the query's stop flag (runtime.query.timeout) ended its wait. */
     sp_log_warn("query pushed down to %s failed there, running it locally: %s", p->src.server, err.msg);
   } else if (rows.get_schema(&rows, &schema) != 0 || schema.n_children != (int64_t)n) {
     sp_log_warn("query pushed down to %s returned %lld columns, %llu expected; running it locally", p->src.server,

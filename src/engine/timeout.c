@@ -40,6 +40,15 @@ volatile int *sp_engine_session_stop(sp_engine *e, idx_t conn_id) {
   return stop;
 }
 
+volatile int *sp_engine_conn_stop(sp_engine *e, duckdb_connection conn) {
+  volatile int *stop = NULL;
+  pthread_mutex_lock(&e->lock);
+  for (sp_session *s = e->busy; s != NULL && stop == NULL; s = s->next_busy)
+    if (s->conn == conn) stop = &s->stop;
+  pthread_mutex_unlock(&e->lock);
+  return stop;
+}
+
 /* "2s", "1.5s", "300s": the timeout as the spicepod would say it. */
 static void format_timeout(int64_t ms, char *buf, size_t n) {
   if (ms % 1000 == 0) snprintf(buf, n, "%llds", (long long)(ms / 1000));

@@ -162,10 +162,10 @@ static int source_open(void *ctx, const char *const *columns, size_t n_columns, 
   return ds->conn->module->get_all_data(ds->conn, out, err);
 }
 
-static int remote_query(void *ctx, const char *sql, const struct ArrowSchema *want, struct ArrowArrayStream *out,
-                        sp_error *err) {
+static int remote_query(void *ctx, const char *sql, const struct ArrowSchema *want, volatile int *stop,
+                        struct ArrowArrayStream *out, sp_error *err) {
   sp_dataset *ds = ctx;
-  return ds->cmod->query(ds->conn, sql, want, out, err);
+  return ds->cmod->query(ds->conn, sql, want, stop, out, err);
 }
 
 /* Whole-query pushdown for a federated dataset whose connector runs SQL (spice/sql_dialect.h). Optional: a

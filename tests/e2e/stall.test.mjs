@@ -96,9 +96,11 @@ ${paramsYaml(pg.params)}
     pg.psql('INSERT INTO items VALUES (5, \'e\');', { user: 'spice' });
 
     // The federated dataset: a clean timeout, over HTTP and Flight, while the other datasets answer meanwhile.
+    // `SELECT id FROM fed` goes to the server whole; the join with a local file reads fed with a per-table scan.
     const started = Date.now();
-    const [fed, flight, local, direct, acc, health] = await Promise.all([
+    const [fed, joined, flight, local, direct, acc, health] = await Promise.all([
       rt.sql('SELECT id FROM fed'),
+      rt.sql('SELECT count(*) AS n FROM fed, local'),
       doGet(rt.flightAddr, 'SELECT count(*) FROM fed'),
       rt.sql('SELECT id FROM local'),
       rt.sql('SELECT id FROM direct'),
@@ -107,6 +109,8 @@ ${paramsYaml(pg.params)}
     ]);
     assert.equal(fed.status, 504, fed.text);
     assert.match(fed.text, /query timed out after 2s \(runtime\.query\.timeout\)/);
+    assert.equal(joined.status, 504, joined.text);
+    assert.match(joined.text, /query timed out after 2s \(runtime\.query\.timeout\)/);
     assert.equal(flight.code, grpc.status.DEADLINE_EXCEEDED, JSON.stringify(flight));
     assert.match(flight.details, /query timed out after 2s/);
     assert.ok(Date.now() - started < 20000, 'the timed-out queries were answered, not left hanging');
@@ -129,6 +133,7 @@ ${paramsYaml(pg.params)}
     // and a refresh succeeds by itself.
     proxy.resume();
     for (let i = 0; i < 3; i++) assert.deepEqual(rowsOf(await rt.sql('SELECT id FROM fed')), [1, 2, 3, 4, 5]);
+    assert.deepEqual(JSON.parse((await rt.sql('SELECT count(*) AS n FROM fed, local')).text), [{ n: 10 }]);
     const again = await doGet(rt.flightAddr, 'SELECT count(*) FROM fed');
     assert.equal(again.code, grpc.status.OK, JSON.stringify(again));
     await waitUntil('a refresh of acc after the stall', async () => rowsOf(await rt.sql('SELECT id FROM acc')),
