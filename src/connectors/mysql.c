@@ -67,6 +67,8 @@ static const sp_param_spec my_params[] = {
     {"pass", SP_PARAM_STRING, SP_PARAM_PREFIXED | SP_PARAM_SECRET, NULL, NULL, "password"},
     {"sslmode", SP_PARAM_ENUM, SP_PARAM_PREFIXED, "required", "required|preferred|disabled", "TLS mode"},
     {"sslrootcert", SP_PARAM_STRING, SP_PARAM_PREFIXED, NULL, NULL, "CA certificate file; the server certificate is then verified"},
+    {"client_timeout", SP_PARAM_DURATION, 0, "2m", NULL,
+     "how long a read waits for the server's next bytes before it fails (a stalled server); 0s: forever"},
     {NULL, 0, 0, NULL, NULL, NULL},
 };
 
@@ -117,6 +119,14 @@ static int connect_new(my_conn *c, MYSQL **out, sp_error *err) {
   if (m == NULL) return sp_fail(err, SP_ENOMEM, "out of memory");
   unsigned timeout = 10, proto = MYSQL_PROTOCOL_TCP;
   mysql_options(m, MYSQL_OPT_CONNECT_TIMEOUT, &timeout);
+  /* A server that stalls with the connection open would block a read forever: client_timeout bounds each
+   * read and write (whole seconds, rounded up). The connection is lost then, and never reused. */
+  int64_t idle_ms = sp_params_get_duration_ms(&c->base.params, "client_timeout", 120000);
+  unsigned idle_s = idle_ms > 0 ? (unsigned)((idle_ms + 999) / 1000) : 0;
+  if (idle_s > 0) {
+    mysql_options(m, MYSQL_OPT_READ_TIMEOUT, &idle_s);
+    mysql_options(m, MYSQL_OPT_WRITE_TIMEOUT, &idle_s);
+  }
   mysql_options(m, MYSQL_OPT_PROTOCOL, &proto);
   mysql_options(m, MYSQL_SET_CHARSET_NAME, "utf8mb4");
   mysql_options(m, MYSQL_INIT_COMMAND, "SET time_zone = '+00:00'");

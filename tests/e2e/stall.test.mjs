@@ -11,6 +11,7 @@
 //     keeps serving;
 //   - once the proxy forwards again, the federated dataset answers correctly (no poisoned pooled connection)
 //     and a later refresh succeeds by itself.
+// The same for a MariaDB source's refresh (its reads are bounded by client_timeout).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
@@ -19,6 +20,7 @@ import * as grpc from '@grpc/grpc-js';
 import { startSpiced, paramsYaml } from './lib/spiced.mjs';
 import { waitUntil, datasetStatuses } from './lib/lifecycle.mjs';
 import { startPostgres } from './lib/postgres.mjs';
+import { startMariadb } from './lib/mariadb.mjs';
 import { startStallProxy } from './lib/stall_proxy.mjs';
 
 // ---- Flight DoGet with a bare gRPC client (Ticket { bytes ticket = 1 } holding the SQL) ----------------------
@@ -143,5 +145,48 @@ ${paramsYaml(pg.params)}
     if (rt) await rt.stop();
     await proxy.close();
     await pg.stop();
+  }
+});
+
+test('a stalled MariaDB source: the refresh gives up at client_timeout, the copy serves, the next refresh after it succeeds', { timeout: 180000 }, async () => {
+  const db = await startMariadb();
+  const proxy = await startStallProxy({ port: db.port });
+  let rt;
+  try {
+    db.sql("CREATE TABLE items (id int PRIMARY KEY, name text); INSERT INTO items VALUES (1, 'a'), (2, 'b');");
+    rt = await startSpiced({
+      spicepod: `version: v1
+kind: Spicepod
+name: stall_mysql
+datasets:
+  - from: mysql:items
+    name: acc
+    params:
+${paramsYaml({ ...db.params, mysql_tcp_port: String(proxy.port), client_timeout: '2s' })}
+    acceleration:
+      enabled: true
+      engine: arrow
+      refresh_check_interval: 1s
+  - from: mysql:items
+    name: direct
+    params:
+${paramsYaml(db.params)}
+`,
+    });
+    assert.deepEqual(rowsOf(await rt.sql('SELECT id FROM acc')), [1, 2]);
+    proxy.stall();
+    db.sql("INSERT INTO items VALUES (3, 'c');");
+    await waitUntil('a refresh of acc to fail', () => datasetStatuses(rt), (s) => s.acc === 'Error', { timeoutMs: 30000 });
+    assert.match(rt.log(), /dataset "acc": .*(Lost connection|timeout|timed out|read)/i);
+    assert.deepEqual(rowsOf(await rt.sql('SELECT id FROM acc')), [1, 2], 'the last good copy serves');
+    assert.deepEqual(rowsOf(await rt.sql('SELECT id FROM direct')), [1, 2, 3]);
+    assert.equal((await rt.get('/health')).status, 200);
+    proxy.resume();
+    await waitUntil('a refresh of acc after the stall', async () => rowsOf(await rt.sql('SELECT id FROM acc')),
+      (ids) => ids.length === 3, { timeoutMs: 60000, intervalMs: 200 });
+  } finally {
+    if (rt) await rt.stop();
+    await proxy.close();
+    await db.stop();
   }
 });
