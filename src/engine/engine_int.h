@@ -122,6 +122,8 @@ void sp_engine_session_free(sp_session *s);
 /* ---- Query timeout (timeout.c) ---- */
 /* Arms s's deadline from e->query_timeout_ms and clears its stop state; e->lock held. */
 void sp_engine_session_arm(sp_engine *e, sp_session *s);
+/* Clears s's deadline: its query produced its last row. */
+void sp_engine_session_disarm(sp_engine *e, sp_session *s);
 /* The stop flag of the busy session whose connection has DuckDB id conn_id, or NULL (internal connections).
  * Borrowed: valid while that session's query runs, which is as long as a scan bound in it can live. */
 volatile int *sp_engine_session_stop(sp_engine *e, idx_t conn_id);

@@ -82,6 +82,7 @@ static int result_get_next(struct ArrowArrayStream *st, struct ArrowArray *out) 
       return 5;
     }
     r->finished = 1;
+    if (r->session) sp_engine_session_disarm(r->done_ctx, r->session); /* done: a slow reader is no slow query */
     return 0; /* end */
   }
   duckdb_error_data ed = duckdb_data_chunk_to_arrow(r->options, chunk, out);

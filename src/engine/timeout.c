@@ -31,6 +31,12 @@ void sp_engine_session_arm(sp_engine *e, sp_session *s) {
   if (s->deadline_ms && e->has_watchdog) pthread_cond_signal(&e->watchdog_cv);
 }
 
+void sp_engine_session_disarm(sp_engine *e, sp_session *s) {
+  pthread_mutex_lock(&e->lock);
+  s->deadline_ms = 0;
+  pthread_mutex_unlock(&e->lock);
+}
+
 volatile int *sp_engine_session_stop(sp_engine *e, idx_t conn_id) {
   volatile int *stop = NULL;
   pthread_mutex_lock(&e->lock);
