@@ -37,7 +37,11 @@ writeFileSync(join(dir, 'latest.json'), JSON.stringify({
   sections: sections.map(({ section, title, notes }) => ({ section, title, notes })), measures: all,
 }, null, 2));
 
-const yes = (m) => (m.met === null || m.met === undefined ? '' : m.met ? 'yes' : '**no**');
+// A measure may carry `check` (its answers vs the reference: "ok" or the difference) and `ratio_min`/`ratio_max`
+// (the per-repetition ratios' range, shown beside the ratio of the medians).
+const yes = (m) => (m.check !== undefined && m.check !== 'ok' ? `**wrong: ${m.check.replace(/\|/g, '/')}**`
+  : m.met === null || m.met === undefined ? '' : m.met ? 'yes' : '**no**');
+const ratio = (m) => fmt(m.ratio) + (m.ratio_min === undefined ? '' : ` (${fmt(m.ratio_min)} … ${fmt(m.ratio_max)})`);
 const goal = (m) => (m.goal === null || m.goal === undefined ? '' : `${m.higher_is_better ? '≥' : '≤'} ${m.goal}`);
 const range = (m) => (m.min === undefined ? '' : `${fmt(m.min)} … ${fmt(m.max)}`);
 let md = `# spicec benchmark — ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC${quick ? ' (quick)' : ''}\n\n` +
@@ -46,7 +50,7 @@ for (const s of sections) {
   md += `\n## ${s.title}\n\n${s.notes.map((n) => `${n}\n`).join('')}\n`;
   md += '| measure | spicec | unit | compared with | ratio | min … max | goal | met |\n|---|---:|---|---:|---:|---|---|---|\n';
   for (const m of s.measures)
-    md += `| ${m.name} | ${fmt(m.value)} | ${m.unit} | ${fmt(m.limit ?? m.baseline)} | ${fmt(m.ratio)} | ${range(m)} | ${goal(m)} | ${yes(m)} |\n`;
+    md += `| ${m.name} | ${fmt(m.value)} | ${m.unit} | ${fmt(m.limit ?? m.baseline)} | ${ratio(m)} | ${range(m)} | ${goal(m)} | ${yes(m)} |\n`;
 }
 writeFileSync(join(dir, 'latest.md'), md);
 process.stdout.write(md);

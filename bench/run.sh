@@ -8,6 +8,9 @@
 #   queries  bench/queries.sql on trips through spiced (arrow, duckdb, federated) ÷ embedded DuckDB (bench_sql)
 #   tpch     the 22 TPC-H queries through spiced over HTTP and over Flight (arrow, duckdb, sqlite accelerators) ÷
 #            embedded DuckDB (bench_sql)
+#   tpch_pg  the 22 TPC-H queries on the same tables loaded into PostgreSQL (and MariaDB): spiced federated and
+#            accelerated (arrow, duckdb, sqlite, postgres) ÷ the same query run directly on the server, every answer
+#            checked against direct PostgreSQL's (bench/sections/tpch_pg.mjs)
 #   http     cached and uncached point queries/s with wrk ÷ an empty handler (bench/sections/http_rps.mjs)
 #   pg       PostgreSQL (a --rows table): load rows/s, one stream and parallel ctid ranges, ÷ the server's own binary
 #            COPY (one session, and the same ranges at once), accelerated and federated query time ÷ the
@@ -29,7 +32,7 @@ BUILD=$1; shift
 BUILD=$(cd "$BUILD" && pwd)
 BIN="$BUILD/bin"
 
-ROWS=6000000 SF=1 REPS=5 WARMUP=1 MATCH=() QUICK=0 ONLY="queries tpch http pg mysql flight cdc sqlite"
+ROWS=6000000 SF=1 REPS=5 WARMUP=1 MATCH=() QUICK=0 ONLY="queries tpch tpch_pg http pg mysql flight cdc sqlite"
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) ROWS=300000 SF=0.05 REPS=1 WARMUP=1 QUICK=1 ;;
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
 done
 wants() { [[ " $ONLY " == *" $1 "* ]]; }
 
-for exe in spiced bench_sql bench_flight gen_quickstart gen_tpch; do
+for exe in spiced bench_sql bench_flight bench_db duckdb_exec gen_quickstart gen_tpch; do
   [ -x "$BIN/$exe" ] || { echo "bench: $BIN/$exe is missing (run make build)" >&2; exit 1; }
 done
 
@@ -53,7 +56,7 @@ DATA="$ROOT/bench/data/trips-$ROWS"
 "$BIN/gen_quickstart" --rows "$ROWS" --only trips "$DATA"
 PARQUET="$DATA/trips.parquet"
 TPCH="$ROOT/bench/data/tpch-sf$SF"
-if wants tpch; then "$BIN/gen_tpch" --sf "$SF" "$TPCH"; fi
+if wants tpch || wants tpch_pg; then "$BIN/gen_tpch" --sf "$SF" "$TPCH"; fi
 
 RESULTS="$ROOT/bench/results"
 PARTS="$RESULTS/parts"
@@ -144,6 +147,11 @@ fi
 
 export SPICED="$BIN/spiced" SPICEC_BUILD="$BUILD" SPICEC_BENCH_QUICK=$QUICK SPICEC_BENCH_PARTS="$PARTS" SPICEC_BENCH_DATA="$PARQUET" \
   SPICEC_BENCH_ROWS=$ROWS
+export SPICEC_BENCH_TPCH="$TPCH" SPICEC_BENCH_SF=$SF SPICEC_BENCH_REPS=$REPS SPICEC_BENCH_WARMUP=$WARMUP SPICEC_BENCH_MATCH="${MATCH[1]:-}"
+if wants tpch_pg; then
+  echo "== tpch_pg: 22 TPC-H queries, SF $SF, on PostgreSQL and MariaDB: spiced ÷ direct"
+  node "$ROOT/bench/sections/tpch_pg.mjs"
+fi
 if wants http; then
   echo "== http: requests/s with wrk"
   node "$ROOT/bench/sections/http_rps.mjs"

@@ -11,6 +11,7 @@
 //   db.rows('SELECT …')                 // rows as arrays of the client's text (null for NULL)
 //   db.params   // { mysql_host, mysql_tcp_port, mysql_db, mysql_user, mysql_pass, mysql_sslmode } for a spicepod
 //   await db.stopServer(); await db.start();  // simulate an outage
+//   startMariadb({ serverArgs: ['--innodb-buffer-pool-size=1G'] })   // extra mariadbd options, after the defaults
 //   await db.stop();
 //
 // As root the server runs with --user=root (no chown of the folder needed).
@@ -33,8 +34,8 @@ process.on('exit', () => {
 });
 
 export class Mariadb {
-  constructor({ dir, port, user, password, db }) {
-    Object.assign(this, { dir, port, user, password, db });
+  constructor({ dir, port, user, password, db, serverArgs = [] }) {
+    Object.assign(this, { dir, port, user, password, db, serverArgs });
     this.data = join(dir, 'data');
     this.socket = join(dir, 'sock');
     this.logPath = join(dir, 'general.log');
@@ -67,6 +68,7 @@ export class Mariadb {
                   '--general-log=1', `--general-log-file=${this.logPath}`, '--innodb-buffer-pool-size=64M',
                   '--innodb-flush-log-at-trx-commit=0', '--skip-name-resolve', '--max-connections=50'];
     if (this.asRoot) args.push('--user=root');
+    args.push(...this.serverArgs); // the last of a repeated option wins
     this.proc = spawn(findBin(['mariadbd', 'mysqld']), args, { stdio: 'ignore' });
     this.running = true;
     const exited = new Promise((resolve) => this.proc.once('exit', resolve));
@@ -127,13 +129,13 @@ export class Mariadb {
 }
 
 // Starts a fresh server. Throws (after cleaning up) when MariaDB is not installed or does not start.
-export async function startMariadb({ user = 'spice', password = 'sp1ce-Secret', db = 'testdb' } = {}) {
+export async function startMariadb({ user = 'spice', password = 'sp1ce-Secret', db = 'testdb', serverArgs = [] } = {}) {
   const install = findBin(['mariadb-install-db', 'mysql_install_db']);
   const client = findBin(['mariadb', 'mysql']);
   if (!install || !client || !findBin(['mariadbd', 'mysqld']))
     throw new Error('MariaDB (mariadb-install-db, mariadbd, mariadb) not found: run scripts/deps.sh');
   const dir = mkdtempSync(join(tmpdir(), 'spicec-mariadb-'));
-  const m = new Mariadb({ dir, port: await freePort(), user, password, db });
+  const m = new Mariadb({ dir, port: await freePort(), user, password, db, serverArgs });
   m.client = client;
   live.add(m);
   try {

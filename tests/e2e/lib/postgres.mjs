@@ -11,6 +11,7 @@
 //   await pg.stop();  // or pg.kill()/pg.start() to simulate an outage
 //   const s = pg.session({ user: 'spice' });   // one long-lived psql: await s.query(sql) returns its output
 //   startPostgres({ replication: true })        // the user may also stream logical replication (CDC tests)
+//   startPostgres({ settings: { shared_buffers: '1GB' } })   // extra server settings (-c), after the defaults
 //
 // As root the server cannot run: the folder is given to the `postgres` system user (created by Debian's
 // postgresql package) and the server commands run through `runuser -u postgres --`.
@@ -50,8 +51,8 @@ function postgresIds() {
 }
 
 export class Postgres {
-  constructor({ bin, dir, port, asUser, user, password, db }) {
-    Object.assign(this, { bin, dir, port, asUser, user, password, db });
+  constructor({ bin, dir, port, asUser, user, password, db, settings = {} }) {
+    Object.assign(this, { bin, dir, port, asUser, user, password, db, settings });
     this.data = join(dir, 'data');
     this.logPath = join(dir, 'server.log');
     this.host = '127.0.0.1';
@@ -81,6 +82,7 @@ export class Postgres {
       `-p ${this.port}`, `-k ${this.dir}`, "-c listen_addresses=127.0.0.1", '-c wal_level=logical',
       '-c log_statement=all', '-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off',
       '-c max_connections=50', '-c shared_buffers=64MB',
+      ...Object.entries(this.settings).map(([k, v]) => `-c ${k}=${v}`), // later -c wins
     ].join(' ');
     this.run('pg_ctl', ['-D', this.data, '-l', this.logPath, '-o', opts, '-w', '-t', '60', 'start']);
     this.running = true;
@@ -165,7 +167,8 @@ export class Postgres {
 }
 
 // Starts a fresh server. Throws (after cleaning up) when PostgreSQL is not installed or does not start.
-export async function startPostgres({ user = 'spice', password = 'sp1ce-Secret', db = 'testdb', replication = false } = {}) {
+export async function startPostgres({ user = 'spice', password = 'sp1ce-Secret', db = 'testdb', replication = false,
+                                     settings = {} } = {}) {
   const bin = findPgBin();
   if (!bin) throw new Error('PostgreSQL server binaries (initdb, pg_ctl, postgres) not found: run scripts/deps.sh');
   const dir = mkdtempSync(join(tmpdir(), 'spicec-pg-'));
@@ -177,7 +180,7 @@ export async function startPostgres({ user = 'spice', password = 'sp1ce-Secret',
     chmodSync(dir, 0o755);
     asUser = true;
   }
-  const pg = new Postgres({ bin, dir, port: await freePort(), asUser, user, password, db });
+  const pg = new Postgres({ bin, dir, port: await freePort(), asUser, user, password, db, settings });
   live.add(pg);
   try {
     pg.run('initdb', ['-D', pg.data, '-U', 'postgres', '--auth-local=trust', '--auth-host=scram-sha-256', '-E', 'UTF8',
