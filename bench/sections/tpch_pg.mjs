@@ -211,6 +211,8 @@ function difference(ref, got, columns, ordered) {
 // ---- the run
 const measures = [], notes = [], mismatches = [];
 const reference = new Map(); // query → {columns, rows} from direct PostgreSQL
+const started = performance.now();
+const log = (msg) => console.log(`  [${((performance.now() - started) / 1000).toFixed(0)} s] ${msg}`);
 const geomean = (xs) => Math.exp(xs.reduce((s, x) => s + Math.log(x), 0) / xs.length);
 
 // One path: spiced (started on `spicepod`) against `direct`, every query checked then timed REPS times.
@@ -225,6 +227,7 @@ async function measurePath(path, spicepod, direct, queries, goal, baseName) {
     return;
   }
   measures.push(figure(`ready/${path}`, 's', (performance.now() - t0) / 1000));
+  log(`${path}: spiced ready after ${((performance.now() - t0) / 1000).toFixed(1)} s; checking the answers`);
   const cases = NAMES.map((q) => ({ q, spiced: [], direct: [], check: null }));
   try {
     for (const c of cases) {
@@ -240,6 +243,8 @@ async function measurePath(path, spicepod, direct, queries, goal, baseName) {
         c.failed = true;
       }
     }
+    log(`${path}: ${cases.filter((c) => c.check === 'ok').length} of ${cases.length} answers equal PostgreSQL's; ` +
+        `${REPS} repetition(s)`);
     for (let rep = 0; rep < REPS; rep++)
       for (const c of cases.filter((x) => !x.failed)) {
         try {
@@ -272,7 +277,8 @@ async function measurePath(path, spicepod, direct, queries, goal, baseName) {
     const ratio = s.median / d.median;
     perQuery.push({ name: `${c.q}/${path}`, value: s.median, unit: 'ms', limit: d.median, ratio, goal, met: ratio <= goal,
                     min: s.min, median: s.median, max: s.max, reps: s.reps, direct_min: d.min, direct_max: d.max,
-                    ratio_min: r.min, ratio_median: r.median, ratio_max: r.max, check: c.check });
+                    ratio_min: r.min, ratio_median: r.median, ratio_max: r.max, check: c.check,
+                    samples_ms: c.spiced.map((x) => +x.toFixed(3)), direct_samples_ms: c.direct.map((x) => +x.toFixed(3)) });
   }
   // The geometric mean is over the queries answered correctly: the time of a wrong answer says nothing.
   const right = timed.filter((c) => c.check === 'ok');
@@ -310,6 +316,7 @@ try {
     let t0 = performance.now();
     loadPostgres(pg, csv);
     measures.push(figure('load_postgres_s', 's', (performance.now() - t0) / 1000));
+    log(`PostgreSQL loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
     const rowCount = Number(pg.psql('SELECT count(*) FROM lineitem', { user: 'spice' }).trim());
     const direct = new Direct(['--pg', `host=127.0.0.1 port=${pg.port} dbname=${pg.db} user=${pg.user} ` +
                                `password=${pg.password} sslmode=disable`]);
@@ -336,6 +343,7 @@ try {
       const t0 = performance.now();
       loadMariadb(my, csv);
       measures.push(figure('load_mariadb_s', 's', (performance.now() - t0) / 1000));
+      log(`MariaDB loaded in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
       const direct = new Direct(['--mysql', '--host', '127.0.0.1', '--port', String(my.port), '--user', my.user,
                                  '--password', my.password, '--db', my.db]);
       try {
@@ -367,7 +375,9 @@ try {
 
 notes.push('Times: spiced over HTTP JSON (no results cache) vs the query run directly on the server by tools/bench_db ' +
            '(until the whole result is in the client). ratio = spiced median ÷ direct median; the range in ' +
-           'brackets is the per-repetition ratios\' min … max. Answers: every path vs direct PostgreSQL.');
+           'brackets is the per-repetition ratios\' min … max. geomean/<path>: the geometric mean of those ratios over ' +
+           'the queries answered correctly; in brackets the same mean taken over each repetition alone (min … max), ' +
+           'which need not contain it. Answers: every path vs direct PostgreSQL.');
 // Differences grouped by query and text: "q02 (federated, arrow, …): 0 rows, PostgreSQL 15".
 const grouped = new Map();
 for (const m of mismatches) {
