@@ -223,7 +223,8 @@ async function measurePath(path, spicepod, direct, queries, goal, baseName) {
     rt = await startSpiced({ spicepod, readyTimeoutMs: 3600000 });
   } catch (e) {
     notes.push(`**${path}: spiced did not start**: ${e.message.split('\n')[0]}`);
-    measures.push({ ...figure(`answers/${path}`, 'queries', 0), limit: NAMES.length, met: false, check: 'spiced did not start' });
+    measures.push({ name: `answers/${path}`, value: 0, unit: 'queries', limit: NAMES.length, ratio: 0, goal: 1, met: false,
+                    higher_is_better: true, check: 'spiced did not start' });
     return;
   }
   measures.push(figure(`ready/${path}`, 's', (performance.now() - t0) / 1000));
