@@ -255,7 +255,7 @@ static int numeric_to_text(pgc_builder *b, const pg_numeric *v) {
 static const char *kind_name(pgc_kind k) {
   static const char *const names[PGC_KIND_COUNT] = {
       "bool", "int2", "int4", "int8", "oid", "float4", "float8", "text", "jsonb", "bytea", "date", "time",
-      "timestamp", "timestamptz", "interval", "uuid", "numeric", "numeric", "array"};
+      "timestamp", "timestamptz", "interval", "uuid", "numeric", "numeric", "array", "bpchar"};
   return (unsigned)k < PGC_KIND_COUNT ? names[k] : "?";
 }
 
@@ -377,6 +377,10 @@ static int decode_value(pgc_builder *b, const uint8_t *p, int32_t n, sp_error *e
     if (p[0]) b->data[b->len >> 3] |= (uint8_t)(1u << (b->len & 7));
     break;
   case PGC_TEXT: case PGC_BYTEA:
+    r = append_bytes(b, p, (size_t)n) == 0 ? 1 : -1;
+    break;
+  case PGC_BPCHAR:
+    while (n > 0 && p[n - 1] == ' ') n--;
     r = append_bytes(b, p, (size_t)n) == 0 ? 1 : -1;
     break;
   case PGC_JSONB:
@@ -705,7 +709,7 @@ static int schema_node(struct ArrowSchema *s, const char *format, const char *na
 
 static void format_of(pgc_kind k, int precision, int scale, char *buf, size_t n) {
   static const char *const fmts[PGC_KIND_COUNT] = {"b", "s", "i", "l", "l", "f", "g", "u", "u", "z", "tdD", "ttu",
-                                                   "tsu:", "tsu:UTC", "tin", "u", NULL, "u", "+l"};
+                                                   "tsu:", "tsu:UTC", "tin", "u", NULL, "u", "+l", "u"};
   if (k == PGC_NUMERIC) snprintf(buf, n, "d:%d,%d", precision, scale);
   else snprintf(buf, n, "%s", (unsigned)k < PGC_KIND_COUNT ? fmts[k] : "n");
 }

@@ -27,7 +27,7 @@ typedef enum pgc_kind {
   PGC_OID,          /* uint32 → int64 */
   PGC_FLOAT4,
   PGC_FLOAT8,
-  PGC_TEXT,         /* text, varchar, bpchar, name, "char", json, enum labels, ::text casts → utf8 */
+  PGC_TEXT,         /* text, varchar, name, "char", json, enum labels, ::text casts → utf8 */
   PGC_JSONB,        /* version byte 1, then text → utf8 */
   PGC_BYTEA,        /* → binary */
   PGC_DATE,         /* → date32 */
@@ -39,6 +39,8 @@ typedef enum pgc_kind {
   PGC_NUMERIC,      /* → decimal128(precision, scale) */
   PGC_NUMERIC_TEXT, /* unbounded numeric → utf8 with every digit */
   PGC_LIST,         /* one-dimensional array (multi-dimensional ones are flattened) of `elem` → list */
+  PGC_BPCHAR,       /* char(n) → utf8 without the trailing spaces that pad it (PostgreSQL compares it without
+                     * them too; Spice trims them as well) */
   PGC_KIND_COUNT
 } pgc_kind;
 

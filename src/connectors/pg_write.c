@@ -176,7 +176,7 @@ static int arrow_ok(pgc_kind k, const sp_arrow_typeinfo *t) {
   case PGC_INT8: case PGC_OID: return t->type == SP_ARROW_INT64;
   case PGC_FLOAT4: return t->type == SP_ARROW_FLOAT;
   case PGC_FLOAT8: return t->type == SP_ARROW_DOUBLE;
-  case PGC_TEXT: case PGC_JSONB: case PGC_UUID: case PGC_NUMERIC_TEXT:
+  case PGC_TEXT: case PGC_BPCHAR: case PGC_JSONB: case PGC_UUID: case PGC_NUMERIC_TEXT:
     return t->type == SP_ARROW_UTF8 || t->type == SP_ARROW_LARGE_UTF8;
   case PGC_BYTEA: return t->type == SP_ARROW_BINARY || t->type == SP_ARROW_LARGE_BINARY;
   case PGC_DATE: return t->type == SP_ARROW_DATE32;
@@ -236,7 +236,7 @@ static int put_value(sp_buf *b, pgc_kind k, const sp_arrow_typeinfo *t, const st
     return put_be(b, (uint32_t)months, 4);
   }
   case PGC_NUMERIC: return put_decimal128(b, fixed_value(a, j, 16), t->scale);
-  case PGC_TEXT: case PGC_BYTEA: s = var_value(a, large, j, &len); return put_field(b, s, len);
+  case PGC_TEXT: case PGC_BPCHAR: case PGC_BYTEA: s = var_value(a, large, j, &len); return put_field(b, s, len);
   case PGC_JSONB:
     s = var_value(a, large, j, &len);
     SP_TRY(put_be(b, len + 1, 4));

@@ -18,6 +18,7 @@
 typedef struct pgo_column {
   char *name;
   int identity; /* part of the replica identity (flag 1 of the Relation message) */
+  int padded;   /* char(n): trailing spaces are padding, dropped as the COPY decoder drops them */
 } pgo_column;
 
 /* One key's net change: its latest values (n_cols strings, NULL = SQL NULL), or its deletion. */
@@ -93,8 +94,8 @@ typedef struct tval {
   uint32_t len;
 } tval;
 
-/* Reads a TupleData of exactly n columns into v. */
-static int rd_tuple(reader *r, tval *v, size_t n, sp_error *err) {
+/* Reads a TupleData of exactly n columns (described by cols) into v. */
+static int rd_tuple(reader *r, const pgo_column *cols, tval *v, size_t n, sp_error *err) {
   uint64_t count = rd_be(r, 2);
   if (r->bad || count != n)
     return sp_fail(err, SP_EIO, "pgoutput tuple has %" PRIu64 " columns, the relation %zu", count, n);
@@ -107,6 +108,7 @@ static int rd_tuple(reader *r, tval *v, size_t n, sp_error *err) {
     if (*k == 't') {
       v[i].len = (uint32_t)rd_be(r, 4);
       v[i].p = (const char *)take(r, v[i].len);
+      while (cols[i].padded && v[i].p && v[i].len > 0 && v[i].p[v[i].len - 1] == ' ') v[i].len--;
     } else if (*k != 'n' && *k != 'u') {
       return sp_fail(err, SP_EIO, "pgoutput tuple column %zu has unknown kind 0x%02x (binary tuples are not supported)", i, *k);
     }
@@ -306,7 +308,9 @@ static int resolve_key(pgo_decoder *d, sp_error *err) {
 static int same_columns(const pgo_decoder *d, const pgo_column *cols, size_t n) {
   if (!d->has_rel || n != d->n_cols) return 0;
   for (size_t i = 0; i < n; i++)
-    if (strcmp(cols[i].name, d->cols[i].name) != 0 || cols[i].identity != d->cols[i].identity) return 0;
+    if (strcmp(cols[i].name, d->cols[i].name) != 0 || cols[i].identity != d->cols[i].identity ||
+        cols[i].padded != d->cols[i].padded)
+      return 0;
   return 1;
 }
 
@@ -322,7 +326,8 @@ static int on_relation(pgo_decoder *d, reader *r, sp_error *err) {
   for (size_t i = 0; i < n && !r->bad; i++) {
     cols[i].identity = (int)(rd_be(r, 1) & 1);
     const char *name = rd_str(r);
-    rd_be(r, 8); /* type oid, type modifier */
+    cols[i].padded = rd_be(r, 4) == 1042; /* type oid: bpchar */
+    rd_be(r, 4);                           /* type modifier */
     if (name && (cols[i].name = strdup(name)) == NULL) r->bad = 1;
   }
   int rc = SP_OK;
@@ -357,7 +362,7 @@ static int on_insert(pgo_decoder *d, reader *r, tval *v, sp_error *err) {
   int rc = change_relation(d, r, err);
   if (rc != SP_OK) return rc == 1 ? SP_OK : rc;
   if (rd_be(r, 1) != 'N') return sp_fail(err, SP_EIO, "pgoutput insert without a new tuple");
-  SP_TRY(rd_tuple(r, v, d->n_cols, err));
+  SP_TRY(rd_tuple(r, d->cols, v, d->n_cols, err));
   for (size_t i = 0; i < d->n_cols; i++)
     if (v[i].kind == 'u') return sp_fail(err, SP_EIO, "pgoutput insert with an unchanged value");
   return record(d, 'i', v, NULL, 0, err);
@@ -369,11 +374,11 @@ static int on_update(pgo_decoder *d, reader *r, tval *v, tval *old, sp_error *er
   uint64_t old_kind = rd_be(r, 1), kind = old_kind;
   int has_old = old_kind == 'K' || old_kind == 'O';
   if (has_old) {
-    SP_TRY(rd_tuple(r, old, d->n_cols, err));
+    SP_TRY(rd_tuple(r, d->cols, old, d->n_cols, err));
     kind = rd_be(r, 1);
   }
   if (kind != 'N') return sp_fail(err, SP_EIO, "pgoutput update without a new tuple");
-  SP_TRY(rd_tuple(r, v, d->n_cols, err));
+  SP_TRY(rd_tuple(r, d->cols, v, d->n_cols, err));
   /* An old tuple comes when the key changed (or with REPLICA IDENTITY FULL): the old key goes away first. */
   if (has_old) SP_TRY(record(d, 'd', old, NULL, old_kind == 'O', err));
   return record(d, 'u', v, old_kind == 'O' ? old : NULL, 0, err);
@@ -384,7 +389,7 @@ static int on_delete(pgo_decoder *d, reader *r, tval *old, sp_error *err) {
   if (rc != SP_OK) return rc == 1 ? SP_OK : rc;
   uint64_t kind = rd_be(r, 1);
   if (kind != 'K' && kind != 'O') return sp_fail(err, SP_EIO, "pgoutput delete without an old tuple");
-  SP_TRY(rd_tuple(r, old, d->n_cols, err));
+  SP_TRY(rd_tuple(r, d->cols, old, d->n_cols, err));
   return record(d, 'd', old, NULL, kind == 'O', err);
 }
 

@@ -329,7 +329,8 @@ static int map_base_oid(Oid oid, int typmod, pgc_type *t) {
   switch (oid) {
   case 16: t->kind = PGC_BOOL; return 1;
   case 17: t->kind = PGC_BYTEA; return 1;
-  case 18: case 19: case 25: case 114: case 1042: case 1043: t->kind = PGC_TEXT; return 1; /* "char", name, text, json, bpchar, varchar */
+  case 18: case 19: case 25: case 114: case 1043: t->kind = PGC_TEXT; return 1; /* "char", name, text, json, varchar */
+  case 1042: t->kind = PGC_BPCHAR; return 1;
   case 20: t->kind = PGC_INT8; return 1;
   case 21: t->kind = PGC_INT2; return 1;
   case 23: t->kind = PGC_INT4; return 1;

@@ -34,7 +34,7 @@ static void str(msg *m, const char *s) {
 }
 
 /* Relation 16384 public.t (id int key, v text, big text); full: REPLICA IDENTITY FULL (every column flagged). */
-static msg relation_ident(int full) {
+static msg relation_typed(int full, uint32_t v_oid) {
   msg m = {.n = 0};
   u8(&m, 'R');
   be(&m, 16384, 4);
@@ -46,12 +46,13 @@ static msg relation_ident(int full) {
   for (int i = 0; i < 3; i++) {
     u8(&m, i == 0 || full ? 1 : 0);
     str(&m, names[i]);
-    be(&m, i == 0 ? 23 : 25, 4);
+    be(&m, i == 0 ? 23 : i == 1 ? v_oid : 25, 4);
     be(&m, 0xffffffffu, 4);
   }
   return m;
 }
 
+static msg relation_ident(int full) { return relation_typed(full, 25); }
 static msg relation(void) { return relation_ident(0); }
 
 static msg begin(void) {
@@ -171,6 +172,20 @@ static void expect_rows(pgo_decoder *d, const char *const *want) {
 }
 
 /* ---- Tests -------------------------------------------------------------------------------------------------- */
+
+/* char(n) (bpchar, oid 1042): its padding is dropped, as the COPY decoder drops it; text keeps its spaces. */
+static void char_padding_dropped(void **state) {
+  (void)state;
+  pgo_decoder *d;
+  assert_int_equal(pgo_decoder_new(NULL, 0, &d, NULL), SP_OK);
+  feed(d, relation_typed(0, 1042));
+  feed(d, begin());
+  feed(d, insert("1", "ab   ", "x  "));
+  feed(d, insert("2", "     ", NULL));
+  feed(d, commit(0x1000));
+  expect_rows(d, (const char *const[]){"insert|1|ab|x  ", "insert|2||∅", NULL});
+  pgo_decoder_free(d);
+}
 
 static void net_change_per_key(void **state) {
   (void)state;
@@ -353,6 +368,7 @@ static void lsn_text(void **state) {
 int main(void) {
   const struct CMUnitTest tests[] = {
       cmocka_unit_test(net_change_per_key),
+      cmocka_unit_test(char_padding_dropped),
       cmocka_unit_test(batches_hold_net_changes),
       cmocka_unit_test(only_whole_transactions),
       cmocka_unit_test(unknown_unchanged_value_needs_reload),
