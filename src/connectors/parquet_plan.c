@@ -362,6 +362,11 @@ static int cmp_range(const void *a, const void *b) {
 }
 
 size_t sp__byte_ranges_normalize(sp_byte_range *r, size_t n) {
+  /* An empty range (a zero-length chunk or bloom filter) asks for nothing, and a Range header cannot say it. */
+  size_t kept = 0;
+  for (size_t i = 0; i < n; i++)
+    if (r[i].end > r[i].start) r[kept++] = r[i];
+  n = kept;
   if (n == 0) return 0;
   qsort(r, n, sizeof *r, cmp_range);
   size_t o = 0;
